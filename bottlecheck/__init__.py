@@ -1,0 +1,15 @@
+"""bottlecheck: is this beer bottle open or closed?
+
+The library behind the ``bottlecheck`` CLI and HTTP server::
+
+    from bottlecheck import Classifier
+    classifier = Classifier.load()              # the bundled model, LiteRT engine
+    classifier.classify("photo.jpg")            # Prediction(path=..., status='open', ...)
+    list(classifier.classify_paths(paths))      # batched, decoded in worker threads
+"""
+
+from bottlecheck.classifier import Classifier, Prediction
+from bottlecheck.imaging import ImageError, load_image
+
+__version__ = "0.1.0"
+__all__ = ["Classifier", "ImageError", "Prediction", "__version__", "load_image"]

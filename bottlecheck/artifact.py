@@ -1,0 +1,100 @@
+"""The model artefact: exported model, Keras model and the metadata that describes them.
+
+A model directory holds ``metadata.json`` beside ``model.tflite`` (fast inference)
+and ``model.keras`` (fine-tuning and the TensorFlow engine). Everything a caller
+needs to use the model correctly (input size, preprocessing, labels, decision
+threshold, version) is read from the metadata, never assumed in code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+METADATA_FILE = "metadata.json"
+
+
+class ModelError(RuntimeError):
+    """The model directory is missing, incomplete or unreadable."""
+
+
+def default_model_dir() -> Path:
+    """The model bundled with the package (``model/`` in the source tree)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "model", here.parent / "model"):
+        if (candidate / METADATA_FILE).is_file():
+            return candidate
+    raise ModelError("no bundled model found: reinstall bottlecheck or pass --model DIR")
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    directory: Path
+    metadata: dict[str, Any] = field(repr=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "unknown"))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", self.directory.name))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata.get("labels", ["closed", "open"]))
+
+    @property
+    def input_size(self) -> int:
+        return int(self.metadata["input"]["size"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata.get("threshold", 0.5))
+
+    def file(self, kind: str) -> Path:
+        """Path of the ``tflite`` or ``keras`` file named in the metadata."""
+        name = self.metadata.get("files", {}).get(kind)
+        if not name:
+            raise ModelError(f"{self.directory}: metadata names no {kind} model")
+        return self.directory / name
+
+    @cached_property
+    def checksum(self) -> str:
+        """SHA-256 of the exported model: identifies exactly which weights answered."""
+        digest = hashlib.sha256()
+        with open(self.file("tflite"), "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.metadata.get("metrics", {}))
+
+
+def load_artifact(path: str | Path | None = None) -> ModelArtifact:
+    """Read a model directory (or its ``metadata.json``); ``None`` means the bundled model."""
+    directory = default_model_dir() if path is None else Path(path)
+    if directory.is_file():
+        directory = directory.parent
+    metadata_path = directory / METADATA_FILE
+    if not metadata_path.is_file():
+        raise ModelError(f"{directory}: no {METADATA_FILE} (is this a bottlecheck model directory?)")
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{metadata_path}: unreadable metadata ({exc})") from None
+    if "input" not in metadata or "size" not in metadata["input"]:
+        raise ModelError(f"{metadata_path}: metadata has no input size")
+    return ModelArtifact(directory=directory.resolve(), metadata=metadata)
+
+
+def write_metadata(directory: str | Path, metadata: dict[str, Any]) -> Path:
+    path = Path(directory) / METADATA_FILE
+    path.write_text(json.dumps(metadata, indent=2, sort_keys=False) + "\n")
+    return path

@@ -1,0 +1,160 @@
+"""``bottlecheck train`` and ``bottlecheck evaluate``: parse, call bottlecheck.training / evaluation, format."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from bottlecheck.engines import ENGINE_CHOICES
+
+_data_dirs = click.argument(
+    "data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, dir_okay=True)
+)
+
+
+def _source_weights(_ctx, _param, values) -> dict[str, float]:
+    weights = {}
+    for value in values:
+        name, _, weight = value.partition("=")
+        try:
+            weights[name] = float(weight)
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=WEIGHT, got {value!r}") from None
+    return weights
+
+
+@click.command()
+@_data_dirs
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the new model.")
+@click.option(
+    "--base",
+    default="bundled",
+    show_default=True,
+    help="Start from: bundled (the shipped model), imagenet, or a model directory.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=5e-4, show_default=True, help="Peak learning rate.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.01, 0.9),
+    default=0.15,
+    show_default=True,
+    help="Share of each (source, label) group held out for validation.",
+)
+@click.option("--patience", type=click.IntRange(1), default=3, show_default=True, help="Early-stopping patience.")
+@click.option(
+    "--trainable-from",
+    default="blocks_9",
+    show_default=True,
+    help="First layer (name prefix) to train; earlier layers stay frozen. 'all' trains everything.",
+)
+@click.option(
+    "--source-weight",
+    "source_weights",
+    multiple=True,
+    callback=_source_weights,
+    metavar="NAME=W",
+    help="Weight of a data directory's images (by directory name).",
+)
+@click.option("--max-steps", type=click.IntRange(1), default=None, help="Cap steps per epoch (quick runs).")
+@click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--version", "version_tag", default=None, help="Model version [default: UTC date and time].")
+def train(
+    data_dirs,
+    out,
+    base,
+    epochs,
+    batch_size,
+    learning_rate,
+    val_fraction,
+    patience,
+    trainable_from,
+    source_weights,
+    max_steps,
+    workers,
+    seed,
+    version_tag,
+):
+    """Fine-tune the model on DATA_DIR/{open,closed} (one or more directories).
+
+    Writes a complete model directory (TFLite, Keras, metadata with validation
+    metrics, a calibrated temperature and a threshold chosen on validation)
+    that --model accepts everywhere.
+
+    \b
+    Example:
+      bottlecheck train renders/ photos/ --out runs/m1 --epochs 6
+      bottlecheck evaluate holdout/ --model runs/m1 --report holdout.html
+    """
+    try:
+        from bottlecheck.training.train import TrainConfig
+        from bottlecheck.training.train import train as run_training
+    except ImportError as exc:
+        raise click.ClickException(f"training needs TensorFlow: pip install 'bottlecheck[train]' ({exc})") from None
+    config = TrainConfig(
+        data_dirs=list(data_dirs),
+        out=out,
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        val_fraction=val_fraction,
+        patience=patience,
+        trainable_from=None if trainable_from == "all" else trainable_from,
+        seed=seed,
+        workers=workers,
+        version=version_tag,
+        source_weights=source_weights,
+        max_steps_per_epoch=max_steps,
+    )
+    try:
+        run_training(config, log=lambda line: click.echo(line, err=True))
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@_data_dirs
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True),
+    envvar="BOTTLECHECK_MODEL",
+    help="Model directory (default: the bundled model).",
+)
+@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True)
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write an HTML page with every misclassified image as a thumbnail.",
+)
+@click.option("-t", "--threshold", type=click.FloatRange(0, 1), help="Override the model's threshold.")
+@click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option("-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, workers, quiet):
+    """Accuracy, per-class precision/recall/F1, confusion matrix, ROC AUC and calibration
+    error of a model on DATA_DIR/{open,closed}."""
+    from tqdm import tqdm
+
+    from bottlecheck.cli import _load_classifier
+    from bottlecheck.datasets import scan_image_folder
+    from bottlecheck.evaluation import evaluate as run_evaluation
+    from bottlecheck.evaluation import format_table, write_html_report
+
+    classifier = _load_classifier(model_path, engine, threshold)
+    try:
+        total = sum(len(scan_image_folder(d)) for d in data_dirs)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    with tqdm(total=total, unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
+        results, rows = run_evaluation(classifier, data_dirs, batch_size, workers, progress=bar.update)
+    if report:
+        wrong = write_html_report(report, results, rows)
+        click.echo(f"wrote {report} ({wrong} misclassified)", err=True)
+    click.echo(json.dumps(results, indent=2) if fmt == "json" else format_table(results))

@@ -1,0 +1,55 @@
+"""Labelled image folders and stratified splits, shared by training and evaluation.
+
+A data directory follows the ImageFolder convention (Keras, Ultralytics):
+``DATA/open/*.jpg`` and ``DATA/closed/*.jpg``, searched recursively. Several
+directories can be combined; each keeps a ``source`` name (the directory's name)
+so metrics can be reported per source.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bottlecheck.discovery import walk_images
+
+LABELS = ("closed", "open")
+
+
+@dataclass(frozen=True)
+class Example:
+    path: str
+    label: int  # index into LABELS: 0 closed, 1 open
+    source: str
+
+
+def scan_image_folder(root: str | Path, source: str | None = None) -> list[Example]:
+    """Examples under ``root/closed`` and ``root/open``; other folders are ignored."""
+    root = Path(root)
+    examples = []
+    for index, label in enumerate(LABELS):
+        folder = root / label
+        if folder.is_dir():
+            examples += [Example(p, index, source or root.name) for p in walk_images(str(folder))]
+    if not examples:
+        raise FileNotFoundError(f"{root}: no images in {root / 'open'} or {root / 'closed'}")
+    return examples
+
+
+def stratified_split(examples: Sequence[Example], fraction: float, seed: int = 0) -> tuple[list, list]:
+    """Split keeping each (source, label) group's share: ``fraction`` goes to validation."""
+    rng = random.Random(seed)
+    groups: dict[tuple[str, int], list[Example]] = {}
+    for example in examples:
+        groups.setdefault((example.source, example.label), []).append(example)
+    train, val = [], []
+    for key in sorted(groups):
+        items = sorted(groups[key], key=lambda e: e.path)
+        rng.shuffle(items)
+        n_val = int(round(len(items) * fraction)) if len(items) > 1 else 0
+        n_val = min(max(n_val, 1 if fraction > 0 and len(items) > 2 else 0), len(items) - 1)
+        val += items[:n_val]
+        train += items[n_val:]
+    return train, val

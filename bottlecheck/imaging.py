@@ -1,0 +1,165 @@
+"""The one image loader: every path (CLI, server, training, evaluation) goes through here.
+
+Bytes or a path in, a model-ready ``uint8`` array out. The steps, in order:
+
+1. open lazily and refuse decompression bombs from the header alone, before any
+   pixel is decoded;
+2. ask the JPEG decoder for a reduced-size decode (draft mode: DCT scaling by
+   1/2, 1/4 or 1/8), so a 12-megapixel photo is never fully decoded only to be
+   shrunk to 224 px;
+3. honour EXIF orientation (phones store portrait photos sideways);
+4. normalise every mode (grey, palette, RGBA, CMYK, 16-bit) to 8-bit RGB,
+   compositing transparency on the pad colour;
+5. letterbox: scale the long side to the model's input and pad the rest. Never a
+   centre crop: the cap is at the top of a tall bottle, and a square crop of a
+   portrait photo cuts it off.
+
+Normalisation to the network's range happens inside the exported model, so every
+caller feeds the same 0..255 array and nothing can drift between training and
+serving.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageSource = str | Path | bytes | bytearray | memoryview | BinaryIO
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+# Letterbox bars and transparent areas take this grey: after the model's
+# (x - 127) / 128 scaling it is zero, "no signal".
+PAD_VALUE = 127
+# 50 megapixels covers every phone and line camera we know of; a header claiming
+# more is a bomb or a mistake, refused before decoding.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+class ImageError(ValueError):
+    """An input that cannot be turned into a model input; ``str()`` is a one-line reason."""
+
+
+def _open(source: ImageSource) -> Image.Image:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("empty file (0 bytes)")
+        stream: BinaryIO = io.BytesIO(bytes(source))
+        return Image.open(stream)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            if path.is_dir():
+                raise ImageError("is a directory, not an image")
+            if path.stat().st_size == 0:
+                raise ImageError("empty file (0 bytes)")
+        except FileNotFoundError:
+            raise ImageError("no such file") from None
+        except PermissionError:
+            raise ImageError("permission denied") from None
+        return Image.open(path)
+    return Image.open(source)
+
+
+def decode_image(
+    source: ImageSource,
+    max_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode ``source`` to an upright 8-bit RGB image.
+
+    ``max_side`` is the size the caller will shrink the long side to; JPEG
+    decoding is then done at the smallest DCT scale that still covers it.
+    Raises :class:`ImageError` with a one-line reason for anything unreadable.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = _open(source)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(f"image too large: {width}x{height} pixels (limit {max_pixels:,})")
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # animated GIF, multi-page TIFF: the first frame
+            if max_side and image.format == "JPEG":
+                scale = max_side / max(width, height)
+                image.draft(image.mode, (int(width * scale) + 1, int(height * scale) + 1))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"image too large (limit {max_pixels:,} pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError("not a readable image (unknown format)") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"corrupt or truncated image: {reason}") from None
+    except MemoryError as exc:  # pragma: no cover - defensive
+        raise ImageError(f"image could not be decoded: {type(exc).__name__}") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode != "I" or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array * (255.0 / top), 0, 255).astype(np.uint8), "L")
+    elif mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        top = 1.0 if array.max() <= 1.0 else 255.0
+        image = Image.fromarray(np.clip(array * (255.0 / top), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (PAD_VALUE, PAD_VALUE, PAD_VALUE, 255))
+        image = Image.alpha_composite(background, rgba)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image
+
+
+def letterbox(
+    image: Image.Image,
+    size: int,
+    scale: float = 1.0,
+    center: tuple[float, float] = (0.5, 0.5),
+    resample: int = Image.BILINEAR,
+) -> np.ndarray:
+    """Fit ``image`` inside a ``size`` x ``size`` canvas without cropping it.
+
+    With the defaults the long side fills the canvas and the image is centred.
+    Training passes a ``scale`` below 1 and an off-centre ``center`` to vary the
+    bottle's size and position; the whole image always stays inside the canvas,
+    so the top of the bottle is never cut.
+    """
+    width, height = image.size
+    fit = size / max(width, height) * min(max(scale, 0.05), 1.0)
+    new_w, new_h = max(1, round(width * fit)), max(1, round(height * fit))
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), resample)
+    canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    left = round((size - new_w) * min(max(center[0], 0.0), 1.0))
+    top = round((size - new_h) * min(max(center[1], 0.0), 1.0))
+    canvas[top : top + new_h, left : left + new_w] = np.asarray(image, dtype=np.uint8)
+    return canvas
+
+
+def load_image(source: ImageSource, size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Path or bytes in; ``(size, size, 3)`` uint8 RGB letterboxed model input out."""
+    return letterbox(decode_image(source, max_side=size, max_pixels=max_pixels), size)
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True when the file name has an image extension we decode."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS

@@ -1,0 +1,123 @@
+"""Classification metrics computed from labels and ``p_open``: plain NumPy, no TensorFlow.
+
+Used by ``bottlecheck evaluate`` and by training to report validation results and
+to choose the temperature and the decision threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bottlecheck.datasets import LABELS
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula; ties count half."""
+    labels = np.asarray(labels, dtype=bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = np.asarray(scores)[order]
+    # average ranks over ties
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def expected_calibration_error(labels: np.ndarray, p_open: np.ndarray, threshold: float = 0.5, bins: int = 10) -> float:
+    """ECE of the reported confidence (probability of the predicted class), equal-width bins."""
+    labels = np.asarray(labels, dtype=int)
+    p_open = np.asarray(p_open, dtype=float)
+    predicted = (p_open >= threshold).astype(int)
+    confidence = np.where(predicted == 1, p_open, 1 - p_open)
+    correct = (predicted == labels).astype(float)
+    edges = np.linspace(0.5, 1.0, bins + 1) if threshold == 0.5 else np.linspace(0.0, 1.0, bins + 1)
+    total = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=False):
+        mask = (
+            (confidence > low) & (confidence <= high) if low > edges[0] else (confidence >= low) & (confidence <= high)
+        )
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)
+
+
+def classification_report(labels: np.ndarray, p_open: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1, confusion matrix, ROC AUC and ECE."""
+    labels = np.asarray(labels, dtype=int)
+    p_open = np.asarray(p_open, dtype=float)
+    predicted = (p_open >= threshold).astype(int)
+    matrix = [[int(((labels == t) & (predicted == p)).sum()) for p in (0, 1)] for t in (0, 1)]
+    per_class = {}
+    for index, name in enumerate(LABELS):
+        tp = matrix[index][index]
+        fp = matrix[1 - index][index]
+        fn = matrix[index][1 - index]
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "f1": round(f1, 4),
+            "support": int((labels == index).sum()),
+        }
+    auc = roc_auc(labels, p_open)
+    return {
+        "count": int(len(labels)),
+        "threshold": round(float(threshold), 4),
+        "accuracy": round(float((predicted == labels).mean()) if len(labels) else 0.0, 4),
+        "balanced_accuracy": round(float(np.mean([per_class[n]["recall"] for n in LABELS])), 4),
+        "per_class": per_class,
+        "confusion_matrix": {
+            "rows": "true " + "/".join(LABELS),
+            "columns": "predicted " + "/".join(LABELS),
+            "values": matrix,
+        },
+        "roc_auc": None if auc is None else round(auc, 4),
+        "ece": round(expected_calibration_error(labels, p_open, threshold), 4),
+    }
+
+
+def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Temperature that minimises the validation negative log-likelihood (golden-section search)."""
+    labels = np.asarray(labels, dtype=float)
+    logits = np.asarray(logits, dtype=float)
+
+    def nll(t: float) -> float:
+        z = logits / t
+        return float(np.mean(np.logaddexp(0, z) - labels * z))
+
+    low, high = np.log(0.05), np.log(20.0)
+    ratio = (np.sqrt(5) - 1) / 2
+    for _ in range(60):
+        a = high - ratio * (high - low)
+        b = low + ratio * (high - low)
+        if nll(np.exp(a)) < nll(np.exp(b)):
+            high = b
+        else:
+            low = a
+    return float(np.exp((low + high) / 2))
+
+
+def choose_threshold(labels: np.ndarray, p_open: np.ndarray) -> float:
+    """The threshold with the best balanced accuracy on validation; ties go to the one nearest 0.5."""
+    labels = np.asarray(labels, dtype=int)
+    candidates = np.unique(np.concatenate([[0.5], np.round(p_open, 4)]))
+    best, best_key = 0.5, (-1.0, 0.0)
+    for t in candidates:
+        predicted = p_open >= t
+        recalls = [((predicted == bool(c)) & (labels == c)).sum() / max(1, (labels == c).sum()) for c in (0, 1)]
+        key = (round(float(np.mean(recalls)), 6), -abs(float(t) - 0.5))
+        if key > best_key:
+            best, best_key = float(t), key
+    return best

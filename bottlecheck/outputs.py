@@ -1,0 +1,207 @@
+"""Output writers (table, CSV, JSON, JSONL) and reading back a partial output for ``--resume``.
+
+Every row has the same fields, in this order: ``path``, ``status``,
+``confidence``, ``p_open``, ``error``. CSV and JSONL rows are written and flushed
+one at a time, so a crash loses at most the batch in flight, and a row cut short
+by a kill is dropped on resume rather than breaking the parser. JSON (one array)
+cannot be appended to, so it is written to a temporary file and renamed into
+place when the run ends: the file is either the old one or complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+FIELDS = ("path", "status", "confidence", "p_open", "error")
+FORMATS = ("table", "csv", "json", "jsonl")
+_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table"}
+
+
+def format_for_path(path: str | os.PathLike) -> str | None:
+    """The format implied by an output file's extension, or None."""
+    return _EXTENSIONS.get(Path(path).suffix.lower())
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+class RowWriter:
+    """Base class: ``write(row)`` for each row, then ``close()``."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, row: dict) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JSONLWriter(RowWriter):
+    def write(self, row: dict) -> None:
+        self.stream.write(json.dumps({k: row.get(k) for k in FIELDS}, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+
+class CSVWriter(RowWriter):
+    def __init__(self, stream: TextIO, header: bool = True):
+        super().__init__(stream)
+        self._csv = csv.writer(stream, lineterminator="\n")
+        if header:
+            self._csv.writerow(FIELDS)
+            stream.flush()
+
+    def write(self, row: dict) -> None:
+        values = [row.get(k) for k in FIELDS]
+        self._csv.writerow(["" if v is None else v for v in values])
+        self.stream.flush()
+
+
+class JSONWriter(RowWriter):
+    """Collects rows and writes one JSON array on close."""
+
+    def __init__(self, stream: TextIO, previous: list[dict] | None = None):
+        super().__init__(stream)
+        self.rows = list(previous or [])
+
+    def write(self, row: dict) -> None:
+        self.rows.append({k: row.get(k) for k in FIELDS})
+
+    def close(self) -> None:
+        json.dump(self.rows, self.stream, indent=2, ensure_ascii=False)
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class TableWriter(RowWriter):
+    """A readable, streaming table: fixed-width columns first, the path last."""
+
+    def __init__(self, stream: TextIO):
+        super().__init__(stream)
+        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}  PATH\n")
+
+    def write(self, row: dict) -> None:
+        path = str(row["path"]).replace("\n", "\\n")
+        line = f"{row['status']:<7} {_number(row.get('confidence')):>6} {_number(row.get('p_open')):>6}  {path}"
+        if row.get("error"):
+            line += f"  ({row['error']})"
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def make_writer(fmt: str, stream: TextIO, header: bool = True, previous: list[dict] | None = None) -> RowWriter:
+    if fmt == "jsonl":
+        return JSONLWriter(stream)
+    if fmt == "csv":
+        return CSVWriter(stream, header=header)
+    if fmt == "json":
+        return JSONWriter(stream, previous)
+    if fmt == "table":
+        return TableWriter(stream)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# ------------------------------------------------------------------ resume
+def _complete_jsonl(text: str) -> tuple[list[dict], int]:
+    rows, good_end, offset = [], 0, 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line.encode())
+        if not line.endswith("\n"):
+            break  # cut short by a crash
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if isinstance(row, dict) and "path" in row:
+            rows.append(row)
+        good_end = offset
+    return rows, good_end
+
+
+def _complete_csv(text: str) -> tuple[list[dict], int]:
+    """Rows of every complete record, and the byte length they occupy."""
+    # Try the whole text, then drop the last line until it parses (a quoted
+    # newline means a record can span lines, so cut at line ends and re-check).
+    candidate = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    while candidate:
+        try:
+            records = list(csv.reader(io.StringIO(candidate, newline=""), strict=True))
+        except csv.Error:
+            records = None
+        if records and records[0] == list(FIELDS) and all(len(r) == len(FIELDS) for r in records[1:]):
+            rows = [dict(zip(FIELDS, r, strict=False)) for r in records[1:]]
+            return rows, len(candidate.encode())
+        candidate = candidate[: candidate[:-1].rfind("\n") + 1]
+    return [], 0
+
+
+def read_existing(path: str | os.PathLike, fmt: str) -> tuple[list[dict], int]:
+    """Rows already written to ``path`` and the byte length of its complete part."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [], 0
+    if fmt == "jsonl":
+        return _complete_jsonl(text)
+    if fmt == "csv":
+        return _complete_csv(text)
+    if fmt == "json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError:
+            return [], 0
+        return (
+            ([r for r in rows if isinstance(r, dict) and "path" in r], len(text.encode()))
+            if isinstance(rows, list)
+            else ([], 0)
+        )
+    raise ValueError(f"--resume does not support the {fmt} format")
+
+
+def open_output(path: str | os.PathLike, fmt: str, resume: bool) -> tuple[RowWriter, set[str], callable]:
+    """Open ``path`` for writing rows; with ``resume`` keep its complete rows.
+
+    Returns the writer, the set of paths already done, and a function that
+    finishes the file (close, and for JSON the atomic rename).
+    """
+    path = Path(path)
+    done: set[str] = set()
+    previous: list[dict] = []
+    keep = 0
+    if resume:
+        previous, keep = read_existing(path, fmt)
+        done = {str(row["path"]) for row in previous}
+    if fmt == "json":
+        directory = path.parent if str(path.parent) else Path(".")
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        stream = os.fdopen(handle, "w", encoding="utf-8")
+        writer = make_writer(fmt, stream, previous=previous)
+
+        def finish() -> None:
+            writer.close()
+            stream.close()
+            os.replace(temp_name, path)
+
+        return writer, done, finish
+    if resume and keep:
+        with open(path, "r+b") as raw:  # drop a row cut short by a crash
+            raw.truncate(keep)
+        stream = open(path, "a", encoding="utf-8", newline="")
+        writer = make_writer(fmt, stream, header=False)
+    else:
+        stream = open(path, "w", encoding="utf-8", newline="")
+        writer = make_writer(fmt, stream)
+
+    def finish() -> None:
+        writer.close()
+        stream.close()
+
+    return writer, done, finish

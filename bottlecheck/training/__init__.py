@@ -1,0 +1,1 @@
+"""Training, export and evaluation. Needs TensorFlow: ``pip install 'bottlecheck[train]'``."""

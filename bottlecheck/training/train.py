@@ -1,0 +1,189 @@
+"""Fine-tune the classifier on labelled folders and write a complete model artefact.
+
+Recipe: EfficientNet-Lite0 from the bundled model (or ImageNet), batch norm kept
+in inference mode (small CPU batches would corrupt its statistics), the top
+blocks and the head trained with Adam on a cosine schedule, early stopping on
+validation loss. Then, on the validation split: temperature scaling so that
+confidence means what it says, and the decision threshold with the best
+balanced accuracy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bottlecheck import __version__
+from bottlecheck.artifact import load_artifact
+from bottlecheck.datasets import LABELS, Example, scan_image_folder, stratified_split
+from bottlecheck.metrics import choose_threshold, classification_report, fit_temperature
+from bottlecheck.training.data import ImageBatches
+
+
+@dataclass
+class TrainConfig:
+    data_dirs: Sequence[str]
+    out: str
+    base: str = "bundled"  # "bundled", "imagenet", or a model directory
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    val_fraction: float = 0.15
+    patience: int = 3
+    trainable_from: str | None = "blocks_9"
+    input_size: int = 224
+    seed: int = 0
+    workers: int = 2
+    version: str | None = None
+    source_weights: dict[str, float] = field(default_factory=dict)
+    max_steps_per_epoch: int | None = None
+
+
+def _load_base(config: TrainConfig):
+    import keras
+
+    from bottlecheck.training.model import build_classifier, set_temperature
+
+    if config.base == "imagenet":
+        return build_classifier(config.input_size), "ImageNet EfficientNet-Lite0"
+    artifact = load_artifact(None if config.base == "bundled" else config.base)
+    model = keras.models.load_model(artifact.file("keras"), compile=False)
+    set_temperature(model, 1.0)
+    return model, f"{artifact.name} {artifact.version}"
+
+
+def _sample_weights(examples: Sequence[Example], source_weights: dict[str, float]) -> list[float]:
+    """Balance labels within each source, then scale each source by its weight (default 1)."""
+    counts = Counter((e.source, e.label) for e in examples)
+    per_source = Counter(e.source for e in examples)
+    raw = [
+        per_source[e.source] / (2 * counts[(e.source, e.label)]) * source_weights.get(e.source, 1.0) for e in examples
+    ]
+    mean = float(np.mean(raw))
+    return [w / mean for w in raw]
+
+
+def predict_logits(model, examples: Sequence[Example], size: int, batch_size: int, workers: int) -> np.ndarray:
+    from bottlecheck.training.model import logit_model
+
+    batches = ImageBatches(examples, size, batch_size, augment_images=False, seed=0, workers=workers)
+    return logit_model(model).predict(batches, verbose=0).reshape(-1)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, calibrate, choose the threshold, and save the artefact to ``config.out``."""
+    import keras
+
+    from bottlecheck.training.model import freeze_backbone, save_artifact, set_temperature
+
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    examples: list[Example] = []
+    for directory in config.data_dirs:
+        examples += scan_image_folder(directory)
+    train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
+    if not val_set:
+        raise ValueError("too few images for a validation split: need at least 3 per class")
+    log(
+        f"data: {len(train_set)} train, {len(val_set)} validation "
+        f"({dict(Counter(LABELS[e.label] for e in train_set))} train)"
+    )
+
+    model, base_name = _load_base(config)
+    freeze_backbone(model, config.trainable_from)
+    weights = _sample_weights(train_set, config.source_weights)
+    train_batches = ImageBatches(
+        train_set,
+        config.input_size,
+        config.batch_size,
+        augment_images=True,
+        seed=config.seed,
+        weights=weights,
+        workers=config.workers,
+    )
+    val_batches = ImageBatches(
+        val_set, config.input_size, config.batch_size, augment_images=False, seed=config.seed, workers=config.workers
+    )
+    steps = (
+        len(train_batches) if not config.max_steps_per_epoch else min(len(train_batches), config.max_steps_per_epoch)
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, steps * config.epochs), alpha=0.05
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="acc"), keras.metrics.AUC(name="auc")],
+    )
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            log(
+                f"epoch {epoch + 1}/{config.epochs}: loss {logs.get('loss', math.nan):.4f} "
+                f"acc {logs.get('acc', math.nan):.4f} val_loss {logs.get('val_loss', math.nan):.4f} "
+                f"val_acc {logs.get('val_acc', math.nan):.4f} val_auc {logs.get('val_auc', math.nan):.4f} "
+                f"({time.time() - started:.0f}s)"
+            )
+
+    history = model.fit(
+        train_batches,
+        validation_data=val_batches,
+        epochs=config.epochs,
+        verbose=0,
+        steps_per_epoch=config.max_steps_per_epoch,
+        callbacks=[
+            EpochLine(),
+            keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True),
+        ],
+    )
+
+    logits = predict_logits(model, val_set, config.input_size, config.batch_size, config.workers)
+    labels = np.array([e.label for e in val_set])
+    temperature = fit_temperature(labels, logits)
+    p_open = 1 / (1 + np.exp(-logits / temperature))
+    threshold = choose_threshold(labels, p_open)
+    set_temperature(model, temperature)
+    report = classification_report(labels, p_open, threshold)
+    by_source = {}
+    for source in sorted({e.source for e in val_set}):
+        mask = np.array([e.source == source for e in val_set])
+        by_source[source] = classification_report(labels[mask], p_open[mask], threshold)
+    log(
+        f"validation: accuracy {report['accuracy']:.4f}, AUC {report['roc_auc']}, ECE {report['ece']:.4f}, "
+        f"temperature {temperature:.3f}, threshold {threshold:.3f}"
+    )
+
+    now = dt.datetime.now(dt.timezone.utc)
+    metadata = {
+        "name": "bottlecheck-lite0",
+        "version": config.version or now.strftime("%Y.%m.%d.%H%M"),
+        "created": now.isoformat(timespec="seconds"),
+        "threshold": round(threshold, 4),
+        "training": {
+            "bottlecheck": __version__,
+            "base": base_name,
+            "data": [str(d) for d in config.data_dirs],
+            "train_count": len(train_set),
+            "val_count": len(val_set),
+            "per_source": {
+                s: dict(Counter(LABELS[e.label] for e in examples if e.source == s))
+                for s in sorted({e.source for e in examples})
+            },
+            "epochs_run": len(history.history.get("loss", [])),
+            "config": {k: v for k, v in vars(config).items() if k not in ("data_dirs", "out")},
+            "seconds": round(time.time() - started, 1),
+        },
+        "metrics": {"validation": report, "validation_by_source": by_source},
+    }
+    save_artifact(model, config.out, metadata)
+    log(f"wrote {config.out} in {time.time() - started:.0f}s")
+    return json.loads(json.dumps(metadata))

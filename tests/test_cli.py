@@ -1,0 +1,146 @@
+"""The classify/info contract, through click's CliRunner and the installed console script."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bottlecheck.cli import main
+from tests.conftest import bottle_photo
+
+FIELDS = ["path", "status", "confidence", "p_open", "error"]
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def test_directory_to_jsonl_one_row_per_file_and_exit_1(photo_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = run("classify", str(photo_dir), "-o", str(out), "-q")
+    assert result.exit_code == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [Path(r["path"]).name for r in rows] == ["a_open.jpg", "b_closed.jpg", "c_closed.png", "d_empty.jpg"]
+    assert all(list(r) == FIELDS for r in rows)
+    empty = rows[-1]
+    assert empty["status"] == "error" and "empty" in empty["error"] and empty["p_open"] is None
+    for row in rows[:3]:
+        assert row["status"] in ("open", "closed") and row["error"] is None
+        expected = row["p_open"] if row["status"] == "open" else 1 - row["p_open"]
+        assert abs(row["confidence"] - expected) < 1e-5 and row["confidence"] >= 0.5
+
+
+def test_all_good_exits_0_and_threshold_decides(photo_dir):
+    (photo_dir / "d_empty.jpg").unlink()
+    for threshold, status in (("0", "open"), ("1", "closed")):
+        result = run("classify", str(photo_dir), "-f", "jsonl", "-t", threshold, "-q")
+        assert result.exit_code == 0, result.output
+        statuses = {json.loads(line)["status"] for line in result.output.splitlines()}
+        assert statuses == {status}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "table"])
+def test_formats_on_stdout(photo_dir, fmt):
+    result = run("classify", str(photo_dir), "-f", fmt, "-q")
+    assert result.exit_code == 1
+    text = result.output
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+    elif fmt == "json":
+        rows = json.loads(text)
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in text.splitlines()]
+    else:
+        lines = text.splitlines()
+        assert lines[0].split() == ["STATUS", "CONF", "P_OPEN", "PATH"]
+        rows = [{"status": line.split()[0]} for line in lines[1:]]
+    assert [r["status"] for r in rows][-1] == "error" and len(rows) == 4
+
+
+def test_output_format_from_extension_and_summary(photo_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    result = run("classify", str(photo_dir), "-o", str(out))
+    assert "4 images:" in result.output and "1 errors" in result.output  # summary on stderr
+    assert out.read_text().startswith("path,status,confidence,p_open,error\n")
+
+
+def test_missing_path_glob_and_stdin(photo_dir, tmp_path):
+    missing = str(tmp_path / "nope.jpg")
+    result = run(
+        "classify",
+        missing,
+        str(photo_dir / "*.png"),
+        "-",
+        "-f",
+        "jsonl",
+        "-q",
+        input=str(photo_dir / "a_open.jpg") + "\n\n",
+    )
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [(Path(r["path"]).name, r["status"]) for r in rows][0] == ("nope.jpg", "error")
+    assert rows[0]["error"] == "no such file"
+    assert [Path(r["path"]).name for r in rows[1:]] == ["c_closed.png", "a_open.jpg"]
+    assert result.exit_code == 1
+
+
+def test_symlink_loop_and_odd_names(photo_dir):
+    os.symlink(photo_dir, photo_dir / "loop")
+    odd = photo_dir / 'odd, "name"\nwith newline.jpg'
+    odd.write_bytes(bottle_photo(True, seed=9))
+    result = run("classify", str(photo_dir), "-f", "csv", "-q")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert len(rows) == 5, "the loop is walked once, never again"
+    assert str(odd) in [r["path"] for r in rows]
+
+
+def test_resume_skips_done_inputs(photo_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    first = sorted(photo_dir.iterdir())[:2]
+    run("classify", *map(str, first), "-o", str(out), "-q")
+    result = run("classify", str(photo_dir), "-o", str(out), "--resume")
+    assert "2 already done" in result.output
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert sorted(Path(r["path"]).name for r in rows) == sorted(p.name for p in photo_dir.iterdir())
+    assert len(rows) == 4
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["classify"],
+        ["classify", "x.jpg", "--resume"],
+        ["classify", "x", "-f", "xml"],
+        ["classify", "x", "--batch-size", "0"],
+    ],
+)
+def test_usage_errors_exit_2(args):
+    assert CliRunner().invoke(main, args).exit_code == 2
+
+
+def test_info_reports_model(tmp_path):
+    result = run("info", "--json")
+    facts = json.loads(result.output)
+    assert facts["engine"] == "litert" and facts["input_size"] == 224
+    assert facts["labels"] == ["closed", "open"] and len(facts["sha256"]) == 64
+
+
+def test_installed_console_script(photo_dir, tmp_path):
+    """The real entry point in a subprocess, as users run it."""
+    script = shutil.which("bottlecheck", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    assert script, "bottlecheck console script is not installed"
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run([script, "classify", str(photo_dir), "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(out.read_text().splitlines()) == 4
+    proc = subprocess.run([sys.executable, "-m", "bottlecheck", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "bottlecheck" in proc.stdout

@@ -1,0 +1,52 @@
+"""Metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bottlecheck.metrics import (
+    choose_threshold,
+    classification_report,
+    expected_calibration_error,
+    fit_temperature,
+    roc_auc,
+)
+
+
+def test_roc_auc_by_hand():
+    labels = np.array([0, 0, 1, 1])
+    assert roc_auc(labels, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert roc_auc(labels, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert roc_auc(np.array([1, 1]), np.array([0.2, 0.3])) is None
+
+
+def test_report_confusion_and_per_class():
+    labels = np.array([0, 0, 0, 1, 1])
+    p_open = np.array([0.1, 0.2, 0.7, 0.9, 0.4])
+    report = classification_report(labels, p_open, 0.5)
+    assert report["confusion_matrix"]["values"] == [[2, 1], [1, 1]]
+    assert report["accuracy"] == 0.6
+    assert report["per_class"]["open"]["precision"] == 0.5
+    assert report["per_class"]["closed"]["recall"] == round(2 / 3, 4)
+
+
+def test_ece_zero_when_confidence_matches_accuracy():
+    # 10 predictions at confidence 0.8, 8 of them right.
+    labels = np.array([1] * 8 + [0] * 2)
+    assert expected_calibration_error(labels, np.full(10, 0.8)) < 1e-9
+    assert abs(expected_calibration_error(np.ones(10), np.full(10, 0.6)) - 0.4) < 1e-9
+
+
+def test_temperature_recovers_an_overconfident_model():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, 20000)
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-true_logits))).astype(int)
+    fitted = fit_temperature(labels, true_logits * 3.0)  # three times too confident
+    assert abs(fitted - 3.0) < 0.15
+
+
+def test_threshold_separates_shifted_scores():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    p_open = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.9])
+    t = choose_threshold(labels, p_open)
+    assert 0.2 < t <= 0.3
