@@ -555,7 +555,15 @@ def render_one(index: int, args, backgrounds: list[Path]) -> dict:
         if aspect[0] >= aspect[1]
         else 2 * math.atan(18 * aspect[1] / aspect[0] / cam_data.lens)
     )
-    frame_fraction = rng.uniform(0.25, 0.95) if scene_kind != "line" else rng.uniform(0.2, 0.6)
+    # How much of the frame's height the bottle fills. Phone photos are mostly close:
+    # the bottle fills half the frame or more, and one in five is a close-up of the
+    # neck (the body runs out of the frame; the top never does).
+    if scene_kind == "line":
+        frame_fraction = rng.uniform(0.3, 0.8)
+    elif rng.random() < 0.2:
+        frame_fraction = rng.uniform(1.1, 1.8)
+    else:
+        frame_fraction = rng.uniform(0.45, 1.0)
     distance = max(
         0.12,
         height_total
