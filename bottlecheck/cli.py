@@ -153,6 +153,63 @@ def info(model_path, engine, as_json):
         click.echo(f"  {name}: {json.dumps(value)}")
 
 
+@main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="BOTTLECHECK_HOST",
+    help="Address to listen on (0.0.0.0 for all).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, envvar="BOTTLECHECK_PORT")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="BOTTLECHECK_WORKERS",
+    help="Processes, each with its own copy of the model.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    envvar="BOTTLECHECK_THREADS",
+    help="Request threads per worker; their images are batched together.",
+)
+@model_option
+@engine_option
+@click.option(
+    "--api-keys-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="BOTTLECHECK_API_KEYS_FILE",
+    help="File of API keys, one per line (or BOTTLECHECK_API_KEYS=k1,k2).",
+)
+@click.option("--rate-limit", envvar="BOTTLECHECK_RATE_LIMIT", help="Per key or client, e.g. '600/minute;30/second'.")
+@click.option("--max-upload-mb", type=click.FloatRange(0.01), envvar="BOTTLECHECK_MAX_UPLOAD_MB")
+@click.option(
+    "--timeout",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="Seconds before a stuck worker is restarted.",
+)
+def serve(host, port, workers, threads, model_path, engine, api_keys_file, rate_limit, max_upload_mb, timeout):
+    """Serve the HTTP API (POST /classify) under gunicorn.
+
+    Every setting also reads from a BOTTLECHECK_* environment variable; see the
+    README for the full list (batching, queue, cache, Redis).
+    """
+    from bottlecheck.server.gunicorn_app import serve as run_server
+
+    app_config = {"MODEL": model_path, "ENGINE": engine}
+    for key, value in (("API_KEYS_FILE", api_keys_file), ("RATE_LIMIT", rate_limit), ("MAX_UPLOAD_MB", max_upload_mb)):
+        if value is not None:
+            app_config[key] = value
+    run_server(host, port, workers, threads, app_config, timeout=timeout)
+
+
 from bottlecheck.cli_train import evaluate, train  # noqa: E402  (they import TensorFlow only when run)
 
 main.add_command(train)

@@ -1,0 +1,112 @@
+"""Micro-batching: gather concurrent requests in a worker into one model call.
+
+Request threads decode their image (outside any lock, in parallel), then hand
+the array to ``MicroBatcher.submit``. One batching thread takes the first
+waiting array and, while other requests are still on their way (decoding or
+queued), waits up to ``max_wait`` for more, up to ``max_batch``; then it runs the
+model once and hands each request its answer. The idea of TensorFlow Serving's
+and Triton's dynamic batching, sized for a CPU worker.
+
+The queue is bounded: when it is full, ``submit`` raises :class:`Overloaded` at
+once, and the server answers 503 instead of letting latency grow without limit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import numpy as np
+
+
+class Overloaded(RuntimeError):
+    """The batching queue is full."""
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        max_batch: int = 16,
+        max_wait: float = 0.005,
+        max_queue: int = 64,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        self._predict = predict
+        self.max_batch = max(1, max_batch)
+        self.max_wait = max(0.0, max_wait)
+        self._queue: queue.Queue[tuple[np.ndarray, Future]] = queue.Queue(maxsize=max(1, max_queue))
+        self._on_batch = on_batch
+        self._inflight = 0  # requests between begin() and their answer: decoding or queued
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        self._thread.start()
+
+    def begin(self) -> None:
+        """Announce a request that will submit soon (lets the batcher wait for it)."""
+        with self._lock:
+            self._inflight += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+
+    def submit(self, image: np.ndarray) -> Future:
+        """Queue one ``(H, W, 3)`` image; the future resolves to its ``p_open``."""
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((image, future))
+        except queue.Full:
+            raise Overloaded("model queue is full") from None
+        return future
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _more_coming(self, batch_size: int) -> bool:
+        with self._lock:
+            return self._inflight > batch_size
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + self.max_wait
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except queue.Empty:
+                    pass
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._more_coming(len(batch)):
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+        try:
+            scores = self._predict(np.stack([image for image, _ in batch]))
+        except Exception as exc:  # every waiting request gets the failure, none hangs
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        if self._on_batch:
+            self._on_batch(len(batch))
+        for (_, future), score in zip(batch, scores, strict=True):
+            future.set_result(float(score))
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=2)

@@ -1,0 +1,92 @@
+"""Run the app under gunicorn (a real WSGI server) from ``bottlecheck serve``.
+
+Each worker builds its own app after the fork, so the model is loaded once per
+worker and no interpreter state crosses a fork. Workers use threads (``gthread``)
+so that concurrent requests in a worker meet in the micro-batcher. On SIGTERM
+gunicorn stops accepting connections and lets requests in flight finish (up to
+``graceful_timeout``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import tempfile
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger("bottlecheck.server")
+
+
+def _child_exit(_server, worker) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+class BottlecheckServer(BaseApplication):
+    def __init__(self, app_config: dict[str, Any], options: dict[str, Any]):
+        self.app_config = app_config
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+        self.cfg.set("child_exit", _child_exit)
+
+    def load(self):
+        from bottlecheck.server.app import create_app
+
+        return create_app(self.app_config)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    app_config: dict[str, Any],
+    timeout: int = 60,
+    graceful_timeout: int = 30,
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from bottlecheck.server.config import api_keys, load_config
+
+    if not api_keys(load_config(app_config)) and not is_loopback(host):
+        log.warning(
+            "serving on %s without API keys: anyone who can reach this port can use it "
+            "(set BOTTLECHECK_API_KEYS or --api-keys-file)",
+            host,
+        )
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bottlecheck-metrics-")
+    options = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": timeout,
+        "graceful_timeout": graceful_timeout,
+        "keepalive": 5,
+        "accesslog": None,  # the app writes one structured line per request
+        "errorlog": "-",
+        "loglevel": "info",
+        "preload_app": False,
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        "control_socket_disable": True,  # gunicorn >= 25: no runtime-control socket in $HOME
+    }
+    BottlecheckServer(app_config, options).run()

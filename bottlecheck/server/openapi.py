@@ -1,0 +1,103 @@
+"""The OpenAPI 3.1 description served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+_ANSWER = {
+    "type": "object",
+    "required": ["Bottle_Status", "Confidence"],
+    "properties": {
+        "Bottle_Status": {"type": "string", "enum": ["open", "closed"]},
+        "Confidence": {"type": "number", "minimum": 0.5, "maximum": 1, "description": "probability of Bottle_Status"},
+        "p_open": {"type": "number", "minimum": 0, "maximum": 1},
+        "model_version": {"type": "string"},
+    },
+}
+_ITEM = {
+    "oneOf": [
+        {**_ANSWER, "properties": {**_ANSWER["properties"], "filename": {"type": "string"}}},
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "filename": {"type": "string"}},
+        },
+    ]
+}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document(version: str, keys_required: bool) -> dict[str, Any]:
+    errors = {
+        "400": _json(_ERROR, "No file uploaded, or not a readable image"),
+        "413": _json(_ERROR, "Upload too large or too many files"),
+        "429": _json(_ERROR, "Rate limit exceeded (see Retry-After)"),
+        "503": _json(_ERROR, "Server busy (see Retry-After)"),
+    }
+    if keys_required:
+        errors["401"] = _json(_ERROR, "Missing or invalid API key")
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "bottlecheck",
+            "version": version,
+            "description": "Is this beer bottle open (cap off) or closed (cap on)?",
+        },
+        "paths": {
+            "/classify": {
+                "post": {
+                    "summary": "Classify one image, or several",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary"},
+                                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                    },
+                                }
+                            },
+                            "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "One answer for a single `file`; a list (same order) for several",
+                            "content": {
+                                "application/json": {"schema": {"oneOf": [_ANSWER, {"type": "array", "items": _ITEM}]}}
+                            },
+                        },
+                        **errors,
+                    },
+                }
+            },
+            "/healthz": {"get": {"summary": "Alive", "responses": {"200": _json({"type": "object"}, "alive")}}},
+            "/readyz": {"get": {"summary": "Model loaded", "responses": {"200": _json({"type": "object"}, "ready")}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+        },
+    }
+    if keys_required:
+        document["components"] = {
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+        }
+        document["paths"]["/classify"]["post"]["security"] = [{"apiKey": []}, {"bearer": []}]
+    return document

@@ -1,0 +1,144 @@
+"""A real ``bottlecheck serve`` (gunicorn) on a loopback port: contract, shutdown, and the web page in Chromium."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import bottle_photo
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _bottlecheck() -> str:
+    script = shutil.which("bottlecheck", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    assert script, "bottlecheck console script is not installed"
+    return script
+
+
+@pytest.fixture
+def server():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [_bottlecheck(), "serve", "--port", str(port), "--threads", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready: " + proc.stdout.read())
+    yield url, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _phone_photo(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (96, 54, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).resize((1080, 1920), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_real_server_contract(server):
+    url, _ = server
+    response = requests.post(url + "/classify", files={"file": ("a.jpg", bottle_photo(True, seed=1), "image/jpeg")})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["Bottle_Status"] in ("open", "closed") and 0.5 <= body["Confidence"] <= 1
+    assert requests.post(url + "/classify").json() == {"error": "No file uploaded"}
+    bad = requests.post(url + "/classify", files={"file": ("x.png", b"<svg></svg>", "image/png")})
+    assert bad.status_code == 400 and bad.json() == {"error": "Unable to process image"}
+    assert "bottlecheck_http_requests_total" in requests.get(url + "/metrics").text
+
+
+def test_sigterm_lets_requests_in_flight_finish(server):
+    url, proc = server
+    photos = [("files", (f"{i}.jpg", _phone_photo(i), "image/jpeg")) for i in range(24)]
+    outcome = {}
+
+    def slow_request():
+        outcome["response"] = requests.post(url + "/classify", files=photos, timeout=60)
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    time.sleep(0.5)  # the upload is in, decoding 24 phone frames
+    proc.send_signal(signal.SIGTERM)
+    thread.join(timeout=60)
+    response = outcome["response"]
+    assert response.status_code == 200
+    assert len(response.json()) == 24 and all("Bottle_Status" in item for item in response.json())
+    assert proc.wait(timeout=30) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/healthz", timeout=2)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_web_page_in_headless_chromium(server, tmp_path):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    photo = tmp_path / "bottle.jpg"
+    photo.write_bytes(bottle_photo(False, seed=3))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function(
+            "() => /^(OPEN|CLOSED) \\(confidence \\d+\\.\\d%\\)$/.test(document.querySelector('#result').textContent)",
+            timeout=20000,
+        )
+        text = page.text_content("#result")
+        shot = tmp_path / "page.png"
+        page.screenshot(path=str(shot))
+        browser.close()
+    expected = requests.post(url + "/classify", files={"file": ("b.jpg", photo.read_bytes(), "image/jpeg")}).json()
+    assert text.startswith(expected["Bottle_Status"].upper())
+    assert f"{expected['Confidence'] * 100:.1f}%" in text
+    assert shot.stat().st_size > 1000

@@ -1,0 +1,232 @@
+"""The HTTP contract and its errors, through Flask's test client."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bottlecheck.server import create_app
+from tests.conftest import bottle_photo
+
+JPEG = bottle_photo(True, seed=5)
+PNG = bottle_photo(False, seed=6, fmt="PNG")
+
+
+@pytest.fixture
+def make_client(classifier):
+    def make(**config):
+        app = create_app(config, classifier=classifier)
+        app.testing = True
+        return app.test_client()
+
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def post(client, *files, field="file", headers=None):
+    data = {field: [(io.BytesIO(content), name) for name, content in files]} if files else {}
+    return client.post("/classify", data=data, content_type="multipart/form-data", headers=headers or {})
+
+
+def test_contract_single_file(client, classifier):
+    for name, content in (("a.jpg", JPEG), ("b.png", PNG)):
+        response = post(client, (name, content))
+        assert response.status_code == 200
+        body = response.get_json()
+        assert list(body)[:2] == ["Bottle_Status", "Confidence"]
+        expected = classifier.classify(content)
+        assert body["Bottle_Status"] == expected.status
+        assert body["Confidence"] == pytest.approx(expected.confidence, abs=1e-4)
+        assert 0.5 <= body["Confidence"] <= 1
+        assert response.headers["X-Request-ID"]
+
+
+def test_no_file_and_unreadable_file(client):
+    response = client.post("/classify")
+    assert response.status_code == 400 and response.get_json() == {"error": "No file uploaded"}
+    response = post(client, ("x.jpg", b"definitely not an image"))
+    assert response.status_code == 400 and response.get_json() == {"error": "Unable to process image"}
+    response = post(client, ("empty.png", b""))
+    assert response.status_code == 400 and response.get_json() == {"error": "Unable to process image"}
+
+
+def test_several_files_answer_a_list_in_order(client):
+    response = post(client, ("a.jpg", JPEG), ("bad.jpg", b"nope"), ("c.png", PNG), field="files")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [item["filename"] for item in body] == ["a.jpg", "bad.jpg", "c.png"]
+    assert body[1]["error"] == "Unable to process image" and "Bottle_Status" in body[0] and "Bottle_Status" in body[2]
+    repeated = post(client, ("a.jpg", JPEG), ("c.png", PNG), field="file")
+    assert isinstance(repeated.get_json(), list) and len(repeated.get_json()) == 2
+
+
+def test_raw_image_body(client):
+    response = client.post("/classify", data=JPEG, content_type="image/jpeg")
+    assert response.status_code == 200 and response.get_json()["Bottle_Status"] in ("open", "closed")
+
+
+def test_api_keys(make_client, tmp_path):
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("# ops\nsecret-one\nsecret-two\n")
+    client = make_client(API_KEYS_FILE=str(keys_file), API_KEYS="env-key")
+    assert post(client, ("a.jpg", JPEG)).status_code == 401
+    assert post(client, ("a.jpg", JPEG)).get_json() == {"error": "Missing or invalid API key"}
+    assert post(client, ("a.jpg", JPEG), headers={"X-API-Key": "wrong"}).status_code == 401
+    assert post(client, ("a.jpg", JPEG), headers={"X-API-Key": "secret-two"}).status_code == 200
+    assert post(client, ("a.jpg", JPEG), headers={"Authorization": "Bearer env-key"}).status_code == 200
+    assert client.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_rate_limit_answers_429_with_retry_after(make_client):
+    client = make_client(RATE_LIMIT="3/minute")
+    statuses = [post(client, ("a.jpg", JPEG)).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    response = post(client, ("a.jpg", JPEG))
+    assert response.get_json() == {"error": "Rate limit exceeded"}
+    assert int(response.headers["Retry-After"]) >= 1
+    assert client.get("/healthz").status_code == 200
+
+
+def test_upload_too_large_is_413_json(make_client):
+    client = make_client(MAX_UPLOAD_MB=0.01)
+    response = post(client, ("big.jpg", b"\xff" * 20_000))
+    assert response.status_code == 413 and response.get_json()["error"] == "Upload too large"
+
+
+def test_too_many_files_and_form_parts(make_client):
+    client = make_client(MAX_FILES=2, MAX_FORM_PARTS=10)
+    assert post(client, *[(f"{i}.jpg", JPEG) for i in range(3)], field="files").status_code == 413
+    data = {f"field{i}": "x" for i in range(50)}
+    response = client.post("/classify", data=data, content_type="multipart/form-data")
+    assert response.status_code == 413 and "error" in response.get_json()
+
+
+def test_decompression_bomb_is_a_400(client):
+    from tests.test_imaging import _png_header_only
+
+    response = post(client, ("bomb.png", _png_header_only(100_000, 100_000)))
+    assert response.status_code == 400 and response.get_json() == {"error": "Unable to process image"}
+
+
+def test_cache_skips_inference_for_a_repeated_image(make_client, classifier):
+    client = make_client()
+    service = client.application.extensions["bottlecheck"]
+    calls = []
+    original = service.batcher._predict
+    service.batcher._predict = lambda batch: calls.append(len(batch)) or original(batch)
+    first = post(client, ("a.jpg", JPEG)).get_json()
+    second = post(client, ("again.jpg", JPEG)).get_json()
+    assert first == second and calls == [1]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "bottlecheck_cache_hits_total 1.0" in metrics
+
+
+def test_micro_batching_gathers_concurrent_requests(make_client):
+    client = make_client(BATCH_MAX_WAIT_MS=200, BATCH_MAX_SIZE=8, CACHE_SIZE=0)
+    service = client.application.extensions["bottlecheck"]
+    sizes = []
+    original = service.batcher._predict
+    service.batcher._predict = lambda batch: sizes.append(len(batch)) or original(batch)
+    images = [bottle_photo(i % 2 == 0, seed=50 + i) for i in range(6)]
+    barrier = threading.Barrier(6)
+    results = [None] * 6
+
+    def worker(i):
+        local = client.application.test_client()
+        barrier.wait()
+        results[i] = post(local, (f"{i}.jpg", images[i])).status_code
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 6
+    assert sum(sizes) == 6 and max(sizes) > 1, f"batches were {sizes}"
+
+
+def test_full_queue_answers_503_at_once(make_client):
+    client = make_client(QUEUE_MAX=1, CACHE_SIZE=0)
+    service = client.application.extensions["bottlecheck"]
+    gate = threading.Event()
+    original = service.batcher._predict
+
+    def slow(batch):
+        gate.wait(10)
+        return original(batch)
+
+    service.batcher._predict = slow
+    first = threading.Thread(target=lambda: post(client.application.test_client(), ("1.jpg", JPEG)))
+    first.start()
+    import time
+
+    time.sleep(0.3)  # the first request is now inside the model
+    second = threading.Thread(target=lambda: post(client.application.test_client(), ("2.jpg", PNG)))
+    second.start()
+    time.sleep(0.3)  # the second fills the one queue slot
+    response = post(client, ("3.jpg", bottle_photo(True, seed=77)))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert client.get("/healthz").status_code == 200
+    gate.set()
+    first.join()
+    second.join()
+
+
+def test_probes_metrics_openapi_and_page(client):
+    post(client, ("a.jpg", JPEG))
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["model_version"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    for name in (
+        "bottlecheck_http_requests_total{",
+        "bottlecheck_http_request_duration_seconds_bucket",
+        "bottlecheck_batch_size_bucket",
+        "bottlecheck_model_info{version=",
+    ):
+        assert name in metrics
+    assert 'route="/classify",status="200"' in metrics
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.") and "/classify" in spec["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and b"Drop" in page.data
+
+
+def test_errors_never_leak_a_stack_trace(make_client):
+    client = make_client()
+    service = client.application.extensions["bottlecheck"]
+
+    def explode(batch):
+        raise RuntimeError("secret internal detail")
+
+    service.batcher._predict = explode
+    response = post(client, ("a.jpg", bottle_photo(True, seed=123)))
+    assert response.status_code == 500
+    assert response.get_json()["error"] == "Internal server error"
+    assert b"secret" not in response.data and b"Traceback" not in response.data
+    assert client.get("/nope").get_json() == {"error": "Not found"}
+    assert client.get("/classify").status_code == 405
+
+
+def test_access_log_line_has_key_id_but_never_the_key(make_client, caplog):
+    client = make_client(API_KEYS="top-secret-key")
+    with caplog.at_level("INFO", logger="bottlecheck.access"):
+        post(client, ("a.jpg", JPEG), headers={"X-API-Key": "top-secret-key"})
+    line = json.loads(caplog.records[-1].getMessage())
+    assert line["status"] == 200 and line["path"] == "/classify" and line["key_id"]
+    assert "top-secret-key" not in caplog.text
+
+
+def test_grayscale_and_exif_uploads(client):
+    gray = io.BytesIO()
+    Image.fromarray(np.full((64, 48), 128, np.uint8)).save(gray, "PNG")
+    assert post(client, ("g.png", gray.getvalue())).status_code == 200
