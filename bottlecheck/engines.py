@@ -12,6 +12,7 @@ return ``p_open`` for each, shape ``(N,)``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Protocol
@@ -34,6 +35,27 @@ def _default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide what the runtime's C++ logging prints while it loads ("Created ... XNNPACK delegate").
+
+    It writes to file descriptor 2 directly, below Python's ``sys.stderr``; nothing else
+    runs while a model loads, so nothing of ours is lost.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class LiteRTEngine:
     name = "litert"
 
@@ -45,7 +67,9 @@ class LiteRTEngine:
         path = artifact.file("tflite")
         if not path.is_file():
             raise ModelError(f"missing exported model {path}")
-        self._interpreter = Interpreter(model_path=str(path), num_threads=threads or _default_threads())
+        with _quiet_native_stderr():
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads or _default_threads())
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = 0

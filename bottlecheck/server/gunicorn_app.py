@@ -86,7 +86,8 @@ def serve(
         "errorlog": "-",
         "loglevel": "info",
         "preload_app": False,
-        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        # Heartbeat files in memory when we may write there (not in every container).
+        "worker_tmp_dir": "/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
         "control_socket_disable": True,  # gunicorn >= 25: no runtime-control socket in $HOME
     }
     BottlecheckServer(app_config, options).run()
