@@ -36,7 +36,21 @@ def _source_weights(_ctx, _param, values) -> dict[str, float]:
 )
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=5e-4, show_default=True, help="Peak learning rate.")
+@click.option(
+    "--warmup-epochs",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Epochs training the new head alone (at 10x --lr) when starting from ImageNet.",
+)
+@click.option(
+    "--lr",
+    "learning_rate",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="Peak learning rate of the fine-tuning phase (cosine decay).",
+)
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0.01, 0.9),
@@ -68,6 +82,7 @@ def train(
     out,
     base,
     epochs,
+    warmup_epochs,
     batch_size,
     learning_rate,
     val_fraction,
@@ -100,6 +115,7 @@ def train(
         out=out,
         base=base,
         epochs=epochs,
+        warmup_epochs=warmup_epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
         val_fraction=val_fraction,

@@ -34,6 +34,19 @@ ImageSource = str | Path | bytes | bytearray | memoryview | BinaryIO
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
+# Image formats a user may well have in a folder but that we do not decode: walked and
+# reported as an error row with a clear reason, rather than silently skipped.
+UNSUPPORTED_EXTENSIONS = {
+    ".svg": "SVG",
+    ".svgz": "SVG",
+    ".heic": "HEIC",
+    ".heif": "HEIF",
+    ".avif": "AVIF",
+    ".raw": "camera RAW",
+    ".dng": "camera RAW",
+    ".cr2": "camera RAW",
+    ".nef": "camera RAW",
+}
 # Letterbox bars and transparent areas take this grey: after the model's
 # (x - 127) / 128 scaling it is zero, "no signal".
 PAD_VALUE = 127
@@ -55,15 +68,24 @@ def _open(source: ImageSource) -> Image.Image:
     if isinstance(source, (str, Path)):
         path = Path(source)
         try:
-            if path.is_dir():
-                raise ImageError("is a directory, not an image")
-            if path.stat().st_size == 0:
-                raise ImageError("empty file (0 bytes)")
+            info = path.stat()
         except FileNotFoundError:
-            raise ImageError("no such file") from None
+            raise ImageError("broken symbolic link" if path.is_symlink() else "no such file") from None
         except PermissionError:
             raise ImageError("permission denied") from None
-        return Image.open(path)
+        except OSError as exc:  # a symlink loop, a name too long, an I/O error
+            raise ImageError(f"cannot read: {exc.strerror or exc}") from None
+        if path.is_dir():
+            raise ImageError("is a directory, not an image")
+        if info.st_size == 0:
+            raise ImageError("empty file (0 bytes)")
+        unsupported = UNSUPPORTED_EXTENSIONS.get(path.suffix.lower())
+        if unsupported:
+            raise ImageError(f"unsupported format ({unsupported}); convert to JPEG or PNG")
+        try:
+            return Image.open(path)
+        except PermissionError:
+            raise ImageError("permission denied") from None
     return Image.open(source)
 
 
@@ -80,6 +102,7 @@ def decode_image(
     """
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data" and friends: noise for our users
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = _open(source)
             width, height = image.size
@@ -101,11 +124,14 @@ def decode_image(
         raise ImageError("not a readable image (unknown format)") from None
     except PermissionError:
         raise ImageError("permission denied") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except MemoryError:
+        raise ImageError("image could not be decoded: out of memory") from None
+    except Exception as exc:
+        # Decoders meet hostile bytes here and fail in many ways (OSError, SyntaxError,
+        # TypeError, IndexError, struct.error, ... all seen from fuzzing): every one of
+        # them means "this file is broken", never "the program is".
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"corrupt or truncated image: {reason}") from None
-    except MemoryError as exc:  # pragma: no cover - defensive
-        raise ImageError(f"image could not be decoded: {type(exc).__name__}") from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -161,5 +187,6 @@ def load_image(source: ImageSource, size: int = 224, max_pixels: int = DEFAULT_M
 
 
 def is_image_path(path: str | Path) -> bool:
-    """True when the file name has an image extension we decode."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """True when the file name looks like an image: one we decode, or one we report as unsupported."""
+    suffix = Path(path).suffix.lower()
+    return suffix in IMAGE_EXTENSIONS or suffix in UNSUPPORTED_EXTENSIONS

@@ -54,7 +54,8 @@ class JSONLWriter(RowWriter):
 class CSVWriter(RowWriter):
     def __init__(self, stream: TextIO, header: bool = True):
         super().__init__(stream)
-        self._csv = csv.writer(stream, lineterminator="\n")
+        # RFC 4180 line ends: with "\r\n" as terminator the writer also quotes a lone "\r" in a name.
+        self._csv = csv.writer(stream, lineterminator="\r\n")
         if header:
             self._csv.writerow(FIELDS)
             stream.flush()
@@ -111,11 +112,14 @@ def make_writer(fmt: str, stream: TextIO, header: bool = True, previous: list[di
 
 # ------------------------------------------------------------------ resume
 def _complete_jsonl(text: str) -> tuple[list[dict], int]:
+    """Rows of every complete line, and the byte length they occupy."""
+    # Split on "\n" only: str.splitlines() also breaks on U+2028 and friends, which JSON
+    # leaves raw inside strings (ensure_ascii=False). The last piece has no newline: it is
+    # empty, or a row cut short by a crash.
+    *complete, _tail = text.split("\n")
     rows, good_end, offset = [], 0, 0
-    for line in text.splitlines(keepends=True):
-        offset += len(line.encode())
-        if not line.endswith("\n"):
-            break  # cut short by a crash
+    for line in complete:
+        offset += len(line.encode()) + 1
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -146,7 +150,8 @@ def _complete_csv(text: str) -> tuple[list[dict], int]:
 def read_existing(path: str | os.PathLike, fmt: str) -> tuple[list[dict], int]:
     """Rows already written to ``path`` and the byte length of its complete part."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as stream:  # keep "\r" inside CSV fields
+            text = stream.read()
     except FileNotFoundError:
         return [], 0
     if fmt == "jsonl":

@@ -70,7 +70,7 @@ def test_output_format_from_extension_and_summary(photo_dir, tmp_path):
     out = tmp_path / "results.csv"
     result = run("classify", str(photo_dir), "-o", str(out))
     assert "4 images:" in result.output and "1 errors" in result.output  # summary on stderr
-    assert out.read_text().startswith("path,status,confidence,p_open,error\n")
+    assert out.read_bytes().startswith(b"path,status,confidence,p_open,error\r\n")
 
 
 def test_missing_path_glob_and_stdin(photo_dir, tmp_path):

@@ -125,3 +125,16 @@ def test_letterbox_scale_and_position_keep_the_whole_image():
     red = np.argwhere(array[..., 0] == 255)
     assert red[:, 0].max() == 223 and red[:, 1].min() == 0  # bottom-left corner
     assert red[:, 0].min() == 224 - 112  # the full height (half scale) is there
+
+
+def test_truncated_multipage_tiff_found_by_fuzzing():
+    """atheris found Pillow raising TypeError ("Missing dimensions") on a cut multi-page TIFF."""
+    frames = [Image.new("RGB", (400, 300), (i * 60, 80, 120)) for i in range(4)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "TIFF", save_all=True, append_images=frames[1:])
+    data = buffer.getvalue()
+    for cut in (len(data) // 3, len(data) // 2, len(data) - 200):
+        try:
+            load_image(data[:cut])
+        except ImageError as exc:
+            assert "\n" not in str(exc)

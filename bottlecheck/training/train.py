@@ -34,11 +34,12 @@ class TrainConfig:
     out: str
     base: str = "bundled"  # "bundled", "imagenet", or a model directory
     epochs: int = 8
+    warmup_epochs: int = 1  # head only, at 10x the learning rate, before the backbone thaws
     batch_size: int = 32
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-4
     val_fraction: float = 0.15
     patience: int = 3
-    trainable_from: str | None = "blocks_9"
+    trainable_from: str | None = "blocks_5"
     input_size: int = 224
     seed: int = 0
     workers: int = 2
@@ -98,7 +99,6 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     )
 
     model, base_name = _load_base(config)
-    freeze_backbone(model, config.trainable_from)
     weights = _sample_weights(train_set, config.source_weights)
     train_batches = ImageBatches(
         train_set,
@@ -112,38 +112,51 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     val_batches = ImageBatches(
         val_set, config.input_size, config.batch_size, augment_images=False, seed=config.seed, workers=config.workers
     )
-    steps = (
-        len(train_batches) if not config.max_steps_per_epoch else min(len(train_batches), config.max_steps_per_epoch)
-    )
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, steps * config.epochs), alpha=0.05
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="acc"), keras.metrics.AUC(name="auc")],
-    )
+    steps = min(len(train_batches), config.max_steps_per_epoch or len(train_batches))
 
     class EpochLine(keras.callbacks.Callback):
+        def __init__(self, offset: int, phase: str):
+            super().__init__()
+            self.offset, self.phase = offset, phase
+
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             log(
-                f"epoch {epoch + 1}/{config.epochs}: loss {logs.get('loss', math.nan):.4f} "
-                f"acc {logs.get('acc', math.nan):.4f} val_loss {logs.get('val_loss', math.nan):.4f} "
-                f"val_acc {logs.get('val_acc', math.nan):.4f} val_auc {logs.get('val_auc', math.nan):.4f} "
-                f"({time.time() - started:.0f}s)"
+                f"epoch {self.offset + epoch + 1}/{config.warmup_epochs + config.epochs} ({self.phase}): "
+                f"loss {logs.get('loss', math.nan):.4f} acc {logs.get('acc', math.nan):.4f} "
+                f"val_loss {logs.get('val_loss', math.nan):.4f} val_acc {logs.get('val_acc', math.nan):.4f} "
+                f"val_auc {logs.get('val_auc', math.nan):.4f} ({time.time() - started:.0f}s)"
             )
 
-    history = model.fit(
-        train_batches,
-        validation_data=val_batches,
-        epochs=config.epochs,
-        verbose=0,
-        steps_per_epoch=config.max_steps_per_epoch,
-        callbacks=[
-            EpochLine(),
-            keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True),
-        ],
+    def fit(epochs: int, learning_rate: float, offset: int, phase: str, callbacks=()):
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps * epochs), alpha=0.05)
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[keras.metrics.BinaryAccuracy(name="acc"), keras.metrics.AUC(name="auc")],
+        )
+        return model.fit(
+            train_batches,
+            validation_data=val_batches,
+            epochs=epochs,
+            verbose=0,
+            steps_per_epoch=config.max_steps_per_epoch,
+            callbacks=[EpochLine(offset, phase), *callbacks],
+        )
+
+    # A new head first: random head gradients would otherwise knock the pretrained features about.
+    if config.warmup_epochs and config.base == "imagenet":
+        freeze_backbone(model, "open_logit")
+        fit(config.warmup_epochs, config.learning_rate * 10, 0, "head")
+    else:
+        config.warmup_epochs = 0
+    freeze_backbone(model, config.trainable_from)
+    history = fit(
+        config.epochs,
+        config.learning_rate,
+        config.warmup_epochs,
+        "fine-tune",
+        [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)],
     )
 
     logits = predict_logits(model, val_set, config.input_size, config.batch_size, config.workers)
