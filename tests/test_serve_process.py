@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,44 +15,13 @@ import requests
 from PIL import Image
 
 from tests.conftest import bottle_photo
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _bottlecheck() -> str:
-    script = shutil.which("bottlecheck", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    assert script, "bottlecheck console script is not installed"
-    return script
+from tests.server_process import running_server
 
 
 @pytest.fixture
 def server():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [_bottlecheck(), "serve", "--port", str(port), "--threads", "8"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready: " + proc.stdout.read())
-    yield url, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running_server() as (url, proc):
+        yield url, proc
 
 
 def _phone_photo(seed: int) -> bytes:

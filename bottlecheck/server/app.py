@@ -180,6 +180,14 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
                 return _error(401, "Missing or invalid API key", {"WWW-Authenticate": 'Bearer realm="bottlecheck"'})
             g.key_id = matched
 
+    @app.after_request
+    def own_retry_after(response: Response) -> Response:
+        # Registered before the limiter, so it runs after the limiter's header injection
+        # (after_request runs in reverse order): our 503 says "retry in 1 s", not the rate window.
+        if g.get("retry_after"):
+            response.headers["Retry-After"] = g.retry_after
+        return response
+
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
@@ -238,7 +246,8 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
             results = service.classify_many(uploads)
         except Overloaded:
             metrics.overloaded.inc()
-            return _error(503, "Server busy, retry shortly", {"Retry-After": "1"})
+            g.retry_after = "1"
+            return _error(503, "Server busy, retry shortly")
         if single:
             result = results[0]
             if "error" in result:
