@@ -71,6 +71,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--size", type=int, default=256, help="long side in pixels")
     parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--only", choices=["open", "closed"], help="render only the images of this label")
     return parser.parse_args(argv)
 
 
@@ -216,12 +217,14 @@ def crown_cap(rng: random.Random, p: Profile, tilt: float):
     h = rng.uniform(0.005, 0.0065)
     flutes = 21
     verts, faces = [], []
+    # Vertices are relative to the lip top and the object sits there, so the tilt pivots on
+    # the lip (pivoting on the bottle's base would slide the cap a centimetre off the lip).
     rings = [
-        (r * 1.06, p.top - h),
-        (r, p.top - h * 0.55),
-        (r * 0.98, p.top + 0.0012),
-        (r * 0.6, p.top + 0.0018),
-        (0.0005, p.top + 0.002),
+        (r * 1.06, -h),
+        (r, -h * 0.55),
+        (r * 0.98, 0.0012),
+        (r * 0.6, 0.0018),
+        (0.0005, 0.002),
     ]
     n = flutes * 4
     for k, (rr, z) in enumerate(rings):
@@ -247,7 +250,7 @@ def crown_cap(rng: random.Random, p: Profile, tilt: float):
         mat, _ = principled("cap", colour, roughness=rng.uniform(0.15, 0.5), metallic=rng.uniform(0.5, 1.0))
     obj.data.materials.append(mat)
     obj.rotation_euler = Euler((tilt, 0, rng.uniform(0, 6.3)))
-    obj.location.z = 0
+    obj.location.z = p.top
     return obj
 
 
@@ -255,7 +258,7 @@ def twist_cap(rng: random.Random, p: Profile, tilt: float):
     r = p.lip_r + rng.uniform(0.0008, 0.0015)
     h = rng.uniform(0.008, 0.012)
     ridges = 60
-    profile_rings = [(r, p.top - h), (r, p.top), (r * 0.95, p.top + 0.0015), (0.0005, p.top + 0.0016)]
+    profile_rings = [(r, -h), (r, 0.0), (r * 0.95, 0.0015), (0.0005, 0.0016)]
     n = ridges * 2
     verts, faces = [], []
     for k, (rr, z) in enumerate(profile_rings):
@@ -276,6 +279,7 @@ def twist_cap(rng: random.Random, p: Profile, tilt: float):
     )
     obj.data.materials.append(mat)
     obj.rotation_euler = Euler((tilt, 0, 0))
+    obj.location.z = p.top  # pivot on the lip, as for the crown cap
     return obj
 
 
@@ -484,8 +488,10 @@ def build_bottle(
 def render_one(index: int, args, backgrounds: list[Path]) -> dict:
     rng = random.Random(args.seed * 1_000_003 + index)
     random.seed(args.seed * 7_919 + index)
-    reset_scene()
     label = "open" if rng.random() < 0.5 else "closed"
+    if args.only and label != args.only:
+        return None  # the same index renders the same image with or without --only
+    reset_scene()
     scene_kind = rng.choices(["studio", "everyday", "line", "night"], weights=[3, 4, 2, 1])[0]
     family_name = rng.choices(list(FAMILIES), weights=[3, 1, 3, 2])[0]
     glass_colour = rng.choice(FAMILIES[family_name]["glass"])
@@ -697,6 +703,8 @@ def main() -> None:
                 continue
             started = time.time()
             meta = render_one(index, args, backgrounds)
+            if meta is None:
+                continue
             meta["seconds"] = round(time.time() - started, 2)
             log.write(json.dumps(meta) + "\n")
             log.flush()
