@@ -1,0 +1,172 @@
+"""Batch throughput of ``bottlecheck classify DIR`` beside its limits and the baseline.
+
+    python benchmarks/bench_batch.py [--quick]
+
+For 1080x1920 phone frames and 640x480 camera frames (photo-like JPEGs, fixed seeds):
+- the CLI end to end (a subprocess, as users run it), LiteRT and TensorFlow engines;
+- the limits: decoding+preprocessing alone with the same worker threads, and model
+  inference alone on pre-decoded arrays at the same batch size;
+- the baseline a user would otherwise write: Keras ResNet50 at 224x224 with
+  ``model.predict`` called once per image in a Python loop;
+- how cost grows: batch sizes 1, 8, 32, 64 and 1 or 2 workers (in-process pipeline).
+Prints JSON; ``benchmarks/run`` turns it into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import machine, make_photos, summary  # noqa: E402
+from bottlecheck.classifier import Classifier  # noqa: E402
+
+SIZES = {"phone_1080x1920": (1080, 1920), "camera_640x480": (640, 480)}
+
+
+def cli_throughput(folder: Path, count: int, engine: str, repeats: int, batch: int, workers: int) -> dict:
+    rates = []
+    for _ in range(repeats):
+        out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bottlecheck",
+                "classify",
+                str(folder),
+                "-o",
+                str(out),
+                "-q",
+                "--engine",
+                engine,
+                "-b",
+                str(batch),
+                "-w",
+                str(workers),
+            ],
+            check=True,
+        )
+        rates.append(count / (time.perf_counter() - start))
+        assert sum(1 for _ in out.open()) == count
+        out.unlink()
+    return summary(rates)
+
+
+def decode_throughput(paths: list[Path], classifier: Classifier, workers: int, repeats: int) -> dict:
+    rates = []
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(classifier.preprocess, paths[:20]))  # warm up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(classifier.preprocess, paths))
+            rates.append(len(paths) / (time.perf_counter() - start))
+    return summary(rates)
+
+
+def inference_throughput(classifier: Classifier, arrays: np.ndarray, batch: int, repeats: int) -> dict:
+    classifier.predict_arrays(arrays[:batch])
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(arrays), batch):
+            classifier.predict_arrays(arrays[i : i + batch])
+        rates.append(len(arrays) / (time.perf_counter() - start))
+    return summary(rates)
+
+
+def pipeline_throughput(classifier: Classifier, paths: list[Path], batch: int, workers: int, repeats: int) -> dict:
+    names = [str(p) for p in paths]
+    list(classifier.classify_paths(names[:batch], batch, workers))
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        rows = list(classifier.classify_paths(names, batch, workers))
+        rates.append(len(rows) / (time.perf_counter() - start))
+    return summary(rates)
+
+
+BASELINE = r"""
+import sys, time, numpy as np
+from PIL import Image
+import keras
+model = keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3), classes=2)
+paths = sys.argv[1:]
+def run(ps):
+    for p in ps:
+        x = np.asarray(Image.open(p).convert("RGB").resize((224, 224)), dtype=np.float32)[None]
+        model.predict(keras.applications.resnet50.preprocess_input(x), verbose=0)
+run(paths[:3])
+start = time.perf_counter(); run(paths); print(len(paths) / (time.perf_counter() - start))
+"""
+
+
+def baseline_throughput(paths: list[Path], repeats: int) -> dict:
+    rates = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", BASELINE, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        rates.append(float(out.stdout.strip().splitlines()[-1]))
+    return summary(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    count = args.count or (100 if args.quick else 1000)
+    repeats = 1 if args.quick else 3
+    batch, workers = 32, 2
+    results: dict = {"machine": machine(), "count": count, "batch_size": batch, "workers": workers, "sizes": {}}
+    litert = Classifier.load(engine="litert")
+    tensorflow = Classifier.load(engine="tensorflow")
+    for name, size in SIZES.items():
+        folder = Path(tempfile.gettempdir()) / "bottlecheck-bench" / name
+        paths = make_photos(folder, count, size, seed=1)
+        arrays = np.stack([litert.preprocess(p) for p in paths[: min(count, 256)]])
+        entry = {
+            "cli_litert": cli_throughput(folder, count, "litert", repeats, batch, workers),
+            "cli_tensorflow": cli_throughput(folder, count, "tensorflow", 1, batch, workers),
+            "decode_only": decode_throughput(paths, litert, workers, repeats),
+            "inference_only_litert": inference_throughput(litert, arrays, batch, repeats),
+            "inference_only_tensorflow": inference_throughput(tensorflow, arrays, batch, repeats),
+            "baseline_resnet50_predict_loop": baseline_throughput(paths[: 50 if args.quick else 200], 1),
+        }
+        if name == "camera_640x480":
+            sub = paths[: min(count, 400)]
+            entry["scaling"] = {
+                f"batch{b}_workers{w}": pipeline_throughput(litert, sub, b, w, 1)
+                for b in (1, 8, 32, 64)
+                for w in (1, 2)
+            }
+        results["sizes"][name] = entry
+        print(
+            f"{name}: {json.dumps({k: round(v['median'], 1) for k, v in entry.items() if 'median' in v})}",
+            file=sys.stderr,
+        )
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

@@ -1,0 +1,119 @@
+"""Turn the benchmark JSON files into BENCHMARKS.md (tables and the ratios that matter)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def r(entry: dict) -> str:
+    return f"{entry['median']:.1f} ({entry['min']:.1f}-{entry['max']:.1f})"
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    batch = json.loads((folder / "batch.json").read_text())
+    startup = json.loads((folder / "startup_memory.json").read_text())
+    serving = json.loads((folder / "serving.json").read_text())
+    m = batch["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {m['cores']} cores, {m['cpu']}, Python {m['python']}. Produced by `benchmarks/run` "
+        f"(results in `{folder}/`). Medians over repetitions, (min-max) in brackets.",
+        "",
+        f"## 1. Batch throughput, images/s ({batch['count']} images, batch {batch['batch_size']}, "
+        f"{batch['workers']} decode workers)",
+        "",
+        "| | phone 1080x1920 | camera 640x480 |",
+        "| --- | --- | --- |",
+    ]
+    sizes = ["phone_1080x1920", "camera_640x480"]
+    rows = [
+        ("`bottlecheck classify DIR` (LiteRT)", "cli_litert"),
+        ("`bottlecheck classify DIR --engine tensorflow`", "cli_tensorflow"),
+        ("limit: decode + preprocess alone", "decode_only"),
+        ("limit: inference alone, LiteRT", "inference_only_litert"),
+        ("limit: inference alone, TensorFlow", "inference_only_tensorflow"),
+        ("baseline: Keras ResNet50, `predict` per image", "baseline_resnet50_predict_loop"),
+    ]
+    for label, key in rows:
+        lines.append(f"| {label} | " + " | ".join(r(batch["sizes"][s][key]) for s in sizes) + " |")
+    lines += ["", "Ratios:", ""]
+    for s in sizes:
+        e = batch["sizes"][s]
+        limit = min(e["decode_only"]["median"], e["inference_only_litert"]["median"])
+        bound = "decoding" if e["decode_only"]["median"] < e["inference_only_litert"]["median"] else "inference"
+        lines.append(
+            f"- {s}: the CLI runs at **{e['cli_litert']['median'] / limit:.0%} of its limit** "
+            f"({bound}-bound, {limit:.1f} images/s) and **{e['cli_litert']['median'] / e['baseline_resnet50_predict_loop']['median']:.1f}x** "
+            f"the baseline."
+        )
+    scaling = batch["sizes"]["camera_640x480"].get("scaling")
+    if scaling:
+        lines += [
+            "",
+            "## 5. How cost grows (in-process pipeline, 640x480, images/s)",
+            "",
+            "| batch | 1 worker | 2 workers |",
+            "| --- | --- | --- |",
+        ]
+        for b in (1, 8, 32, 64):
+            lines.append(
+                f"| {b} | {scaling[f'batch{b}_workers1']['median']:.1f} | "
+                f"{scaling[f'batch{b}_workers2']['median']:.1f} |"
+            )
+    c = startup["cold_start_s"]
+    lines += [
+        "",
+        "## 2. Cold start: one image from a fresh process, seconds",
+        "",
+        "| | seconds |",
+        "| --- | --- |",
+        f"| `bottlecheck classify one.jpg` (LiteRT) | {r(c['bottlecheck_classify_one'])} |",
+        f"| same with `--engine tensorflow` | {r(c['bottlecheck_tensorflow_engine'])} |",
+        f"| baseline: import TensorFlow, build ResNet50, predict | {r(c['baseline_keras_resnet50'])} |",
+        "",
+        f"bottlecheck starts **{c['baseline_keras_resnet50']['median'] / c['bottlecheck_classify_one']['median']:.1f}x** faster than the baseline.",
+    ]
+    lines += [
+        "",
+        f"## 3. Serving ({serving['image']}, {serving['duration_s']} s per level, wrk on loopback)",
+        "",
+        "| clients | bottlecheck req/s | p50 / p95 / p99 ms | errors | baseline req/s | p50 / p95 / p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for level, ours in serving["bottlecheck"]["levels"].items():
+        base = serving["baseline_flask_predict"]["levels"][level]
+
+        def cells(x):
+            errors = sum(x["errors"].values())
+            return f"{x['requests_per_second']} | {x['p50_ms']:.0f} / {x['p95_ms']:.0f} / {x['p99_ms']:.0f} | {errors}"
+
+        lines.append(f"| {level} | {cells(ours)} | {cells(base)} |")
+    top = max(serving["bottlecheck"]["levels"], key=int)
+    ratio = serving["bottlecheck"]["levels"][top]["requests_per_second"] / max(
+        0.1, serving["baseline_flask_predict"]["levels"][top]["requests_per_second"]
+    )
+    lines += ["", f"At {top} clients bottlecheck serves **{ratio:.1f}x** the baseline's requests/s."]
+    mem = serving["bottlecheck"]["worker_rss_mb"]
+    base_mem = serving["baseline_flask_predict"]["worker_rss_mb"]
+    p = startup["classify_peak_rss"]
+    big = startup["classify_12mp_peak_rss"]
+    lines += [
+        "",
+        "## 4. Memory",
+        "",
+        f"- `classify` over {p['images']:,} {p['size']} images: peak RSS **{p['peak_rss_mb']} MB** "
+        f"({p['images_per_second']} images/s).",
+        f"- `classify` over {big['images']} {big['size']} (12 MP) photos: peak RSS **{big['peak_rss_mb']} MB** "
+        "(JPEG draft mode: never a full-resolution decode).",
+        f"- serving worker RSS: {mem['start']} MB at start, {mem['end']} MB after all load levels "
+        f"(peak {mem['peak']} MB); baseline worker {base_mem['start']} -> {base_mem['end']} MB.",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
