@@ -45,10 +45,11 @@ def main() -> None:
         e = batch["sizes"][s]
         limit = min(e["decode_only"]["median"], e["inference_only_litert"]["median"])
         bound = "decoding" if e["decode_only"]["median"] < e["inference_only_litert"]["median"] else "inference"
+        share = e["cli_litert"]["median"] / limit
+        speedup = e["cli_litert"]["median"] / e["baseline_resnet50_predict_loop"]["median"]
         lines.append(
-            f"- {s}: the CLI runs at **{e['cli_litert']['median'] / limit:.0%} of its limit** "
-            f"({bound}-bound, {limit:.1f} images/s) and **{e['cli_litert']['median'] / e['baseline_resnet50_predict_loop']['median']:.1f}x** "
-            f"the baseline."
+            f"- {s}: the CLI runs at **{share:.0%} of its limit** ({bound}-bound, {limit:.1f} images/s) "
+            f"and **{speedup:.1f}x** the baseline."
         )
     scaling = batch["sizes"]["camera_640x480"].get("scaling")
     if scaling:
@@ -65,6 +66,7 @@ def main() -> None:
                 f"{scaling[f'batch{b}_workers2']['median']:.1f} |"
             )
     c = startup["cold_start_s"]
+    cold_ratio = c["baseline_keras_resnet50"]["median"] / c["bottlecheck_classify_one"]["median"]
     lines += [
         "",
         "## 2. Cold start: one image from a fresh process, seconds",
@@ -75,7 +77,7 @@ def main() -> None:
         f"| same with `--engine tensorflow` | {r(c['bottlecheck_tensorflow_engine'])} |",
         f"| baseline: import TensorFlow, build ResNet50, predict | {r(c['baseline_keras_resnet50'])} |",
         "",
-        f"bottlecheck starts **{c['baseline_keras_resnet50']['median'] / c['bottlecheck_classify_one']['median']:.1f}x** faster than the baseline.",
+        f"bottlecheck starts **{cold_ratio:.1f}x** faster than the baseline.",
     ]
     lines += [
         "",
