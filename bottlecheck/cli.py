@@ -36,8 +36,8 @@ def _load_classifier(model_path, engine, threshold=None, threads=None):
 
     try:
         return Classifier.load(model_path, engine=engine, threshold=threshold, threads=threads)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ModelError as exc:  # a wrong --model or a missing runtime: the caller's to fix, exit 2
+        raise click.UsageError(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

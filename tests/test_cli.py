@@ -126,6 +126,11 @@ def test_usage_errors_exit_2(args):
     assert CliRunner().invoke(main, args).exit_code == 2
 
 
+def test_a_directory_that_is_not_a_model_is_a_usage_error(photo_dir):
+    result = CliRunner().invoke(main, ["classify", str(photo_dir), "--model", str(photo_dir)])
+    assert result.exit_code == 2 and "metadata.json" in result.output
+
+
 def test_info_reports_model(tmp_path):
     result = run("info", "--json")
     facts = json.loads(result.output)
