@@ -153,7 +153,12 @@ def train(
 @click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
 @click.option("-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, workers, quiet):
+@click.option(
+    "--record",
+    metavar="NAME",
+    help="Also store the results in the model's metadata.json under metrics.NAME (shown by `bottlecheck info`).",
+)
+def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, workers, quiet, record):
     """Accuracy, per-class precision/recall/F1, confusion matrix, ROC AUC and calibration
     error of a model on DATA_DIR/{open,closed}."""
     from tqdm import tqdm
@@ -173,4 +178,11 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
     if report:
         wrong = write_html_report(report, results, rows)
         click.echo(f"wrote {report} ({wrong} misclassified)", err=True)
+    if record:
+        from bottlecheck.artifact import write_metadata
+
+        metadata = dict(classifier.artifact.metadata)
+        metadata.setdefault("metrics", {})[record] = {"data": [str(d) for d in data_dirs], **results}
+        write_metadata(classifier.artifact.directory, metadata)
+        click.echo(f"recorded as metrics.{record} in {classifier.artifact.directory / 'metadata.json'}", err=True)
     click.echo(json.dumps(results, indent=2) if fmt == "json" else format_table(results))

@@ -90,5 +90,7 @@ def test_evaluate_json_and_html_report(trained, tmp_path):
     page = report_path.read_text()
     wrong = matrix[0][1] + matrix[1][0]
     assert page.count("<figure>") == wrong and "Misclassified" in page
-    table = CliRunner().invoke(main, ["evaluate", str(root), "--model", str(out), "-q"]).output
+    table = CliRunner().invoke(main, ["evaluate", str(root), "--model", str(out), "-q", "--record", "tiny"]).output
     assert "confusion" in table and "ECE" in table
+    recorded = json.loads((out / "metadata.json").read_text())["metrics"]["tiny"]
+    assert recorded["count"] == 12 and recorded["confusion_matrix"]["values"] == matrix
