@@ -150,7 +150,15 @@ def info(model_path, engine, as_json):
         click.echo(f"{key + ':':<15} {', '.join(value) if isinstance(value, list) else value}")
     click.echo("metrics:")
     for name, value in artifact.metrics.items():
-        click.echo(f"  {name}: {json.dumps(value)}")
+        if isinstance(value, dict) and "accuracy" in value:
+            click.echo(
+                f"  {name}: accuracy {value['accuracy']}, ROC AUC {value.get('roc_auc')}, "
+                f"ECE {value.get('ece')}, {value.get('count')} images"
+            )
+        elif isinstance(value, dict):  # grouped, e.g. validation by source
+            for group, sub in value.items():
+                if isinstance(sub, dict) and "accuracy" in sub:
+                    click.echo(f"  {name}.{group}: accuracy {sub['accuracy']}, {sub.get('count')} images")
 
 
 @main.command()

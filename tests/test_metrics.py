@@ -50,3 +50,11 @@ def test_threshold_separates_shifted_scores():
     p_open = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.9])
     t = choose_threshold(labels, p_open)
     assert 0.2 < t <= 0.3
+
+
+def test_threshold_stays_at_half_for_a_gain_within_noise():
+    # 0.45 would fix one of 200 validation images: half a point, not worth moving for.
+    labels = np.array([0] * 100 + [1] * 100)
+    p_open = np.concatenate([np.linspace(0.0, 0.4, 100), [0.47], np.linspace(0.6, 1.0, 99)])
+    assert choose_threshold(labels, p_open) == 0.5
+    assert choose_threshold(labels, p_open, min_gain=0.0) == 0.47

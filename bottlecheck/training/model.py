@@ -112,9 +112,15 @@ def base_metadata(input_size: int) -> dict[str, Any]:
 
 def save_artifact(model, directory: str | Path, metadata: dict[str, Any]) -> Path:
     """Write ``model.keras``, ``model.tflite`` and ``metadata.json`` into ``directory``."""
+    import keras
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / KERAS_FILE)
+    # Save an uncompiled copy: the optimizer's moments would nearly triple the file, and
+    # fine-tuning starts a fresh optimizer anyway.
+    inference_copy = keras.models.clone_model(model)
+    inference_copy.set_weights(model.get_weights())
+    inference_copy.save(directory / KERAS_FILE)
     export_tflite(model, directory / TFLITE_FILE)
     metadata = {**base_metadata(model.input_shape[1]), **metadata}
     metadata.setdefault("output", {})["temperature"] = round(get_temperature(model), 4)
