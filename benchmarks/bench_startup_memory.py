@@ -89,7 +89,7 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "images_per_second": round(total / seconds, 1),
     }
-    big = make_photos(base / "photo_4000x3000", 20 if args.quick else 100, (4000, 3000), seed=5)
+    big = make_photos(base / "photo_4000x3000", 10 if args.quick else 50, (4000, 3000), seed=5)
     big_dir = big[0].parent
     mb, seconds = peak_rss_mb([sys.executable, "-m", "bottlecheck", "classify", str(big_dir), "-o", str(out), "-q"])
     results["classify_12mp_peak_rss"] = {
