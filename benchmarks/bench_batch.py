@@ -133,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     count = args.count or (100 if args.quick else 1000)
     repeats = 1 if args.quick else 3
-    batch, workers = 32, 2
+    batch, workers = 8, 2  # LiteRT's default batch, for the limits and the scaling table's reference
     results: dict = {"machine": machine(), "count": count, "batch_size": batch, "workers": workers, "sizes": {}}
     litert = Classifier.load(engine="litert")
     tensorflow = Classifier.load(engine="tensorflow")

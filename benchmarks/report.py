@@ -40,15 +40,24 @@ def main() -> None:
     ]
     for label, key in rows:
         lines.append(f"| {label} | " + " | ".join(r(batch["sizes"][s][key]) for s in sizes) + " |")
-    lines += ["", "Ratios:", ""]
+    lines += [
+        "",
+        "Ratios. Each limit is measured with the whole machine to itself; in the pipeline, decoding and",
+        "inference run at the same time on the same cores, so when both keep the CPU busy the best",
+        "possible rate is the shared-CPU bound 1 / (1/decode + 1/inference), below the slower stage alone.",
+        "",
+    ]
     for s in sizes:
         e = batch["sizes"][s]
         limit = min(e["decode_only"]["median"], e["inference_only_litert"]["median"])
         bound = "decoding" if e["decode_only"]["median"] < e["inference_only_litert"]["median"] else "inference"
         share = e["cli_litert"]["median"] / limit
         speedup = e["cli_litert"]["median"] / e["baseline_resnet50_predict_loop"]["median"]
+        # Both stages need the same cores: at full overlap their times add up per image.
+        shared = 1 / (1 / e["decode_only"]["median"] + 1 / e["inference_only_litert"]["median"])
         lines.append(
-            f"- {s}: the CLI runs at **{share:.0%} of its limit** ({bound}-bound, {limit:.1f} images/s) "
+            f"- {s}: the CLI runs at **{share:.0%} of the slower stage alone** ({bound}, {limit:.1f} images/s), "
+            f"**{e['cli_litert']['median'] / shared:.0%} of the shared-CPU bound** ({shared:.1f} images/s) "
             f"and **{speedup:.1f}x** the baseline."
         )
     scaling = batch["sizes"]["camera_640x480"].get("scaling")

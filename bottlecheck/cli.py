@@ -56,7 +56,12 @@ def main() -> None:
     help="Output format [default: from -o's extension, else table on a terminal, jsonl in a pipe].",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write rows to FILE.")
-@click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option(
+    "-b",
+    "--batch-size",
+    type=click.IntRange(1, 1024),
+    help="Images per model call [default: the engine's best: 8 for LiteRT, 32 for TensorFlow].",
+)
 @click.option("-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Decoding threads.")
 @click.option(
     "-t",
@@ -106,6 +111,7 @@ def classify(paths, fmt, output, batch_size, workers, threshold, model_path, eng
     show_progress = not quiet and sys.stderr.isatty()
     with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
         try:
+            batch_size = batch_size or classifier.engine.preferred_batch
             for prediction in classifier.classify_paths(todo, batch_size=batch_size, workers=workers):
                 writer.write(prediction.as_dict())
                 counts[prediction.status] += 1

@@ -150,7 +150,9 @@ def train(
     help="Also write an HTML page with every misclassified image as a thumbnail.",
 )
 @click.option("-t", "--threshold", type=click.FloatRange(0, 1), help="Override the model's threshold.")
-@click.option("-b", "--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option(
+    "-b", "--batch-size", type=click.IntRange(1, 1024), help="Images per model call [default: the engine's best]."
+)
 @click.option("-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
@@ -174,6 +176,7 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     with tqdm(total=total, unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
+        batch_size = batch_size or classifier.engine.preferred_batch
         results, rows = run_evaluation(classifier, data_dirs, batch_size, workers, progress=bar.update)
     if report:
         wrong = write_html_report(report, results, rows)

@@ -22,7 +22,11 @@ from bottlecheck.metrics import classification_report
 
 
 def evaluate(
-    classifier: Classifier, data_dirs: Sequence[str | Path], batch_size: int = 32, workers: int = 2, progress=None
+    classifier: Classifier,
+    data_dirs: Sequence[str | Path],
+    batch_size: int | None = None,
+    workers: int = 2,
+    progress=None,
 ) -> tuple[dict[str, Any], list[dict]]:
     """Metrics over every image under ``DATA/{closed,open}``, overall and per directory."""
     examples = [e for d in data_dirs for e in scan_image_folder(d)]

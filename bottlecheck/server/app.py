@@ -69,6 +69,12 @@ class ClassificationService:
             "model_version": self.classifier.artifact.version,
         }
 
+    def _abandon(self, pending: list) -> None:
+        """Give back the slots of a request's images already queued (the request is refused)."""
+        for _, _, future in pending:
+            future.cancel()
+            self.batcher.end()
+
     def classify_many(self, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
         """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded."""
         results: list[dict[str, Any] | None] = [None] * len(uploads)
@@ -82,7 +88,11 @@ class ClassificationService:
                 results[index] = self.answer(cached)
                 continue
             self.metrics.cache_misses.inc()
-            self.batcher.begin()
+            try:
+                self.batcher.begin()  # admission first: a refusal costs no decoding
+            except Overloaded:
+                self._abandon(pending)
+                raise
             try:
                 array = self.classifier.preprocess(data)
                 pending.append((index, key, self.batcher.submit(array)))
@@ -91,8 +101,7 @@ class ClassificationService:
                 results[index] = {"error": BAD_IMAGE, "detail": str(exc)}
             except Overloaded:
                 self.batcher.end()
-                for _, _, future in pending:
-                    future.cancel()
+                self._abandon(pending)
                 raise
         deadline = time.monotonic() + self.timeout
         try:

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 import numpy as np
 
@@ -46,9 +46,20 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
 
+    @property
+    def capacity(self) -> int:
+        """Images admitted at once: a full queue plus the batch inside the model."""
+        return self._queue.maxsize + self.max_batch
+
     def begin(self) -> None:
-        """Announce a request that will submit soon (lets the batcher wait for it)."""
+        """Admit an image before it is decoded (and let the batcher wait for it).
+
+        Raises :class:`Overloaded` when as many images as the queue and one batch hold are
+        already admitted, so a refusal costs no decoding and comes back at once.
+        """
         with self._lock:
+            if self._inflight >= self.capacity:
+                raise Overloaded("model queue is full")
             self._inflight += 1
 
     def end(self) -> None:
@@ -100,12 +111,16 @@ class MicroBatcher:
             scores = self._predict(np.stack([image for image, _ in batch]))
         except Exception as exc:  # every waiting request gets the failure, none hangs
             for _, future in batch:
-                future.set_exception(exc)
+                if not future.cancelled():
+                    future.set_exception(exc)
             return
         if self._on_batch:
             self._on_batch(len(batch))
         for (_, future), score in zip(batch, scores, strict=True):
-            future.set_result(float(score))
+            try:
+                future.set_result(float(score))
+            except InvalidStateError:  # cancelled: its request was refused meanwhile
+                pass
 
     def close(self) -> None:
         self._stopped.set()
