@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
 
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-from bottlecheck.classifier import Classifier  # noqa: E402
-from bottlecheck.server import create_app  # noqa: E402
+from bottlecheck.classifier import Classifier
+from bottlecheck.server import create_app
 
 app = create_app({"RATE_LIMIT": "100000/minute"}, classifier=Classifier.load(engine="litert"))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
