@@ -19,7 +19,7 @@ COPY model ./model
 RUN --mount=type=secret,id=cacert,required=false \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
     python3 -m venv /opt/build \
-    && /opt/build/bin/pip install --no-cache-dir --disable-pip-version-check "setuptools>=68" wheel \
+    && /opt/build/bin/pip install --no-cache-dir --disable-pip-version-check "setuptools>=77" wheel \
     && /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels .
 
 # ---- runtime: the wheel and its light dependencies (LiteRT, no TensorFlow, no compilers) ---
