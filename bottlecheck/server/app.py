@@ -164,6 +164,7 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
             threads=settings["ENGINE_THREADS"],
         )
     classifier.max_pixels = int(settings["MAX_PIXELS"])
+    _ = classifier.artifact.checksum  # hash the model file now, not inside the first request
     metrics = Metrics(classifier.artifact.version)
     service = ClassificationService(classifier, settings, metrics)
     app.extensions["bottlecheck"] = service
