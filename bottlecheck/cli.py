@@ -111,7 +111,6 @@ def classify(paths, fmt, output, batch_size, workers, threshold, model_path, eng
     show_progress = not quiet and sys.stderr.isatty()
     with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
         try:
-            batch_size = batch_size or classifier.engine.preferred_batch
             for prediction in classifier.classify_paths(todo, batch_size=batch_size, workers=workers):
                 writer.write(prediction.as_dict())
                 counts[prediction.status] += 1

@@ -166,18 +166,16 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
     from tqdm import tqdm
 
     from bottlecheck.cli import _load_classifier
-    from bottlecheck.datasets import scan_image_folder
     from bottlecheck.evaluation import evaluate as run_evaluation
-    from bottlecheck.evaluation import format_table, write_html_report
+    from bottlecheck.evaluation import format_table, scan_data_dirs, write_html_report
 
     classifier = _load_classifier(model_path, engine, threshold)
     try:
-        total = sum(len(scan_image_folder(d)) for d in data_dirs)
+        examples = scan_data_dirs(data_dirs)  # walked once: the count for the bar and the inputs
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-    with tqdm(total=total, unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
-        batch_size = batch_size or classifier.engine.preferred_batch
-        results, rows = run_evaluation(classifier, data_dirs, batch_size, workers, progress=bar.update)
+    with tqdm(total=len(examples), unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
+        results, rows = run_evaluation(classifier, examples, batch_size, workers, progress=bar.update)
     if report:
         wrong = write_html_report(report, results, rows)
         click.echo(f"wrote {report} ({wrong} misclassified)", err=True)

@@ -16,20 +16,24 @@ from typing import Any
 import numpy as np
 
 from bottlecheck.classifier import ERROR, Classifier
-from bottlecheck.datasets import LABELS, scan_image_folder
+from bottlecheck.datasets import LABELS, Example, scan_image_folder
 from bottlecheck.imaging import ImageError, decode_image
 from bottlecheck.metrics import classification_report
 
 
+def scan_data_dirs(data_dirs: Sequence[str | Path]) -> list[Example]:
+    """Every labelled image under each ``DATA/{closed,open}``, the directory's name as source."""
+    return [e for d in data_dirs for e in scan_image_folder(d)]
+
+
 def evaluate(
     classifier: Classifier,
-    data_dirs: Sequence[str | Path],
+    examples: Sequence[Example],
     batch_size: int | None = None,
     workers: int = 2,
     progress=None,
 ) -> tuple[dict[str, Any], list[dict]]:
-    """Metrics over every image under ``DATA/{closed,open}``, overall and per directory."""
-    examples = [e for d in data_dirs for e in scan_image_folder(d)]
+    """Metrics over ``examples`` (see :func:`scan_data_dirs`), overall and per source."""
     rows = []
     for example, prediction in zip(
         examples, classifier.classify_paths([e.path for e in examples], batch_size, workers), strict=True

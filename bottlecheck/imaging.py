@@ -22,6 +22,7 @@ serving.
 from __future__ import annotations
 
 import io
+import stat
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -75,7 +76,7 @@ def _open(source: ImageSource) -> Image.Image:
             raise ImageError("permission denied") from None
         except OSError as exc:  # a symlink loop, a name too long, an I/O error
             raise ImageError(f"cannot read: {exc.strerror or exc}") from None
-        if path.is_dir():
+        if stat.S_ISDIR(info.st_mode):
             raise ImageError("is a directory, not an image")
         if info.st_size == 0:
             raise ImageError("empty file (0 bytes)")
