@@ -1,9 +1,11 @@
 """The model artefact: exported model, Keras model and the metadata that describes them.
 
 A model directory holds ``metadata.json`` beside ``model.tflite`` (fast inference)
-and ``model.keras`` (fine-tuning and the TensorFlow engine). Everything a caller
-needs to use the model correctly (input size, preprocessing, labels, decision
-threshold, version) is read from the metadata, never assumed in code.
+and ``model.keras`` (fine-tuning and the TensorFlow engine). What a caller needs
+to feed the model and read its answer (input size, letterbox pad value, decision
+threshold, version) is read from the metadata. The label names are the
+package's (:mod:`bottlecheck.labels`): loading checks that the artefact's labels
+are those, so a model with other classes is refused rather than misread.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bottlecheck.labels import LABELS
+
 METADATA_FILE = "metadata.json"
+DEFAULT_PAD_VALUE = 127
 
 
 class ModelError(RuntimeError):
@@ -51,6 +56,11 @@ class ModelArtifact:
     @property
     def input_size(self) -> int:
         return int(self.metadata["input"]["size"])
+
+    @property
+    def pad_value(self) -> int:
+        """Grey level of the letterbox bars the model was trained with."""
+        return int(self.metadata["input"].get("pad_value", DEFAULT_PAD_VALUE))
 
     @property
     def threshold(self) -> float:
@@ -91,6 +101,9 @@ def load_artifact(path: str | Path | None = None) -> ModelArtifact:
         raise ModelError(f"{metadata_path}: unreadable metadata ({exc})") from None
     if "input" not in metadata or "size" not in metadata["input"]:
         raise ModelError(f"{metadata_path}: metadata has no input size")
+    labels = tuple(metadata.get("labels", LABELS))
+    if labels != LABELS:
+        raise ModelError(f"{metadata_path}: labels {list(labels)}, expected {list(LABELS)}")
     return ModelArtifact(directory=directory.resolve(), metadata=metadata)
 
 

@@ -10,6 +10,7 @@ throughput approaches whichever of decoding or inference is slower.
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -20,8 +21,9 @@ import numpy as np
 from bottlecheck.artifact import ModelArtifact, load_artifact
 from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_image
+from bottlecheck.labels import CLOSED, ERROR, OPEN
 
-OPEN, CLOSED, ERROR = "open", "closed", "error"
+__all__ = ["CLOSED", "ERROR", "OPEN", "Classifier", "Prediction"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Classifier:
         return cls(artifact, load_engine(artifact, engine, threads), threshold)
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
-        return load_image(source, self.input_size, self.max_pixels)
+        return load_image(source, self.input_size, self.max_pixels, pad_value=self.artifact.pad_value)
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         return self.engine.predict(images)
@@ -80,10 +82,15 @@ class Classifier:
 
     def prediction(self, path: str, p_open: float) -> Prediction:
         status, confidence = self.decide(p_open)
-        return Prediction(path, status, round(confidence, 6), round(float(p_open), 6))
+        return Prediction(path, status, confidence, float(p_open))  # outputs round (4 decimals)
 
-    def classify(self, source: ImageSource, name: str = "-") -> Prediction:
-        """Classify one image (path or bytes); errors become an ``error`` row."""
+    def classify(self, source: ImageSource, name: str | None = None) -> Prediction:
+        """Classify one image (path or bytes); errors become an ``error`` row.
+
+        The row's ``path`` is ``name``, else the path given, else ``-`` (bytes have no name).
+        """
+        if name is None:
+            name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "-"
         try:
             array = self.preprocess(source)
         except ImageError as exc:

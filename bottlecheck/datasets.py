@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bottlecheck.discovery import walk_images
-
-LABELS = ("closed", "open")
+from bottlecheck.labels import LABELS
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,27 @@ def scan_image_folder(root: str | Path, source: str | None = None) -> list[Examp
     if not examples:
         raise FileNotFoundError(f"{root}: no images in {root / 'open'} or {root / 'closed'}")
     return examples
+
+
+def scan_data_dirs(data_dirs: Sequence[str | Path]) -> list[Example]:
+    """Every labelled image under each ``DATA/{closed,open}``, the directory's name as source."""
+    return [e for d in data_dirs for e in scan_image_folder(d)]
+
+
+def describe_sources(data_dirs: Sequence[str | Path], root: str | Path | None = None) -> list[str]:
+    """Data directories as a model's metadata records them: relative to ``root``, else by name.
+
+    An artefact says what it was trained on, never where a disk was mounted on the
+    machine that trained it.
+    """
+    described = []
+    for directory in data_dirs:
+        path = Path(directory).resolve()
+        if root is not None and path.is_relative_to(Path(root).resolve()):
+            described.append(path.relative_to(Path(root).resolve()).as_posix() or ".")
+        else:
+            described.append(path.name)
+    return described
 
 
 def stratified_split(examples: Sequence[Example], fraction: float, seed: int = 0) -> tuple[list, list]:

@@ -15,15 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from bottlecheck.classifier import ERROR, Classifier
-from bottlecheck.datasets import LABELS, Example, scan_image_folder
+from bottlecheck.classifier import Classifier
+from bottlecheck.datasets import Example, scan_data_dirs
 from bottlecheck.imaging import ImageError, decode_image
-from bottlecheck.metrics import classification_report
+from bottlecheck.labels import ERROR, LABELS
+from bottlecheck.metrics import classification_report, reports_by_source
 
-
-def scan_data_dirs(data_dirs: Sequence[str | Path]) -> list[Example]:
-    """Every labelled image under each ``DATA/{closed,open}``, the directory's name as source."""
-    return [e for d in data_dirs for e in scan_image_folder(d)]
+__all__ = ["evaluate", "format_table", "scan_data_dirs", "write_html_report"]
 
 
 def evaluate(
@@ -51,12 +49,8 @@ def evaluate(
         "version": classifier.artifact.version,
         "engine": classifier.engine.name,
     }
-    sources = sorted({r["source"] for r in scored})
-    if len(sources) > 1:
-        report["by_source"] = {}
-        for source in sources:
-            mask = np.array([r["source"] == source for r in scored])
-            report["by_source"][source] = classification_report(labels[mask], p_open[mask], classifier.threshold)
+    if len({r["source"] for r in scored}) > 1:
+        report["by_source"] = reports_by_source(labels, p_open, [r["source"] for r in scored], classifier.threshold)
     return report, rows
 
 

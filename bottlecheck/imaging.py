@@ -49,7 +49,8 @@ UNSUPPORTED_EXTENSIONS = {
     ".nef": "camera RAW",
 }
 # Letterbox bars and transparent areas take this grey: after the model's
-# (x - 127) / 128 scaling it is zero, "no signal".
+# (x - 127) / 128 scaling it is zero, "no signal". Training writes it into the
+# artefact's metadata (input.pad_value) and inference reads it from there.
 PAD_VALUE = 127
 # 50 megapixels covers every phone and line camera we know of; a header claiming
 # more is a bomb or a mistake, refused before decoding.
@@ -162,6 +163,7 @@ def letterbox(
     scale: float = 1.0,
     center: tuple[float, float] = (0.5, 0.5),
     resample: int = Image.BILINEAR,
+    pad_value: int = PAD_VALUE,
 ) -> np.ndarray:
     """Fit ``image`` inside a ``size`` x ``size`` canvas without cropping it.
 
@@ -175,16 +177,18 @@ def letterbox(
     new_w, new_h = max(1, round(width * fit)), max(1, round(height * fit))
     if (new_w, new_h) != (width, height):
         image = image.resize((new_w, new_h), resample)
-    canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
     left = round((size - new_w) * min(max(center[0], 0.0), 1.0))
     top = round((size - new_h) * min(max(center[1], 0.0), 1.0))
     canvas[top : top + new_h, left : left + new_w] = np.asarray(image, dtype=np.uint8)
     return canvas
 
 
-def load_image(source: ImageSource, size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(
+    source: ImageSource, size: int = 224, max_pixels: int = DEFAULT_MAX_PIXELS, pad_value: int = PAD_VALUE
+) -> np.ndarray:
     """Path or bytes in; ``(size, size, 3)`` uint8 RGB letterboxed model input out."""
-    return letterbox(decode_image(source, max_side=size, max_pixels=max_pixels), size)
+    return letterbox(decode_image(source, max_side=size, max_pixels=max_pixels), size, pad_value=pad_value)
 
 
 def is_image_path(path: str | Path) -> bool:

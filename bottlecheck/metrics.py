@@ -6,11 +6,12 @@ to choose the temperature and the decision threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from bottlecheck.datasets import LABELS
+from bottlecheck.labels import LABELS
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -133,3 +134,14 @@ def choose_threshold(labels: np.ndarray, p_open: np.ndarray, min_gain: float = 0
         if key > best_key:
             best, best_key = float(t), key
     return best if best_key[0] >= at_half + min_gain else 0.5
+
+
+def reports_by_source(
+    labels: np.ndarray, p_open: np.ndarray, sources: Sequence[str], threshold: float
+) -> dict[str, dict[str, Any]]:
+    """:func:`classification_report` for each source separately (a source is a data directory's name)."""
+    sources_array = np.asarray(sources)
+    return {
+        source: classification_report(labels[sources_array == source], p_open[sources_array == source], threshold)
+        for source in sorted(set(sources))
+    }

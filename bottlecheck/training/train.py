@@ -16,36 +16,17 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bottlecheck import __version__
 from bottlecheck.artifact import load_artifact
-from bottlecheck.datasets import LABELS, Example, scan_image_folder, stratified_split
-from bottlecheck.metrics import choose_threshold, classification_report, fit_temperature
+from bottlecheck.datasets import Example, describe_sources, scan_data_dirs, stratified_split
+from bottlecheck.labels import LABELS
+from bottlecheck.metrics import choose_threshold, classification_report, fit_temperature, reports_by_source
+from bottlecheck.training.config import TrainConfig
 from bottlecheck.training.data import ImageBatches
-
-
-@dataclass
-class TrainConfig:
-    data_dirs: Sequence[str]
-    out: str
-    base: str = "bundled"  # "bundled", "imagenet", or a model directory
-    epochs: int = 8
-    warmup_epochs: int = 1  # head only, at 10x the learning rate, before the backbone thaws
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    val_fraction: float = 0.15
-    patience: int = 3
-    trainable_from: str | None = "blocks_5"
-    input_size: int = 224
-    seed: int = 0
-    workers: int = 2
-    version: str | None = None
-    source_weights: dict[str, float] = field(default_factory=dict)
-    max_steps_per_epoch: int | None = None
 
 
 def _load_base(config: TrainConfig):
@@ -81,15 +62,16 @@ def predict_logits(model, examples: Sequence[Example], size: int, batch_size: in
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, calibrate, choose the threshold, and save the artefact to ``config.out``."""
+    from bottlecheck.tfquiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from bottlecheck.training.model import freeze_backbone, save_artifact, set_temperature
 
     started = time.time()
     keras.utils.set_random_seed(config.seed)
-    examples: list[Example] = []
-    for directory in config.data_dirs:
-        examples += scan_image_folder(directory)
+    examples = scan_data_dirs(config.data_dirs)
     train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
     if not val_set:
         raise ValueError("too few images for a validation split: need at least 3 per class")
@@ -122,7 +104,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             log(
-                f"epoch {self.offset + epoch + 1}/{config.warmup_epochs + config.epochs} ({self.phase}): "
+                f"epoch {self.offset + epoch + 1}/{warmup_epochs + config.epochs} ({self.phase}): "
                 f"loss {logs.get('loss', math.nan):.4f} acc {logs.get('acc', math.nan):.4f} "
                 f"val_loss {logs.get('val_loss', math.nan):.4f} val_acc {logs.get('val_acc', math.nan):.4f} "
                 f"val_auc {logs.get('val_auc', math.nan):.4f} ({time.time() - started:.0f}s)"
@@ -145,16 +127,16 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         )
 
     # A new head first: random head gradients would otherwise knock the pretrained features about.
-    if config.warmup_epochs and config.base == "imagenet":
+    # Only a new (ImageNet) head needs it; a bottlecheck base already has a trained head.
+    warmup_epochs = config.warmup_epochs if config.base == "imagenet" else 0
+    if warmup_epochs:
         freeze_backbone(model, "open_logit")
-        fit(config.warmup_epochs, config.learning_rate * 10, 0, "head")
-    else:
-        config.warmup_epochs = 0
+        fit(warmup_epochs, config.learning_rate * 10, 0, "head")
     freeze_backbone(model, config.trainable_from)
     history = fit(
         config.epochs,
         config.learning_rate,
-        config.warmup_epochs,
+        warmup_epochs,
         "fine-tune",
         [keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)],
     )
@@ -166,10 +148,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     threshold = choose_threshold(labels, p_open)
     set_temperature(model, temperature)
     report = classification_report(labels, p_open, threshold)
-    by_source = {}
-    for source in sorted({e.source for e in val_set}):
-        mask = np.array([e.source == source for e in val_set])
-        by_source[source] = classification_report(labels[mask], p_open[mask], threshold)
+    by_source = reports_by_source(labels, p_open, [e.source for e in val_set], threshold)
     log(
         f"validation: accuracy {report['accuracy']:.4f}, AUC {report['roc_auc']}, ECE {report['ece']:.4f}, "
         f"temperature {temperature:.3f}, threshold {threshold:.3f}"
@@ -184,7 +163,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         "training": {
             "bottlecheck": __version__,
             "base": base_name,
-            "data": [str(d) for d in config.data_dirs],
+            "data": describe_sources(config.data_dirs, config.data_root),
             "train_count": len(train_set),
             "val_count": len(val_set),
             "per_source": {
@@ -192,7 +171,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
                 for s in sorted({e.source for e in examples})
             },
             "epochs_run": len(history.history.get("loss", [])),
-            "config": {k: v for k, v in vars(config).items() if k not in ("data_dirs", "out")},
+            "config": {
+                **{k: v for k, v in vars(config).items() if k not in ("data_dirs", "out", "data_root")},
+                "base": base_name,
+            },
             "seconds": round(time.time() - started, 1),
         },
         "metrics": {"validation": report, "validation_by_source": by_source},
