@@ -8,42 +8,35 @@ import sys
 import click
 
 from bottlecheck import __version__
-from bottlecheck.artifact import ModelError
-from bottlecheck.engines import ENGINE_CHOICES
-from bottlecheck.outputs import FORMATS, format_for_path, make_writer, open_output
-
-EXIT_OK, EXIT_SOME_ERRORS, EXIT_USAGE = 0, 1, 2
-
-model_option = click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True, file_okay=True, dir_okay=True),
-    envvar="BOTTLECHECK_MODEL",
-    help="Model directory (default: the bundled model).",
+from bottlecheck.cli_options import (
+    EXIT_NOTHING_FOUND,
+    EXIT_OK,
+    EXIT_SOME_ERRORS,
+    batch_size_option,
+    engine_option,
+    load_classifier,
+    model_option,
+    threshold_option,
+    workers_option,
 )
-engine_option = click.option(
-    "--engine",
-    type=click.Choice(ENGINE_CHOICES),
-    default="auto",
-    show_default=True,
-    envvar="BOTTLECHECK_ENGINE",
-    help="Inference runtime; auto prefers LiteRT.",
-)
-
-
-def _load_classifier(model_path, engine, threshold=None, threads=None):
-    from bottlecheck.classifier import Classifier
-
-    try:
-        return Classifier.load(model_path, engine=engine, threshold=threshold, threads=threads)
-    except ModelError as exc:  # a wrong --model or a missing runtime: the caller's to fix, exit 2
-        raise click.UsageError(str(exc)) from None
+from bottlecheck.cli_train import evaluate, train
+from bottlecheck.outputs import FORMATS, open_sink, resolve_format
+from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bottlecheck")
 def main() -> None:
     """Tell from a photo whether a beer bottle is open (cap off) or closed (cap on)."""
+
+
+main.add_command(train)
+main.add_command(evaluate)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @main.command()
@@ -56,24 +49,27 @@ def main() -> None:
     help="Output format [default: from -o's extension, else table on a terminal, jsonl in a pipe].",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write rows to FILE.")
-@click.option(
-    "-b",
-    "--batch-size",
-    type=click.IntRange(1, 1024),
-    help="Images per model call [default: the engine's best: 8 for LiteRT, 32 for TensorFlow].",
-)
-@click.option("-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Decoding threads.")
-@click.option(
-    "-t",
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    help="p_open at or above which a bottle is open [default: the model's, chosen on validation].",
-)
+@batch_size_option
+@workers_option
+@threshold_option
 @model_option
 @engine_option
-@click.option("--resume", is_flag=True, help="With -o: skip inputs already in FILE and append the rest.")
+@click.option(
+    "--resume", is_flag=True, help="With -o: skip inputs already answered in FILE, retry its error rows, append."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def classify(paths, fmt, output, batch_size, workers, threshold, model_path, engine, resume, quiet):
+def classify(
+    paths: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+    batch_size: int | None,
+    workers: int,
+    threshold: float | None,
+    model_path: str | None,
+    engine: str,
+    resume: bool,
+    quiet: bool,
+) -> None:
     """Classify images: files, directories (recursive), globs, or - for paths on stdin.
 
     \b
@@ -83,8 +79,9 @@ def classify(paths, fmt, output, batch_size, workers, threshold, model_path, eng
       find /mnt/line -name '*.png' | bottlecheck classify - -f jsonl > out.jsonl
       bottlecheck classify frames/ -o results.jsonl --resume
 
-    Exit status: 0 all classified, 1 some inputs had errors (their rows say
-    why), 2 usage error.
+    Exit status: 0 every input classified, 1 some inputs had errors (their rows
+    say why), 2 usage error, 3 nothing found to classify (empty directory, a glob
+    that matches nothing).
     """
     from tqdm import tqdm
 
@@ -92,37 +89,39 @@ def classify(paths, fmt, output, batch_size, workers, threshold, model_path, eng
 
     if resume and not output:
         raise click.UsageError("--resume needs -o/--output: it continues that file")
-    if fmt is None:
-        fmt = (format_for_path(output) if output else None) or (
-            "table" if sys.stdout.isatty() and not output else "jsonl"
-        )
+    try:
+        fmt = resolve_format(fmt, output, interactive=sys.stdout.isatty())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if resume and fmt == "table":
         raise click.UsageError("--resume works with csv, json and jsonl output")
-    inputs = list(dict.fromkeys(expand_inputs(paths, stdin=sys.stdin)))
 
-    classifier = _load_classifier(model_path, engine, threshold)
-    if output:
-        writer, done, finish = open_output(output, fmt, resume)
-    else:
-        writer, done, finish = make_writer(fmt, sys.stdout), set(), None
-    todo = [path for path in inputs if path not in done]
+    def nothing_in(argument: str, reason: str) -> None:
+        click.echo(f"warning: {reason}: {argument}", err=True)
 
+    inputs = list(dict.fromkeys(expand_inputs(paths, stdin=sys.stdin, on_empty=nothing_in)))
+    if not inputs:
+        click.echo("nothing to classify: no image files found in " + " ".join(paths), err=True)
+        sys.exit(EXIT_NOTHING_FOUND)
+
+    classifier = load_classifier(model_path, engine, threshold)
     counts = {"open": 0, "closed": 0, "error": 0}
-    show_progress = not quiet and sys.stderr.isatty()
-    with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
-        try:
+    with open_sink(output, fmt, resume) as sink:
+        todo = [path for path in inputs if path not in sink.done]
+        show_progress = not quiet and sys.stderr.isatty()
+        with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
             for prediction in classifier.classify_paths(todo, batch_size=batch_size, workers=workers):
-                writer.write(prediction.as_dict())
+                sink.write(prediction.as_dict())
                 counts[prediction.status] += 1
                 bar.update(1)
-        finally:
-            finish() if finish else writer.close()
     if not quiet:
         skipped = f", {len(inputs) - len(todo)} already done" if resume else ""
         click.echo(
-            f"{len(todo)} images: {counts['open']} open, {counts['closed']} closed, {counts['error']} errors{skipped}",
+            f"{plural(len(todo), 'image')}: {counts['open']} open, {counts['closed']} closed, "
+            f"{plural(counts['error'], 'error')}{skipped}",
             err=True,
         )
+    # Earlier error rows were retried, so the new errors are all the output holds.
     sys.exit(EXIT_SOME_ERRORS if counts["error"] else EXIT_OK)
 
 
@@ -132,7 +131,7 @@ def classify(paths, fmt, output, batch_size, workers, threshold, model_path, eng
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(model_path, engine, as_json):
     """Show the package, the model and the engine that would run it."""
-    classifier = _load_classifier(model_path, engine)
+    classifier = load_classifier(model_path, engine)
     artifact = classifier.artifact
     facts = {
         "bottlecheck": __version__,
@@ -200,7 +199,13 @@ def info(model_path, engine, as_json):
     help="File of API keys, one per line (or BOTTLECHECK_API_KEYS=k1,k2).",
 )
 @click.option("--rate-limit", envvar="BOTTLECHECK_RATE_LIMIT", help="Per key or client, e.g. '600/minute;30/second'.")
-@click.option("--max-upload-mb", type=click.FloatRange(0.01), envvar="BOTTLECHECK_MAX_UPLOAD_MB")
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(0.01),
+    envvar="BOTTLECHECK_MAX_UPLOAD_MB",
+    show_default=str(SERVER_DEFAULTS["MAX_UPLOAD_MB"]),
+    help="Request body limit in MB (413 above).",
+)
 @click.option(
     "--timeout",
     type=click.IntRange(1),
@@ -221,9 +226,3 @@ def serve(host, port, workers, threads, model_path, engine, api_keys_file, rate_
         if value is not None:
             app_config[key] = value
     run_server(host, port, workers, threads, app_config, timeout=timeout)
-
-
-from bottlecheck.cli_train import evaluate, train  # noqa: E402  (they import TensorFlow only when run)
-
-main.add_command(train)
-main.add_command(evaluate)

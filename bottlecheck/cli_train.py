@@ -7,7 +7,17 @@ import sys
 
 import click
 
-from bottlecheck.engines import ENGINE_CHOICES
+from bottlecheck.cli_options import (
+    batch_size_option,
+    engine_option,
+    load_classifier,
+    model_option,
+    threshold_option,
+    workers_option,
+)
+from bottlecheck.training.config import TrainConfig
+
+DEFAULTS = TrainConfig(data_dirs=[], out="")  # the one place training defaults live
 
 _data_dirs = click.argument(
     "data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, dir_okay=True)
@@ -30,16 +40,16 @@ def _source_weights(_ctx, _param, values) -> dict[str, float]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the new model.")
 @click.option(
     "--base",
-    default="bundled",
+    default=DEFAULTS.base,
     show_default=True,
     help="Start from: bundled (the shipped model), imagenet, or a model directory.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=DEFAULTS.epochs, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=DEFAULTS.batch_size, show_default=True)
 @click.option(
     "--warmup-epochs",
     type=click.IntRange(0),
-    default=1,
+    default=DEFAULTS.warmup_epochs,
     show_default=True,
     help="Epochs training the new head alone (at 10x --lr) when starting from ImageNet.",
 )
@@ -47,21 +57,23 @@ def _source_weights(_ctx, _param, values) -> dict[str, float]:
     "--lr",
     "learning_rate",
     type=float,
-    default=1e-4,
+    default=DEFAULTS.learning_rate,
     show_default=True,
     help="Peak learning rate of the fine-tuning phase (cosine decay).",
 )
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0.01, 0.9),
-    default=0.15,
+    default=DEFAULTS.val_fraction,
     show_default=True,
     help="Share of each (source, label) group held out for validation.",
 )
-@click.option("--patience", type=click.IntRange(1), default=3, show_default=True, help="Early-stopping patience.")
+@click.option(
+    "--patience", type=click.IntRange(1), default=DEFAULTS.patience, show_default=True, help="Early-stopping patience."
+)
 @click.option(
     "--trainable-from",
-    default="blocks_9",
+    default=DEFAULTS.trainable_from or "all",
     show_default=True,
     help="First layer (name prefix) to train; earlier layers stay frozen. 'all' trains everything.",
 )
@@ -74,9 +86,15 @@ def _source_weights(_ctx, _param, values) -> dict[str, float]:
     help="Weight of a data directory's images (by directory name).",
 )
 @click.option("--max-steps", type=click.IntRange(1), default=None, help="Cap steps per epoch (quick runs).")
-@click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 32), default=DEFAULTS.workers, show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--version", "version_tag", default=None, help="Model version [default: UTC date and time].")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    envvar="BOTTLECHECK_DATA_ROOT",
+    help="Record data directories in the model's metadata relative to this [default: by name only].",
+)
 def train(
     data_dirs,
     out,
@@ -93,6 +111,7 @@ def train(
     workers,
     seed,
     version_tag,
+    data_root,
 ):
     """Fine-tune the model on DATA_DIR/{open,closed} (one or more directories).
 
@@ -106,7 +125,6 @@ def train(
       bottlecheck evaluate holdout/ --model runs/m1 --report holdout.html
     """
     try:
-        from bottlecheck.training.train import TrainConfig
         from bottlecheck.training.train import train as run_training
     except ImportError as exc:
         raise click.ClickException(f"training needs TensorFlow: pip install 'bottlecheck[train]' ({exc})") from None
@@ -126,6 +144,7 @@ def train(
         version=version_tag,
         source_weights=source_weights,
         max_steps_per_epoch=max_steps,
+        data_root=data_root,
     )
     try:
         run_training(config, log=lambda line: click.echo(line, err=True))
@@ -135,25 +154,17 @@ def train(
 
 @click.command()
 @_data_dirs
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True),
-    envvar="BOTTLECHECK_MODEL",
-    help="Model directory (default: the bundled model).",
-)
-@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True)
+@model_option
+@engine_option
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, writable=True),
     help="Also write an HTML page with every misclassified image as a thumbnail.",
 )
-@click.option("-t", "--threshold", type=click.FloatRange(0, 1), help="Override the model's threshold.")
-@click.option(
-    "-b", "--batch-size", type=click.IntRange(1, 1024), help="Images per model call [default: the engine's best]."
-)
-@click.option("-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@threshold_option
+@batch_size_option
+@workers_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--record",
@@ -165,11 +176,10 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
     error of a model on DATA_DIR/{open,closed}."""
     from tqdm import tqdm
 
-    from bottlecheck.cli import _load_classifier
     from bottlecheck.evaluation import evaluate as run_evaluation
     from bottlecheck.evaluation import format_table, scan_data_dirs, write_html_report
 
-    classifier = _load_classifier(model_path, engine, threshold)
+    classifier = load_classifier(model_path, engine, threshold)
     try:
         examples = scan_data_dirs(data_dirs)  # walked once: the count for the bar and the inputs
     except FileNotFoundError as exc:

@@ -4,14 +4,16 @@ A PATH may be a file (taken as given, whatever its extension), a directory
 (walked recursively in sorted order, image extensions only, symlinked
 directories followed once so loops end), a glob (image files and directories
 it matches), or ``-`` for paths on stdin.
-Names that match nothing are kept: they become error rows, never silently lost.
+A file name that does not exist is kept: it becomes an error row, never silently
+lost. A directory with no images or a glob that matches nothing yields nothing and
+is reported through ``on_empty`` (a glob is a question, not a file name).
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from bottlecheck.imaging import is_image_path
@@ -38,8 +40,21 @@ def walk_images(directory: str) -> Iterator[str]:
                 yield os.path.join(root, name)
 
 
-def expand_inputs(arguments: Iterable[str], stdin: TextIO | None = None) -> Iterator[str]:
-    """Yield input paths for each CLI argument, in order."""
+def expand_inputs(
+    arguments: Iterable[str],
+    stdin: TextIO | None = None,
+    on_empty: Callable[[str, str], None] | None = None,
+) -> Iterator[str]:
+    """Yield input paths for each CLI argument, in order.
+
+    ``on_empty(argument, reason)`` is called for a directory without images or a glob
+    that matches none, so the caller can say so.
+    """
+
+    def report(argument: str, reason: str) -> None:
+        if on_empty is not None:
+            on_empty(argument, reason)
+
     for argument in arguments:
         if argument == "-":
             if stdin is None:
@@ -47,19 +62,27 @@ def expand_inputs(arguments: Iterable[str], stdin: TextIO | None = None) -> Iter
             for line in stdin:
                 line = line.rstrip("\r\n")
                 if line:
-                    yield from expand_inputs([line])
+                    yield from expand_inputs([line], on_empty=on_empty)
         elif os.path.isdir(argument):
-            yield from walk_images(argument)
+            found = False
+            for path in walk_images(argument):
+                found = True
+                yield path
+            if not found:
+                report(argument, "no images in directory")
         elif os.path.lexists(argument):
             yield argument
         elif _GLOB_CHARS & set(argument):
-            matches = sorted(glob.glob(argument, recursive=True))
-            if not matches:
-                yield argument  # reported as "no such file"
-            for match in matches:
+            found = False
+            for match in sorted(glob.glob(argument, recursive=True)):
                 if os.path.isdir(match):
-                    yield from walk_images(match)
+                    for path in walk_images(match):
+                        found = True
+                        yield path
                 elif is_image_path(match):  # like a directory: a glob selects images
+                    found = True
                     yield match
+            if not found:
+                report(argument, "no images match")
         else:
             yield argument

@@ -100,10 +100,11 @@ class TensorFlowEngine:
     preferred_batch = 32  # TensorFlow's per-call overhead is large: it needs batches
 
     def __init__(self, artifact: ModelArtifact, threads: int | None = None):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from bottlecheck.tfquiet import import_tensorflow
+
         try:
+            tf = import_tensorflow()
             import keras
-            import tensorflow as tf
         except ImportError as exc:
             raise ModelError("the TensorFlow engine needs TensorFlow: pip install 'bottlecheck[train]'") from exc
         path = artifact.file("keras")

@@ -10,11 +10,14 @@ place when the run ends: the file is either the old one or complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,8 +31,34 @@ def format_for_path(path: str | os.PathLike) -> str | None:
     return _EXTENSIONS.get(Path(path).suffix.lower())
 
 
+def resolve_format(fmt: str | None, output: str | os.PathLike | None, interactive: bool) -> str:
+    """The format to write: ``fmt``; else ``output``'s extension; else table on a terminal, JSONL in a pipe.
+
+    Raises ValueError for an output file whose extension names no format (``-o out.xml``
+    without ``-f``): guessing would write JSONL into a file its reader expects to be XML.
+    """
+    if fmt is not None:
+        return fmt
+    if output is not None:
+        found = format_for_path(output)
+        if found is None:
+            known = ", ".join(sorted(_EXTENSIONS))
+            raise ValueError(f"cannot tell the format of {os.fspath(output)!r} from its extension ({known}); pass -f")
+        return found
+    return "table" if interactive else "jsonl"
+
+
+# One rule for every output, CLI and HTTP API alike: probabilities to 4 decimals.
+DECIMALS = 4
+
+
 def _number(value: Any) -> str:
-    return "" if value is None else f"{value:.4f}"
+    return "" if value is None else f"{value:.{DECIMALS}f}"
+
+
+def _fields(row: dict) -> dict:
+    """The row's fields in order, probabilities rounded to :data:`DECIMALS`."""
+    return {k: round(v, DECIMALS) if isinstance(v, float) else row.get(k) for k in FIELDS for v in [row.get(k)]}
 
 
 class RowWriter:
@@ -47,7 +76,7 @@ class RowWriter:
 
 class JSONLWriter(RowWriter):
     def write(self, row: dict) -> None:
-        self.stream.write(json.dumps({k: row.get(k) for k in FIELDS}, ensure_ascii=False) + "\n")
+        self.stream.write(json.dumps(_fields(row), ensure_ascii=False) + "\n")
         self.stream.flush()
 
 
@@ -61,8 +90,7 @@ class CSVWriter(RowWriter):
             stream.flush()
 
     def write(self, row: dict) -> None:
-        values = [row.get(k) for k in FIELDS]
-        self._csv.writerow(["" if v is None else v for v in values])
+        self._csv.writerow(["" if v is None else v for v in _fields(row).values()])
         self.stream.flush()
 
 
@@ -74,12 +102,15 @@ class JSONWriter(RowWriter):
         self.rows = list(previous or [])
 
     def write(self, row: dict) -> None:
-        self.rows.append({k: row.get(k) for k in FIELDS})
+        self.rows.append(_fields(row))
 
     def close(self) -> None:
-        json.dump(self.rows, self.stream, indent=2, ensure_ascii=False)
-        self.stream.write("\n")
-        self.stream.flush()
+        self.dump(self.stream)
+
+    def dump(self, stream: TextIO) -> None:
+        json.dump(self.rows, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+        stream.flush()
 
 
 class TableWriter(RowWriter):
@@ -171,32 +202,67 @@ def read_existing(path: str | os.PathLike, fmt: str) -> tuple[list[dict], int]:
     raise ValueError(f"--resume does not support the {fmt} format")
 
 
-def open_output(path: str | os.PathLike, fmt: str, resume: bool) -> tuple[RowWriter, set[str], callable]:
-    """Open ``path`` for writing rows; with ``resume`` keep its complete rows.
+class Sink:
+    """Where a run's rows go: ``write(row)`` each one; ``done`` holds the paths an earlier run answered."""
 
-    Returns the writer, the set of paths already done, and a function that
-    finishes the file (close, and for JSON the atomic rename).
+    def __init__(self, writer: RowWriter, done: set[str]):
+        self.writer = writer
+        self.done = done
+
+    def write(self, row: dict) -> None:
+        self.writer.write(row)
+
+
+def _replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Write a whole file beside ``path`` and rename it into place: ``path`` is old or complete, never half."""
+    directory = path.parent if str(path.parent) else Path(".")
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+
+
+@contextlib.contextmanager
+def open_sink(
+    output: str | os.PathLike | None, fmt: str, resume: bool = False, stdout: TextIO | None = None
+) -> Iterator[Sink]:
+    """Open where rows go: ``output`` (a file) or ``stdout``; closed (and for JSON renamed into place) on exit.
+
+    With ``resume``, the complete rows already in ``output`` are kept and their paths are
+    ``sink.done``, except error rows: those are dropped from the file and their inputs
+    classified again (a file may have been half copied last time).
     """
-    path = Path(path)
-    done: set[str] = set()
+    if output is None:
+        writer = make_writer(fmt, stdout or sys.stdout)
+        try:
+            yield Sink(writer, set())
+        finally:
+            writer.close()
+        return
+    path = Path(output)
     previous: list[dict] = []
     keep = 0
     if resume:
         previous, keep = read_existing(path, fmt)
-        done = {str(row["path"]) for row in previous}
-    if fmt == "json":
-        directory = path.parent if str(path.parent) else Path(".")
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        stream = os.fdopen(handle, "w", encoding="utf-8")
-        writer = make_writer(fmt, stream, previous=previous)
-
-        def finish() -> None:
-            writer.close()
-            stream.close()
-            os.replace(temp_name, path)
-
-        return writer, done, finish
-    if resume and keep:
+    good = [row for row in previous if row.get("status") != "error"]
+    done = {str(row["path"]) for row in good}
+    if fmt == "json":  # one array: collect, then write the whole file and rename it into place
+        collector = JSONWriter(io.StringIO(), previous=good)
+        try:
+            yield Sink(collector, done)
+        finally:
+            _replace_atomically(path, collector.dump)
+        return
+    if len(good) < len(previous):  # earlier error rows: rewrite the file without them, then append
+        _replace_atomically(path, lambda stream: _write_rows(make_writer(fmt, stream), good))
+        stream = open(path, "a", encoding="utf-8", newline="")
+        writer = make_writer(fmt, stream, header=False)
+    elif resume and keep:
         with open(path, "r+b") as raw:  # drop a row cut short by a crash
             raw.truncate(keep)
         stream = open(path, "a", encoding="utf-8", newline="")
@@ -204,9 +270,14 @@ def open_output(path: str | os.PathLike, fmt: str, resume: bool) -> tuple[RowWri
     else:
         stream = open(path, "w", encoding="utf-8", newline="")
         writer = make_writer(fmt, stream)
-
-    def finish() -> None:
+    try:
+        yield Sink(writer, done)
+    finally:
         writer.close()
         stream.close()
 
-    return writer, done, finish
+
+def _write_rows(writer: RowWriter, rows: list[dict]) -> None:
+    for row in rows:
+        writer.write(row)
+    writer.close()

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bottlecheck.cli import main
-from tests.conftest import bottle_photo
+from tests.helpers import bottle_photo, needs_tensorflow
 
 FIELDS = ["path", "status", "confidence", "p_open", "error"]
 
@@ -69,8 +69,55 @@ def test_formats_on_stdout(photo_dir, fmt):
 def test_output_format_from_extension_and_summary(photo_dir, tmp_path):
     out = tmp_path / "results.csv"
     result = run("classify", str(photo_dir), "-o", str(out))
-    assert "4 images:" in result.output and "1 errors" in result.output  # summary on stderr
+    assert "4 images: 1 open, 2 closed, 1 error\n" in result.output  # summary on stderr, singular "error"
     assert out.read_bytes().startswith(b"path,status,confidence,p_open,error\r\n")
+
+
+def test_nothing_found_says_so_and_exits_3(photo_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    for args in ([str(empty)], [str(tmp_path / "*.jpg")], [str(photo_dir / "*.gif"), str(empty)]):
+        result = run("classify", *args, "-f", "csv")
+        assert result.exit_code == 3, (args, result.output)
+        assert "nothing to classify" in result.output and "path,status" not in result.output
+    assert "no images match: " + str(tmp_path / "*.jpg") in run("classify", str(tmp_path / "*.jpg")).output
+
+
+def test_an_unknown_output_extension_is_a_usage_error_unless_the_format_is_given(photo_dir, tmp_path):
+    out = tmp_path / "out.xml"
+    result = CliRunner().invoke(main, ["classify", str(photo_dir), "-o", str(out)])
+    assert result.exit_code == 2 and "out.xml" in result.output and not out.exists()
+    assert run("classify", str(photo_dir), "-o", str(out), "-f", "csv", "-q").exit_code == 1
+    assert out.read_text().startswith("path,status")
+
+
+def test_resume_retries_error_rows_and_exits_on_the_final_state(photo_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    broken = photo_dir / "d_empty.jpg"  # zero bytes: as if still being copied
+    assert run("classify", str(photo_dir), "-o", str(out), "-q").exit_code == 1
+    broken.write_bytes(bottle_photo(True, seed=42))  # the copy finished
+    result = run("classify", str(photo_dir), "-o", str(out), "--resume")
+    assert result.exit_code == 0, result.output
+    assert "1 image: " in result.output and "3 already done" in result.output and "0 errors" in result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(Path(r["path"]).name for r in rows) == sorted(p.name for p in photo_dir.iterdir())
+    assert all(r["status"] != "error" for r in rows)
+    # Nothing left to do and nothing failed: 0. Still failing: 1, and the row is still there.
+    assert run("classify", str(photo_dir), "-o", str(out), "--resume", "-q").exit_code == 0
+    broken.write_bytes(b"")
+    assert run("classify", str(photo_dir), "-o", str(out), "-q").exit_code == 1
+    assert run("classify", str(photo_dir), "-o", str(out), "--resume", "-q").exit_code == 1
+    final = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(final) == 4 and [r["status"] for r in final].count("error") == 1
+
+
+def test_probabilities_have_four_decimals_everywhere(photo_dir):
+    rows = [json.loads(line) for line in run("classify", str(photo_dir), "-f", "jsonl", "-q").output.splitlines()]
+    for row in rows:
+        for key in ("confidence", "p_open"):
+            if row[key] is not None:
+                assert round(row[key], 4) == row[key]
 
 
 def test_missing_path_glob_and_stdin(photo_dir, tmp_path):
@@ -136,6 +183,28 @@ def test_info_reports_model(tmp_path):
     facts = json.loads(result.output)
     assert facts["engine"] == "litert" and facts["input_size"] == 224
     assert facts["labels"] == ["closed", "open"] and len(facts["sha256"]) == 64
+
+
+@needs_tensorflow
+def test_tensorflow_engine_prints_no_start_up_banner(photo_dir):
+    script = shutil.which("bottlecheck", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [script, "classify", str(photo_dir / "a_open.jpg"), "--engine", "tensorflow", "-f", "csv"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0
+    assert proc.stderr == "1 image: 1 open, 0 closed, 0 errors\n" or proc.stderr.endswith(
+        "1 image: 0 open, 1 closed, 0 errors\n"
+    )
+    assert "oneDNN" not in proc.stderr and "absl" not in proc.stderr
+
+
+def test_serve_help_shows_its_defaults():
+    help_text = run("serve", "--help").output
+    assert "--max-upload-mb" in help_text and "[default: (20.0)" in help_text
 
 
 def test_installed_console_script(photo_dir, tmp_path):

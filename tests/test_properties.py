@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bottlecheck.imaging import ImageError, load_image
-from bottlecheck.outputs import open_output, read_existing
+from bottlecheck.outputs import open_sink, read_existing
 from tests.corpus import corpus_files
 
 SEEDS = [data for data, _, _ in corpus_files().values() if data]
@@ -49,17 +49,26 @@ def test_loader_on_mutated_images(seed, position, patch):
     st.sampled_from(["PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF"]),
 )
 def test_loader_on_any_size_and_mode(width, height, mode, fmt):
-    image = Image.new(mode, (width, height))
+    colour = {"RGB": (200, 30, 30), "L": 250, "RGBA": (200, 30, 30, 255), "P": 3, "CMYK": (0, 200, 200, 0)}
+    image = Image.new(mode, (width, height), colour.get(mode, 0))
     buffer = io.BytesIO()
     try:
         image.save(buffer, fmt)
     except (OSError, ValueError, KeyError):
         return  # this format cannot store this mode: nothing to load
-    array = load_image(buffer.getvalue())
-    assert array.shape == (224, 224, 3)
-    # Letterbox: the long side fills the canvas.
-    content = np.any(array != 127, axis=2) if mode != "L" else None
-    assert content is None or content.shape == (224, 224)
+    array = load_image(buffer.getvalue(), pad_value=127)
+    assert array.shape == (224, 224, 3) and array.dtype == np.uint8
+    # Letterbox: the long side fills the canvas, the short side is scaled by the same factor
+    # and centred, the rest is padding. Read the content's extent off the middle row and column.
+    fit = 224 / max(width, height)
+    expect_w, expect_h = max(1, round(width * fit)), max(1, round(height * fit))
+    pad = np.array([127, 127, 127], dtype=np.uint8)
+    row, column = array[112], array[:, 112]
+    if expect_w >= 3 and expect_h >= 3 and not np.all(array[112, 112] == pad):
+        content_w = int(np.sum(np.any(row != pad, axis=1)))
+        content_h = int(np.sum(np.any(column != pad, axis=1)))
+        assert abs(content_w - expect_w) <= 1 and abs(content_h - expect_h) <= 1, (content_w, content_h)
+        assert max(content_w, content_h) >= 223
 
 
 names = st.text(
@@ -71,9 +80,8 @@ names = st.text(
 @given(st.lists(names, min_size=1, max_size=8, unique=True), st.sampled_from(["csv", "jsonl", "json"]))
 def test_any_file_name_round_trips_through_the_writers(tmp_path, paths, fmt):
     out = tmp_path / f"rows.{fmt}"
-    writer, _, finish = open_output(out, fmt, resume=False)
-    for path in paths:
-        writer.write({"path": path, "status": "error", "confidence": None, "p_open": None, "error": 'x, "y"\nz'})
-    finish()
+    with open_sink(out, fmt) as sink:
+        for path in paths:
+            sink.write({"path": path, "status": "error", "confidence": None, "p_open": None, "error": 'x, "y"\nz'})
     rows, _ = read_existing(out, fmt)
     assert [row["path"] for row in rows] == paths
