@@ -102,6 +102,7 @@ def test_http_answers_every_corpus_file(client, name):
     if status == 200:
         assert body["Bottle_Status"] in ("open", "closed")
     else:
-        assert body == {"error": "Unable to process image"}
+        assert set(body) == {"error", "detail"} and body["error"] == "Unable to process image"
+        assert body["detail"] and "\n" not in body["detail"]  # a one-line reason
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import io
+import http.client
+import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
-import numpy as np
 import pytest
 import requests
-from PIL import Image
 
-from tests.conftest import bottle_photo
+from tests.helpers import bottle_photo, phone_photo
 from tests.server_process import running_server
+
+pytestmark = pytest.mark.server
 
 
 @pytest.fixture
@@ -24,43 +26,52 @@ def server():
         yield url, proc
 
 
-def _phone_photo(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 255, (96, 54, 3), dtype=np.uint8)
-    image = Image.fromarray(pixels).resize((1080, 1920), Image.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def test_real_server_contract(server):
     url, _ = server
     response = requests.post(url + "/classify", files={"file": ("a.jpg", bottle_photo(True, seed=1), "image/jpeg")})
     assert response.status_code == 200
     body = response.json()
     assert body["Bottle_Status"] in ("open", "closed") and 0.5 <= body["Confidence"] <= 1
-    assert requests.post(url + "/classify").json() == {"error": "No file uploaded"}
+    assert requests.post(url + "/classify").json()["error"] == "No file uploaded"
     bad = requests.post(url + "/classify", files={"file": ("x.png", b"<svg></svg>", "image/png")})
-    assert bad.status_code == 400 and bad.json() == {"error": "Unable to process image"}
+    assert bad.status_code == 400 and bad.json()["error"] == "Unable to process image"
     assert "bottlecheck_http_requests_total" in requests.get(url + "/metrics").text
 
 
 def test_sigterm_lets_requests_in_flight_finish(server):
+    """SIGTERM arrives while a request is certainly in flight: its body is held back half sent."""
     url, proc = server
-    photos = [("files", (f"{i}.jpg", _phone_photo(i), "image/jpeg")) for i in range(24)]
+    photos = [("files", (f"{i}.jpg", phone_photo(i), "image/jpeg")) for i in range(6)]
+    prepared = requests.Request("POST", url + "/classify", files=photos).prepare()
+    body = prepared.body
+    half_sent, signalled = threading.Event(), threading.Event()
     outcome = {}
 
-    def slow_request():
-        outcome["response"] = requests.post(url + "/classify", files=photos, timeout=60)
+    def in_flight_request():
+        host, port = urlparse(url).hostname, urlparse(url).port
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        connection.putrequest("POST", "/classify")
+        connection.putheader("Content-Type", prepared.headers["Content-Type"])
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders()
+        connection.send(body[: len(body) // 2])
+        half_sent.set()
+        signalled.wait(timeout=30)
+        connection.send(body[len(body) // 2 :])
+        response = connection.getresponse()
+        outcome["status"], outcome["body"] = response.status, json.loads(response.read())
+        connection.close()
 
-    thread = threading.Thread(target=slow_request)
+    thread = threading.Thread(target=in_flight_request)
     thread.start()
-    time.sleep(0.5)  # the upload is in, decoding 24 phone frames
+    assert half_sent.wait(timeout=30)
+    time.sleep(0.2)  # the server has the headers and half the body: the request is in flight
     proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)  # the master has passed SIGTERM on; the worker is shutting down gracefully
+    signalled.set()
     thread.join(timeout=60)
-    response = outcome["response"]
-    assert response.status_code == 200
-    assert len(response.json()) == 24 and all("Bottle_Status" in item for item in response.json())
+    assert outcome["status"] == 200
+    assert len(outcome["body"]) == 6 and all("Bottle_Status" in item for item in outcome["body"])
     assert proc.wait(timeout=30) == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/healthz", timeout=2)

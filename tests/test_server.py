@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bottlecheck.server import create_app
-from tests.conftest import bottle_photo
+from tests.helpers import bottle_photo, png_header_only
 
 JPEG = bottle_photo(True, seed=5)
 PNG = bottle_photo(False, seed=6, fmt="PNG")
@@ -52,11 +52,29 @@ def test_contract_single_file(client, classifier):
 
 def test_no_file_and_unreadable_file(client):
     response = client.post("/classify")
-    assert response.status_code == 400 and response.get_json() == {"error": "No file uploaded"}
+    body = response.get_json()
+    assert response.status_code == 400 and body["error"] == "No file uploaded"
+    assert "'file'" in body["detail"] and "received: none" in body["detail"]
     response = post(client, ("x.jpg", b"definitely not an image"))
-    assert response.status_code == 400 and response.get_json() == {"error": "Unable to process image"}
+    body = response.get_json()
+    assert response.status_code == 400 and body["error"] == "Unable to process image"
+    assert body["detail"] == "not a readable image (unknown format)"  # the same detail a list item carries
     response = post(client, ("empty.png", b""))
-    assert response.status_code == 400 and response.get_json() == {"error": "Unable to process image"}
+    assert response.status_code == 400 and response.get_json()["error"] == "Unable to process image"
+    assert response.get_json()["detail"] == "empty file (0 bytes)"
+
+
+def test_a_wrong_field_name_is_told_which_fields_work(client):
+    response = post(client, ("a.jpg", JPEG), field="photo")
+    body = response.get_json()
+    assert response.status_code == 400 and body["error"] == "No file uploaded"
+    assert "['photo']" in body["detail"] and "'file'" in body["detail"] and "'files'" in body["detail"]
+
+
+def test_image_is_accepted_as_an_alias_of_file(client):
+    by_alias = post(client, ("a.jpg", JPEG), field="image").get_json()
+    by_contract = post(client, ("a.jpg", JPEG), field="file").get_json()
+    assert by_alias == by_contract and by_alias["Bottle_Status"] in ("open", "closed")
 
 
 def test_several_files_answer_a_list_in_order(client):
@@ -111,10 +129,8 @@ def test_too_many_files_and_form_parts(make_client):
 
 
 def test_decompression_bomb_is_a_400(client):
-    from tests.test_imaging import _png_header_only
-
-    response = post(client, ("bomb.png", _png_header_only(100_000, 100_000)))
-    assert response.status_code == 400 and response.get_json() == {"error": "Unable to process image"}
+    response = post(client, ("bomb.png", png_header_only(100_000, 100_000)))
+    assert response.status_code == 400 and response.get_json()["error"] == "Unable to process image"
 
 
 def test_cache_skips_inference_for_a_repeated_image(make_client, classifier):
@@ -230,3 +246,22 @@ def test_grayscale_and_exif_uploads(client):
     gray = io.BytesIO()
     Image.fromarray(np.full((64, 48), 128, np.uint8)).save(gray, "PNG")
     assert post(client, ("g.png", gray.getvalue())).status_code == 200
+
+    # A phone stores a portrait shot as landscape pixels plus an EXIF Orientation tag (6: turn
+    # 90 degrees clockwise to view). The answer must be the upright photo's, not the sideways one's.
+    upright = Image.open(io.BytesIO(bottle_photo(True, size=(180, 320), seed=8))).convert("RGB")
+    sideways = upright.rotate(90, expand=True)
+
+    def png(image, orientation=None) -> bytes:
+        buffer = io.BytesIO()
+        exif = Image.Exif()
+        if orientation:
+            exif[0x0112] = orientation
+        image.save(buffer, "PNG", exif=exif)
+        return buffer.getvalue()
+
+    answer = post(client, ("upright.png", png(upright))).get_json()
+    tagged = post(client, ("tagged.png", png(sideways, orientation=6))).get_json()
+    untagged = post(client, ("untagged.png", png(sideways))).get_json()
+    assert tagged["p_open"] == answer["p_open"]
+    assert untagged["p_open"] != answer["p_open"]  # so the tag, not chance, made them equal

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_SIZE": 4096,  # LRU entries; 0 disables
     "CACHE_URL": None,  # redis://host:6379/0 to share the cache
     "TRUSTED_PROXIES": 0,  # X-Forwarded-For hops to trust (behind a load balancer)
+    "LOG_FORMAT": "json",  # every server log line as JSON (gunicorn's too), or "text"
 }
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items() if value is not None}

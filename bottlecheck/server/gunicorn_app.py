@@ -63,10 +63,15 @@ def serve(
     timeout: int = 60,
     graceful_timeout: int = 30,
 ) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from bottlecheck.server.config import api_keys, load_config
+    import logging.config
 
-    if not api_keys(load_config(app_config)) and not is_loopback(host):
+    from bottlecheck.server.config import api_keys, load_config
+    from bottlecheck.server.observability import logging_config
+
+    settings = load_config(app_config)
+    log_config = logging_config(str(settings["LOG_FORMAT"]))
+    logging.config.dictConfig(log_config)
+    if not api_keys(settings) and not is_loopback(host):
         log.warning(
             "serving on %s without API keys: anyone who can reach this port can use it "
             "(set BOTTLECHECK_API_KEYS or --api-keys-file)",
@@ -85,6 +90,7 @@ def serve(
         "accesslog": None,  # the app writes one structured line per request
         "errorlog": "-",
         "loglevel": "info",
+        "logconfig_dict": log_config,  # gunicorn's own lines in the same format as ours
         "preload_app": False,
         # Heartbeat files in memory when we may write there (not in every container).
         "worker_tmp_dir": "/dev/shm" if os.access("/dev/shm", os.W_OK) else None,

@@ -1,0 +1,100 @@
+"""The classification service behind ``POST /classify``: bytes in, answers out.
+
+It owns the cache, the decoding in the request thread (outside the model lock)
+and the micro-batched model call. Flask does not appear here: the routes parse
+the request and format the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from bottlecheck.classifier import Classifier
+from bottlecheck.imaging import ImageError
+from bottlecheck.server.batcher import MicroBatcher, Overloaded
+from bottlecheck.server.cache import cache_key, make_cache
+from bottlecheck.server.observability import Metrics
+
+BAD_IMAGE = "Unable to process image"
+
+
+class ClassificationService:
+    """Bytes in, answers out: cache, decode, micro-batched model call."""
+
+    def __init__(self, classifier: Classifier, config: Mapping[str, Any], metrics: Metrics):
+        self.classifier = classifier
+        self.metrics = metrics
+        self.timeout = float(config["REQUEST_TIMEOUT_S"])
+        self.cache = make_cache(config.get("CACHE_URL"), int(config["CACHE_SIZE"]))
+        self.batcher = MicroBatcher(
+            classifier.predict_arrays,
+            max_batch=int(config["BATCH_MAX_SIZE"]),
+            max_wait=float(config["BATCH_MAX_WAIT_MS"]) / 1000.0,
+            max_queue=int(config["QUEUE_MAX"]),
+            on_batch=metrics.batch_size.observe,
+        )
+
+    def answer(self, p_open: float) -> dict[str, Any]:
+        status, confidence = self.classifier.decide(p_open)
+        return {
+            "Bottle_Status": status,
+            "Confidence": round(confidence, 4),
+            "p_open": round(p_open, 4),
+            "model_version": self.classifier.artifact.version,
+        }
+
+    def _abandon(self, pending: list) -> None:
+        """Give back the slots of a request's images already queued (the request is refused)."""
+        for _, _, future in pending:
+            future.cancel()
+            self.batcher.end()
+
+    def classify_many(self, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded."""
+        results: list[dict[str, Any] | None] = [None] * len(uploads)
+        pending = []
+        checksum = self.classifier.artifact.checksum
+        for index, (_name, data) in enumerate(uploads):
+            key = cache_key(data, checksum)
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.metrics.cache_hits.inc()
+                results[index] = self.answer(cached)
+                continue
+            self.metrics.cache_misses.inc()
+            try:
+                self.batcher.begin()  # admission first: a refusal costs no decoding
+            except Overloaded:
+                self._abandon(pending)
+                raise
+            try:
+                array = self.classifier.preprocess(data)
+                pending.append((index, key, self.batcher.submit(array)))
+            except ImageError as exc:
+                self.batcher.end()
+                results[index] = {"error": BAD_IMAGE, "detail": str(exc)}
+            except Overloaded:
+                self.batcher.end()
+                self._abandon(pending)
+                raise
+        deadline = time.monotonic() + self.timeout
+        try:
+            for index, key, future in pending:
+                p_open = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                self.cache.set(key, p_open)
+                results[index] = self.answer(p_open)
+        except FutureTimeout:
+            raise Overloaded("timed out waiting for the model") from None
+        finally:
+            for _ in pending:
+                self.batcher.end()
+        for result in results:
+            self.metrics.images.labels(status=result.get("Bottle_Status", "error")).inc()
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the batching thread (the app is shutting down)."""
+        self.batcher.close()
