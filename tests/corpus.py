@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tests.conftest import bottle_photo
+from tests.helpers import bottle_photo, png_header_only
 
 OK = "ok"  # classified: open or closed
 
@@ -33,16 +31,6 @@ def _save(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG header that claims ``width`` x ``height`` pixels, and almost no data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
 def _photo() -> Image.Image:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -12,18 +11,11 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
-from tests.conftest import bottle_photo
+from tests.helpers import bottle_photo, phone_photo
 from tests.server_process import running_server
 
-
-def _phone_photo(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    image = Image.fromarray(rng.integers(0, 255, (64, 36, 3), dtype=np.uint8)).resize((1080, 1920))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
+pytestmark = pytest.mark.server
 
 
 def test_flood_past_the_queue_gets_fast_503s_while_probes_and_others_succeed():
@@ -33,7 +25,7 @@ def test_flood_past_the_queue_gets_fast_503s_while_probes_and_others_succeed():
         "BOTTLECHECK_CACHE_SIZE": "0",
         "BOTTLECHECK_RATE_LIMIT": "100000/minute",
     }
-    photos = [_phone_photo(i) for i in range(48)]
+    photos = [phone_photo(i) for i in range(48)]
     with running_server(env=env, threads=24) as (url, _):
         probe_statuses = []
         stop = threading.Event()

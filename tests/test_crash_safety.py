@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import bottle_photo
+from tests.helpers import bottle_photo
 
 
 @pytest.fixture(scope="module")

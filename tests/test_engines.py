@@ -8,11 +8,10 @@ import pytest
 from bottlecheck.artifact import load_artifact
 from bottlecheck.engines import LiteRTEngine, TensorFlowEngine, load_engine
 from bottlecheck.imaging import load_image
-from tests.conftest import bottle_photo
-
-pytest.importorskip("tensorflow")
+from tests.helpers import bottle_photo, needs_tensorflow
 
 
+@needs_tensorflow
 def test_litert_and_tensorflow_agree_on_the_bundled_model():
     artifact = load_artifact()
     images = np.stack([load_image(bottle_photo(i % 2 == 0, seed=i)) for i in range(6)])

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from bottlecheck.imaging import PAD_VALUE, ImageError, decode_image, letterbox, load_image
+from tests.helpers import png_header_only
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -69,17 +68,9 @@ def test_transparency_is_composited_on_the_pad_colour():
     assert array[0, 0].tolist() == [PAD_VALUE] * 3
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(ImageError, match="too large"):
-        decode_image(_png_header_only(100_000, 100_000))
+        decode_image(png_header_only(100_000, 100_000))
 
 
 @pytest.mark.parametrize(

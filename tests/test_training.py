@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from bottlecheck.cli import main
+from tests.helpers import bottle_photo, needs_tensorflow
 
-pytest.importorskip("tensorflow")
+# Every test here trains a model first: TensorFlow or nothing.
+pytestmark = needs_tensorflow
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from tests.conftest import bottle_photo
-
     root = tmp_path_factory.mktemp("data")
     for label in ("open", "closed"):
         (root / label).mkdir()

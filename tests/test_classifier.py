@@ -1,0 +1,106 @@
+"""Answers reach the right input: in a batch, in a micro-batch, at the threshold, for the shipped examples."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bottlecheck.imaging import ImageError, decode_image
+from bottlecheck.server.batcher import MicroBatcher
+from bottlecheck.server.cache import cache_key
+from tests.helpers import png_header_only
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# Open and closed interleaved, so that answers shifted or reversed inside a batch land on the wrong label.
+INTERLEAVED = [
+    EXAMPLES / name
+    for name in ("rendered_open_1.jpg", "rendered_closed_1.jpg", "rendered_closed_2.jpg", "rendered_open_2.jpg")
+]
+
+
+def _expected(path: Path) -> str:
+    return "open" if "_open_" in path.name else "closed"
+
+
+def test_the_bundled_examples_are_answered_right(classifier):
+    predictions = list(classifier.classify_paths(sorted(EXAMPLES.glob("*.jpg"))))
+    assert len(predictions) == 4
+    for prediction in predictions:
+        assert prediction.status == _expected(Path(prediction.path)), prediction
+        assert prediction.confidence > 0.9
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4])
+def test_each_path_gets_its_own_answer_within_a_batch(classifier, batch_size):
+    paths = [str(p) for p in INTERLEAVED * 2]
+    predictions = list(classifier.classify_paths(paths, batch_size=batch_size, workers=2))
+    assert [p.path for p in predictions] == paths
+    assert [p.status for p in predictions] == [_expected(Path(p)) for p in paths]
+    alone = {path: classifier.classify(path).p_open for path in paths[:4]}
+    for prediction in predictions:
+        assert prediction.p_open == pytest.approx(alone[prediction.path], abs=1e-5)
+
+
+def test_a_path_names_its_own_row(classifier):
+    prediction = classifier.classify(str(INTERLEAVED[0]))
+    assert prediction.path == str(INTERLEAVED[0])
+    assert classifier.classify(INTERLEAVED[0]).path == str(INTERLEAVED[0])
+    assert classifier.classify(INTERLEAVED[0].read_bytes()).path == "-"
+    assert classifier.classify(INTERLEAVED[0].read_bytes(), name="upload.jpg").path == "upload.jpg"
+
+
+def test_each_request_gets_its_own_answer_within_a_micro_batch(classifier):
+    arrays = [classifier.preprocess(path) for path in INTERLEAVED]
+    batches: list[int] = []
+    batcher = MicroBatcher(classifier.predict_arrays, max_batch=4, max_wait=5.0, max_queue=8, on_batch=batches.append)
+    try:
+        for _ in arrays:
+            batcher.begin()  # four requests on their way: the batcher waits for all of them
+        futures = [batcher.submit(array) for array in arrays]
+        answers = [future.result(timeout=30) for future in futures]
+    finally:
+        for _ in arrays:
+            batcher.end()
+        batcher.close()
+    assert batches == [4], "the four images went through the model together"
+    for path, p_open in zip(INTERLEAVED, answers, strict=True):
+        assert classifier.decide(p_open)[0] == _expected(path)
+        assert p_open == pytest.approx(classifier.classify(path).p_open, abs=1e-5)
+
+
+def test_a_p_open_exactly_at_the_threshold_is_open(classifier):
+    assert classifier.decide(classifier.threshold) == ("open", classifier.threshold)
+    below = np.nextafter(classifier.threshold, 0)
+    assert classifier.decide(below)[0] == "closed"
+
+
+def test_the_projects_pixel_limit_refuses_what_pillow_would_still_decode():
+    import PIL.Image
+
+    pixels = 60_000_000  # over our 50 MP limit, under Pillow's own bomb check
+    assert pixels < PIL.Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(png_header_only(10_000, pixels // 10_000))
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(png_header_only(400, 300), max_pixels=100_000)
+
+
+def test_the_cache_key_names_the_model():
+    data = INTERLEAVED[0].read_bytes()
+    assert cache_key(data, "a" * 64) != cache_key(data, "b" * 64)
+    assert cache_key(data, "a" * 64) == cache_key(bytes(data), "a" * 64)
+
+
+def test_classify_is_safe_from_many_threads(classifier):
+    results: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        results[i] = classifier.classify(INTERLEAVED[i % 4]).status
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert [results[i] for i in range(8)] == [_expected(INTERLEAVED[i % 4]) for i in range(8)]
