@@ -19,9 +19,10 @@ what model 1.0.0 lacked, as the model-2 issue lists it:
 For each scene it writes one full frame (``images/NNNNNN.jpg``, ``--size`` on the
 long side) and, for up to ``--crops`` tops in the frame, a close-up of the same
 scene rendered through a render border at a higher resolution
-(``crops/NNNNNN_K.jpg``; a square around the top, cut where it leaves the frame): the judge's view of that top, as if the photo had been
-decoded at the scale the crop needs. Rendering only the border costs a fraction
-of a full frame at that resolution. One JSON line per scene in
+(``crops/NNNNNN_K.jpg``; a square around the top, cut where it leaves the
+frame): the judge's view of that top, as if the photo had been decoded at the
+scale the crop needs. Rendering only the border costs a fraction of a full
+frame at that resolution. One JSON line per scene in
 ``labels-START.jsonl`` holds every random choice and, per bottle, the top's box
 and centre in the frame's pixels (origin top left), its label, whether it is in
 the frame and whether another object hides it; per crop, the crop's box in the
@@ -93,7 +94,12 @@ def hdri_paths() -> list[str]:
 def pet_details(rng: random.Random, p: rb.Profile, location: Vector, material) -> list:
     """The support ring and thread ridges of a PET neck finish."""
     ring_z = p.top - rng.uniform(0.016, 0.02)
-    ring = [(p.rn, ring_z - 0.001), (p.rn + 0.0045, ring_z - 0.0008), (p.rn + 0.0045, ring_z + 0.0008), (p.rn, ring_z + 0.001)]
+    ring = [
+        (p.rn, ring_z - 0.001),
+        (p.rn + 0.0045, ring_z - 0.0008),
+        (p.rn + 0.0045, ring_z + 0.0008),
+        (p.rn, ring_z + 0.001),
+    ]
     objs = [rb.lathe("support_ring", ring, material)]
     for k in range(2):
         z = p.top - 0.004 - 0.004 * k
@@ -118,7 +124,12 @@ def foil_wrap(rng: random.Random, p: rb.Profile, closed: bool):
     if closed:
         r_top = p.lip_r + 0.0025
         profile = [(p.radius(z) + 0.0007, z) for z in (z0, (z0 + p.top) / 2, p.top - 0.012)]
-        profile += [(r_top, p.top - 0.004), (r_top, p.top + 0.001), (r_top * 0.7, p.top + 0.0035), (0.0005, p.top + 0.004)]
+        profile += [
+            (r_top, p.top - 0.004),
+            (r_top, p.top + 0.001),
+            (r_top * 0.7, p.top + 0.0035),
+            (0.0005, p.top + 0.004),
+        ]
     else:
         z1 = p.top - p.lip_h - rng.uniform(0.003, 0.012)
         profile = [(p.radius(z) + 0.0007, z) for z in (z0, (z0 + z1) / 2, z1)]
@@ -147,7 +158,12 @@ def crate(rng: random.Random, rows: int, cols: int, spacing: float, height: floa
     colour = rng.choice([(0.6, 0.05, 0.05), (0.05, 0.2, 0.5), (0.1, 0.1, 0.1), (0.9, 0.6, 0.05), (0.05, 0.35, 0.1)])
     mat, _ = rb.principled("crate", colour, roughness=rng.uniform(0.3, 0.7))
     half_x, half_y = cols * spacing / 2 + 0.01, rows * spacing / 2 + 0.01
-    for sx, sy, lx, ly in ((1, 0, 0.004, half_y), (-1, 0, 0.004, half_y), (0, 1, half_x, 0.004), (0, -1, half_x, 0.004)):
+    for sx, sy, lx, ly in (
+        (1, 0, 0.004, half_y),
+        (-1, 0, 0.004, half_y),
+        (0, 1, half_x, 0.004),
+        (0, -1, half_x, 0.004),
+    ):
         bpy.ops.mesh.primitive_cube_add(size=1, location=(sx * half_x, sy * half_y, height / 2))
         wall = bpy.context.active_object
         wall.scale = (2 * lx, 2 * ly, height)
@@ -285,10 +301,17 @@ def occluded(scene, cam, target: Vector, own: set[str]) -> bool:
 
 def place_camera(rng, scene, cam, cam_data, main_p, main_loc, aspect, frame_fraction, aim_z, cam_height, cutoff):
     """Aim the camera; keep the main top inside the frame (or, for a cut-off close-up, outside it)."""
-    fov = 2 * math.atan(18 / cam_data.lens) if aspect[0] >= aspect[1] else 2 * math.atan(18 * aspect[1] / aspect[0] / cam_data.lens)
+    fov = (
+        2 * math.atan(18 / cam_data.lens)
+        if aspect[0] >= aspect[1]
+        else 2 * math.atan(18 * aspect[1] / aspect[0] / cam_data.lens)
+    )
     distance = max(
         0.1,
-        main_p.top / frame_fraction / (2 * math.tan(fov / 2)) * (1 if aspect[1] >= aspect[0] else aspect[1] / aspect[0]),
+        main_p.top
+        / frame_fraction
+        / (2 * math.tan(fov / 2))
+        * (1 if aspect[1] >= aspect[0] else aspect[1] / aspect[0]),
     )
     azimuth = rng.uniform(0, 2 * math.pi)
     roll = 0.0
@@ -377,12 +400,16 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     scene_label = "open" if rng.random() < 0.5 else "closed"
     mixed = len(spots) > 1 and rng.random() < 0.5
     bottles = []
-    for k, loc in enumerate(spots):
+    for loc in spots:
         label = ("open" if rng.random() < 0.5 else "closed") if mixed else scene_label
-        extra = rng.choices([None, "lime", "foam"], weights=[90, 6, 4])[0] if label == "open" and len(spots) <= 2 else None
+        extra = (
+            rng.choices([None, "lime", "foam"], weights=[90, 6, 4])[0] if label == "open" and len(spots) <= 2 else None
+        )
         bottle_fill = min(1.0, max(0.0, fill + rng.uniform(-0.1, 0.1)))
         before = set(bpy.data.objects.keys())
-        p, info, _objs = build_bottle(rng, label, family_name, glass_colour, bottle_fill, art, neck_art, loc, beer, foil, extra)
+        p, info, _objs = build_bottle(
+            rng, label, family_name, glass_colour, bottle_fill, art, neck_art, loc, beer, foil, extra
+        )
         bottles.append({"profile": p, "loc": loc, "info": info, "objects": set(bpy.data.objects.keys()) - before})
     meta: dict = {
         "index": index,
@@ -398,7 +425,9 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
         crate(rng, *crate_shape, 0.075, bottles[0]["profile"].H * rng.uniform(0.5, 0.9))
     if any(b["info"]["label"] == "open" for b in bottles) and rng.random() < 0.25:
         p0 = bottles[0]["profile"]
-        loose_cap(rng, spots[0] + Vector((rng.choice([-1, 1]) * rng.uniform(p0.R + 0.02, 0.09), rng.uniform(-0.05, 0.05), 0)))
+        loose_cap(
+            rng, spots[0] + Vector((rng.choice([-1, 1]) * rng.uniform(p0.R + 0.02, 0.09), rng.uniform(-0.05, 0.05), 0))
+        )
         meta["loose_cap"] = True
     main = bottles[len(bottles) // 2] if scene_kind != "table" else rng.choice(bottles)
     main_p, main_loc = main["profile"], main["loc"]
@@ -464,12 +493,21 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     facing = (main_loc - cam.location).normalized()
     facing.z *= 0.3
     if not night and not meta["world"].startswith("hdri") and rng.random() < 0.8:
-        rb.backdrop(rng, backgrounds, rng.uniform(0.3, 2.0), rng.uniform(3, 6), main_loc + Vector((0, 0, main_p.top / 2)), facing.normalized())
+        rb.backdrop(
+            rng,
+            backgrounds,
+            rng.uniform(0.3, 2.0),
+            rng.uniform(3, 6),
+            main_loc + Vector((0, 0, main_p.top / 2)),
+            facing.normalized(),
+        )
     target = main_loc + Vector((0, 0, main_p.top))
     lights = []
     for _ in range(rng.randint(1, 3)):
         behind = rng.random() < 0.2  # strong backlight: the bottle against the light
-        pos = main_loc + (facing * rng.uniform(0.4, 1.0) if behind else Vector((rng.uniform(-1, 1), rng.uniform(-1, 1), 0)))
+        pos = main_loc + (
+            facing * rng.uniform(0.4, 1.0) if behind else Vector((rng.uniform(-1, 1), rng.uniform(-1, 1), 0))
+        )
         pos.z = rng.uniform(0.1, 1.2)
         energy = rng.uniform(5, 80) * (0.3 if night else 1) * (3 if behind else 1)
         lights.append(round(rb.blackbody_light(rng, pos, target, rng.uniform(0.1, 1.5), energy), 0))
@@ -490,9 +528,7 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
         tops.append(ann)
     meta["tops"] = tops
     visible = [t for t in tops if t["in_frame"] and not t["occluded"]]
-    meta["label"] = (
-        "none" if not visible else ("open" if any(t["label"] == "open" for t in visible) else "closed")
-    )
+    meta["label"] = "none" if not visible else ("open" if any(t["label"] == "open" for t in visible) else "closed")
 
     image_path = args.out / "images" / f"{index:06d}.jpg"
     scene.render.filepath = str(image_path)
@@ -521,7 +557,12 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
                 "top": k,
                 "label": t["label"],
                 "crop_box": [round(v, 2) for v in box],
-                "top_box_in_crop": [round((x0 - box[0]) * s, 1), round((y0 - box[1]) * s, 1), round((x1 - box[0]) * s, 1), round((y1 - box[1]) * s, 1)],
+                "top_box_in_crop": [
+                    round((x0 - box[0]) * s, 1),
+                    round((y0 - box[1]) * s, 1),
+                    round((x1 - box[0]) * s, 1),
+                    round((y1 - box[1]) * s, 1),
+                ],
             }
         )
     meta["crops"] = crops
@@ -551,7 +592,10 @@ def main() -> None:
             log.write(json.dumps(meta) + "\n")
             log.flush()
             n_in = sum(t["in_frame"] for t in meta["tops"])
-            print(f"[render] {index} {meta['scene']} {meta['label']} tops {n_in}/{len(meta['tops'])} {meta['seconds']}s", flush=True)
+            print(
+                f"[render] {index} {meta['scene']} {meta['label']} tops {n_in}/{len(meta['tops'])} {meta['seconds']}s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
