@@ -2,7 +2,7 @@
 
 Run headless:
 
-    blender -b -t 1 -P training/render/render_tops.py -- \
+    blender -b -t 1 -P recipe/render/render_tops.py -- \
         --out /tmp/tops --backgrounds /tmp/bc-backgrounds --start 0 --count 2000 --seed 11
 
 Builds on ``render_bottles.py`` (its bottle geometry, caps and materials) and adds

@@ -6,7 +6,7 @@ cup, a motorcycle, textures of brick, grass and gravel) and procedural plates
 (gradients, bokeh lights, stripes, blotches) that imitate kitchens, bars, car
 interiors at night and factory walls. Seeded: the same seed gives the same files.
 
-    python training/render/make_backgrounds.py --out /tmp/bc-backgrounds --count 240
+    python recipe/render/make_backgrounds.py --out /tmp/bc-backgrounds --count 240
 """
 
 from __future__ import annotations

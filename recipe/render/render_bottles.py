@@ -2,7 +2,7 @@
 
 Run headless:
 
-    blender -b -P training/render/render_bottles.py -- \
+    blender -b -P recipe/render/render_bottles.py -- \
         --out /tmp/renders --backgrounds /tmp/bc-backgrounds --start 0 --count 2000 --seed 1
 
 Each image ``i`` is built from its own random generator seeded with ``(seed, i)``, so

@@ -2,28 +2,28 @@
 # The recipe of the shipped model, end to end. Every step is seeded; on a 2-core CPU the
 # renders take about 1 s of wall time an image with two shards, training about 30 minutes.
 #
-#   training/recipe.sh WORK_DIR [IMAGES_PER_SHARD]
+#   recipe/recipe.sh WORK_DIR [IMAGES_PER_SHARD]
 #
 # Needs: apt-get install blender; pip install -e '.[train,test]'; ../shared/data/real.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=${1:?usage: training/recipe.sh WORK_DIR [IMAGES_PER_SHARD]}
+work=${1:?usage: recipe/recipe.sh WORK_DIR [IMAGES_PER_SHARD]}
 per_shard=${2:-1000}
 real=${REAL_DATA:-../shared/data/real}
 mkdir -p "$work"
 
 # 1. Background plates (scikit-image sample photos and procedural plates; no bottles).
-python training/render/make_backgrounds.py --out "$work/backgrounds" --count 240 --seed 7
+python recipe/render/make_backgrounds.py --out "$work/backgrounds" --count 240 --seed 7
 
 # 2. Renders: two shards, one thread each (seed 2; shard starts 0 and 3000).
 for start in 0 3000; do
-    blender -b -t 1 -P training/render/render_bottles.py -- --out "$work/renders" \
+    blender -b -t 1 -P recipe/render/render_bottles.py -- --out "$work/renders" \
         --backgrounds "$work/backgrounds" --start "$start" --count "$per_shard" --seed 2 >"$work/render-$start.log" 2>&1 &
 done
 wait
 
 # 3. Splits: every 10th image index is test; a fill-level-against-label test subset.
-python training/split_renders.py --out "$work/data" --source "$work/renders"
+python recipe/split_renders.py --out "$work/data" --source "$work/renders"
 
 # 4. Stage 1: renders only, from ImageNet (one warm-up epoch for the new head, then fine-tuning).
 bottlecheck train "$work/data/train" --out "$work/stage1" --base imagenet --warmup-epochs 1 --epochs 10 \
