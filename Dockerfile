@@ -24,7 +24,9 @@ RUN --mount=type=secret,id=cacert,required=false \
 
 # ---- runtime: the wheel and its light dependencies (LiteRT, no TensorFlow, no compilers) ---
 FROM ${BASE} AS runtime
-ARG VERSION=0.1.0
+# The package's version (bottlecheck/__init__.py is the one place it is written):
+#   --build-arg VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' bottlecheck/__init__.py)
+ARG VERSION=unset
 # URL of the repository this image was built from (--build-arg SOURCE=...).
 ARG SOURCE=""
 LABEL org.opencontainers.image.title="bottlecheck" \

@@ -171,7 +171,13 @@ def train(
     metavar="NAME",
     help="Also store the results in the model's metadata.json under metrics.NAME (shown by `bottlecheck info`).",
 )
-def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, workers, quiet, record):
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    envvar="BOTTLECHECK_DATA_ROOT",
+    help="With --record: name data directories relative to this [default: by name only].",
+)
+def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, workers, quiet, record, data_root):
     """Accuracy, per-class precision/recall/F1, confusion matrix, ROC AUC and calibration
     error of a model on DATA_DIR/{open,closed}."""
     from tqdm import tqdm
@@ -191,9 +197,10 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
         click.echo(f"wrote {report} ({wrong} misclassified)", err=True)
     if record:
         from bottlecheck.artifact import write_metadata
+        from bottlecheck.datasets import describe_sources
 
         metadata = dict(classifier.artifact.metadata)
-        metadata.setdefault("metrics", {})[record] = {"data": [str(d) for d in data_dirs], **results}
+        metadata.setdefault("metrics", {})[record] = {"data": describe_sources(data_dirs, data_root), **results}
         write_metadata(classifier.artifact.directory, metadata)
         click.echo(f"recorded as metrics.{record} in {classifier.artifact.directory / 'metadata.json'}", err=True)
     click.echo(json.dumps(results, indent=2) if fmt == "json" else format_table(results))
