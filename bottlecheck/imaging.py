@@ -162,7 +162,7 @@ def letterbox(
     size: int,
     scale: float = 1.0,
     center: tuple[float, float] = (0.5, 0.5),
-    resample: int = Image.BILINEAR,
+    resample: int = Image.Resampling.BILINEAR,
     pad_value: int = PAD_VALUE,
 ) -> np.ndarray:
     """Fit ``image`` inside a ``size`` x ``size`` canvas without cropping it.

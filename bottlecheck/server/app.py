@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import MethodNotAllowed
 
 from bottlecheck.classifier import Classifier
@@ -50,7 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
     upload_limit = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
     app.config.update(MAX_CONTENT_LENGTH=upload_limit, MAX_FORM_PARTS=int(settings["MAX_FORM_PARTS"]))
     app.config["BOTTLECHECK"] = settings
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False  # the contract's key order: Bottle_Status, then Confidence
     if int(settings["TRUSTED_PROXIES"]) > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -12,6 +12,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
+from werkzeug.datastructures import Headers
+
 
 class KeyChecker:
     def __init__(self, keys: Iterable[str]):
@@ -22,7 +24,7 @@ class KeyChecker:
         """Whether any key is configured (with none, every request is let in)."""
         return bool(self._keys)
 
-    def key_id(self, headers: Mapping[str, str]) -> str | None:
+    def key_id(self, headers: Headers | Mapping[str, str]) -> str | None:
         """The id (hash prefix) of the key in ``headers``, or None when it carries no valid key."""
         token = headers.get("X-API-Key", "")
         auth = headers.get("Authorization", "")

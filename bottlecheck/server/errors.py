@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 log = logging.getLogger("bottlecheck.server")
 
@@ -23,7 +24,7 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> WerkzeugResponse:
         response = exc.get_response()  # keeps the exception's headers (Allow on a 405)
         body = error_response(exc.code or 500, MESSAGES.get(exc.code or 500, exc.name))
         response.set_data(body.get_data())

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
-_ANSWER = {
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {"type": "string", "description": "what went wrong, in more words (not on every error)"},
+        "request_id": {"type": "string"},
+    },
+}
+_ANSWER: dict[str, Any] = {
     "type": "object",
     "required": ["Bottle_Status", "Confidence"],
     "properties": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -55,7 +56,7 @@ class ClassificationService:
     def classify_many(self, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
         """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded."""
         results: list[dict[str, Any] | None] = [None] * len(uploads)
-        pending = []
+        pending: list[tuple[int, str, Future]] = []
         checksum = self.classifier.artifact.checksum
         for index, (_name, data) in enumerate(uploads):
             key = cache_key(data, checksum)
@@ -91,9 +92,11 @@ class ClassificationService:
         finally:
             for _ in pending:
                 self.batcher.end()
-        for result in results:
+        answered = [result for result in results if result is not None]
+        assert len(answered) == len(uploads), "every upload has an answer or an error"
+        for result in answered:
             self.metrics.images.labels(status=result.get("Bottle_Status", "error")).inc()
-        return results  # type: ignore[return-value]
+        return answered
 
     def close(self) -> None:
         """Stop the batching thread (the app is shutting down)."""

@@ -22,10 +22,12 @@ def _motion_blur(image: Image.Image, rng: random.Random) -> Image.Image:
     """Directional smear: shrink along one axis and stretch back (a cheap box blur)."""
     length = rng.uniform(2, 6)
     angle = rng.uniform(0, 180)
-    rotated = image.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=(PAD_VALUE,) * 3)
+    rotated = image.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(PAD_VALUE,) * 3)
     w, h = rotated.size
-    smeared = rotated.resize((max(1, int(w / length)), h), Image.BILINEAR).resize((w, h), Image.BILINEAR)
-    back = smeared.rotate(-angle, resample=Image.BILINEAR, expand=False)
+    smeared = rotated.resize((max(1, int(w / length)), h), Image.Resampling.BILINEAR).resize(
+        (w, h), Image.Resampling.BILINEAR
+    )
+    back = smeared.rotate(-angle, resample=Image.Resampling.BILINEAR, expand=False)
     left, top = (w - image.size[0]) // 2, (h - image.size[1]) // 2
     return back.crop((left, top, left + image.size[0], top + image.size[1]))
 
@@ -34,11 +36,13 @@ def augment(image: Image.Image, size: int, rng: random.Random) -> np.ndarray:
     """One random training view of ``image`` as a letterboxed ``uint8`` array."""
     # Work near the output resolution: cheap, and the blur radii mean the same for every photo.
     image = image.copy()
-    image.thumbnail((size * 2, size * 2), Image.BILINEAR)
+    image.thumbnail((size * 2, size * 2), Image.Resampling.BILINEAR)
     if rng.random() < 0.5:
-        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < 0.3:
-        image = image.rotate(rng.uniform(-12, 12), resample=Image.BILINEAR, expand=True, fillcolor=(PAD_VALUE,) * 3)
+        image = image.rotate(
+            rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(PAD_VALUE,) * 3
+        )
     for enhancer, low, high in (
         (ImageEnhance.Brightness, 0.6, 1.4),
         (ImageEnhance.Contrast, 0.6, 1.4),

@@ -94,7 +94,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     val_batches = ImageBatches(
         val_set, config.input_size, config.batch_size, augment_images=False, seed=config.seed, workers=config.workers
     )
-    steps = min(len(train_batches), config.max_steps_per_epoch or len(train_batches))
+    batches = len(train_batches)  # type: ignore[arg-type]  # a keras PyDataset, made in __new__
+    steps = min(batches, config.max_steps_per_epoch or batches)
 
     class EpochLine(keras.callbacks.Callback):
         def __init__(self, offset: int, phase: str):

@@ -1,0 +1,61 @@
+"""The habits the project keeps: every CLI option documented in the README, lint and types clean."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from bottlecheck.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _options() -> list[tuple[str, str]]:
+    found = []
+    for name, command in sorted(main.commands.items()):
+        for param in command.params:
+            if isinstance(param, click.Option):
+                longest = max(param.opts, key=len)
+                if longest.startswith("--") and longest != "--help":
+                    found.append((name, longest))
+    return found
+
+
+@pytest.mark.parametrize("command, option", _options())
+def test_every_cli_option_is_in_the_readme(command, option):
+    """As sqlite-utils' test_docs: an option nobody can find in the README does not exist for users."""
+    section = README[README.find(f"## `bottlecheck {command}") :]
+    assert f"## `bottlecheck {command}" in README, f"README has no section for `bottlecheck {command}`"
+    next_section = re.search(r"\n## ", section[3:])
+    section = section[: next_section.start() + 3] if next_section else section
+    assert f"`{option}" in section or f"{option}" in section, f"`bottlecheck {command} {option}` is not in the README"
+
+
+def test_every_command_has_a_readme_section():
+    for name in main.commands:
+        assert f"`bottlecheck {name}" in README, name
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None and importlib.util.find_spec("ruff") is None, reason="needs ruff")
+def test_ruff_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="needs mypy")
+def test_the_package_type_checks():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", "/tmp/bottlecheck-mypy-cache"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
