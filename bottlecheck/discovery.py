@@ -50,39 +50,35 @@ def expand_inputs(
     ``on_empty(argument, reason)`` is called for a directory without images or a glob
     that matches none, so the caller can say so.
     """
-
-    def report(argument: str, reason: str) -> None:
-        if on_empty is not None:
-            on_empty(argument, reason)
-
     for argument in arguments:
         if argument == "-":
-            if stdin is None:
-                continue
-            for line in stdin:
-                line = line.rstrip("\r\n")
-                if line:
-                    yield from expand_inputs([line], on_empty=on_empty)
-        elif os.path.isdir(argument):
-            found = False
-            for path in walk_images(argument):
-                found = True
-                yield path
-            if not found:
-                report(argument, "no images in directory")
-        elif os.path.lexists(argument):
-            yield argument
-        elif _GLOB_CHARS & set(argument):
-            found = False
-            for match in sorted(glob.glob(argument, recursive=True)):
-                if os.path.isdir(match):
-                    for path in walk_images(match):
-                        found = True
-                        yield path
-                elif is_image_path(match):  # like a directory: a glob selects images
-                    found = True
-                    yield match
-            if not found:
-                report(argument, "no images match")
+            lines = (line.rstrip("\r\n") for line in (stdin or ()))
+            yield from expand_inputs((line for line in lines if line), on_empty=on_empty)
+            continue
+        if os.path.isdir(argument):
+            found = _report_if_empty(walk_images(argument), argument, "no images in directory", on_empty)
+        elif os.path.lexists(argument) or not _GLOB_CHARS & set(argument):
+            found = iter([argument])  # a file, or a name that will be an error row ("no such file")
         else:
-            yield argument
+            found = _report_if_empty(_glob_images(argument), argument, "no images match", on_empty)
+        yield from found
+
+
+def _glob_images(pattern: str) -> Iterator[str]:
+    """Image files and the images in directories that ``pattern`` matches, like a directory argument."""
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        if os.path.isdir(match):
+            yield from walk_images(match)
+        elif is_image_path(match):
+            yield match
+
+
+def _report_if_empty(
+    paths: Iterator[str], argument: str, reason: str, on_empty: Callable[[str, str], None] | None
+) -> Iterator[str]:
+    empty = True
+    for path in paths:
+        empty = False
+        yield path
+    if empty and on_empty is not None:
+        on_empty(argument, reason)
