@@ -218,3 +218,10 @@ def test_installed_console_script(photo_dir, tmp_path):
     assert len(out.read_text().splitlines()) == 4
     proc = subprocess.run([sys.executable, "-m", "bottlecheck", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "bottlecheck" in proc.stdout
+
+
+def test_the_cli_imports_neither_flask_nor_prometheus_until_it_serves():
+    """Cold start stays small, and prometheus_client must not load before serve sets its multiprocess dir."""
+    code = "import sys, bottlecheck.cli; print(sorted({'flask', 'prometheus_client', 'tensorflow'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

@@ -118,3 +118,15 @@ def test_web_page_in_headless_chromium(server, tmp_path):
     assert text.startswith(expected["Bottle_Status"].upper())
     assert f"{expected['Confidence'] * 100:.1f}%" in text
     assert shot.stat().st_size > 1000
+
+
+def test_metrics_add_up_across_worker_processes():
+    with running_server("--workers", "2", env={"BOTTLECHECK_CACHE_SIZE": "0"}) as (url, _):
+        for seed in range(12):  # new connections: spread over both workers
+            photo = bottle_photo(seed % 2 == 0, seed=seed)
+            assert requests.post(url + "/classify", files={"file": ("b.jpg", photo)}, timeout=30).status_code == 200
+        text = requests.get(url + "/metrics", timeout=10).text
+    answered = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("bottlecheck_images_total{")
+    )
+    assert answered == 12, text

@@ -265,3 +265,29 @@ def test_grayscale_and_exif_uploads(client):
     untagged = post(client, ("untagged.png", png(sideways))).get_json()
     assert tagged["p_open"] == answer["p_open"]
     assert untagged["p_open"] != answer["p_open"]  # so the tag, not chance, made them equal
+
+
+def test_a_request_id_is_echoed_when_sane_and_replaced_when_not(client):
+    assert client.get("/healthz", headers={"X-Request-ID": "line-7.frame_42"}).headers["X-Request-ID"] == (
+        "line-7.frame_42"
+    )
+    replaced = client.get("/healthz", headers={"X-Request-ID": "bad id; drop table"}).headers["X-Request-ID"]
+    assert replaced != "bad id" and len(replaced) == 32 and replaced.isalnum()
+
+
+def test_trusted_proxies_let_the_forwarded_address_choose_the_rate_limit_bucket(make_client):
+    client = make_client(TRUSTED_PROXIES=1, RATE_LIMIT="1/minute", CACHE_SIZE=0)
+
+    def from_address(address):
+        return post(client, ("a.jpg", JPEG), headers={"X-Forwarded-For": address}).status_code
+
+    assert from_address("203.0.113.7") == 200
+    assert from_address("203.0.113.7") == 429  # the same client behind the proxy
+    assert from_address("198.51.100.9") == 200  # another client behind the same proxy
+
+
+def test_a_request_that_outwaits_the_model_is_refused_with_503(make_client):
+    client = make_client(REQUEST_TIMEOUT_S=1e-9, CACHE_SIZE=0)
+    response = post(client, ("a.jpg", JPEG))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json() == {"error": "Server busy, retry shortly"}

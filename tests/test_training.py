@@ -73,6 +73,25 @@ def test_artefact_loads_in_both_engines_and_they_agree(trained):
     assert info["model_version"] == "test-1"
 
 
+def test_the_exported_model_applies_the_fitted_temperature(trained):
+    import keras
+
+    from bottlecheck.artifact import load_artifact
+    from bottlecheck.engines import LiteRTEngine
+    from bottlecheck.imaging import load_image
+    from bottlecheck.training.model import logit_model
+
+    root, out, _ = trained
+    artifact = load_artifact(out)
+    temperature = artifact.metadata["output"]["temperature"]
+    images = np.stack([load_image(p) for p in sorted(root.glob("*/*.jpg"))]).astype(np.float32)
+    logits = logit_model(keras.models.load_model(artifact.file("keras"), compile=False)).predict(images, verbose=0)
+    expected = 1 / (1 + np.exp(-logits.reshape(-1) / temperature))
+    assert np.max(np.abs(LiteRTEngine(artifact).predict(images) - expected)) < 1e-3
+    if abs(temperature - 1.0) > 0.05:  # a fitted temperature that differs from 1 changes the answers
+        assert np.max(np.abs(expected - 1 / (1 + np.exp(-logits.reshape(-1))))) > 1e-3
+
+
 def test_evaluate_json_and_html_report(trained, tmp_path):
     root, out, _ = trained
     report_path = tmp_path / "report.html"

@@ -63,6 +63,11 @@ def serve(
     timeout: int = 60,
     graceful_timeout: int = 30,
 ) -> None:
+    # First, before anything imports prometheus_client: it picks its multiprocess value
+    # class once, at import, from this variable. Set later, workers kept their counts to
+    # themselves and /metrics with --workers 2 came back empty.
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bottlecheck-metrics-")
     import logging.config
 
     from bottlecheck.server.config import api_keys, load_config
@@ -77,8 +82,6 @@ def serve(
             "(set BOTTLECHECK_API_KEYS or --api-keys-file)",
             host,
         )
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bottlecheck-metrics-")
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
