@@ -1,0 +1,164 @@
+"""Train the top judge: open, closed or no top at all, from a close crop around one found top.
+
+The judge sees a square cut around a top, ``span`` times the top's box side, resized to
+``JUDGE_SIZE``: the neck and the lip, not the background, so the one-source-per-class
+shortcut of the real photos is weakened and a cap that is 5 pixels wide in the whole photo
+fills the input. Its third class, ``none``, is what the finder may mistake for a top
+(a round logo, a loose cap on the table, a glass rim): the judge can overrule the finder.
+
+Like the finder, it is a frozen ImageNet EfficientNet-Lite0 with a small head trained on
+precomputed features of augmented views: the probe in the model-2 issue showed these
+features separate open from closed crops almost perfectly, and on 2 cores it trains in
+minutes. Temperature scaling on held-out crops makes its probabilities calibrated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bottlecheck.imaging import PAD_VALUE, decode_image
+from bottlecheck.training.finder import photometric
+
+JUDGE_SIZE = 128
+JUDGE_LABELS = ("closed", "open", "none")
+CROP_SPAN = 2.5  # the crop's side in units of the top's box side, at inference
+
+
+@dataclass
+class Crop:
+    """A picture holding one top (or none): its path, the top's centre and side in its pixels, and the label."""
+
+    path: str
+    x: float
+    y: float
+    side: float
+    label: str
+    index: int = 0
+    group: str = "rendered"
+
+
+def load_render_crops(render_dirs: Sequence[str | Path], negatives_per_scene: int = 2, seed: int = 0) -> list[Crop]:
+    """The close-ups of tops from the renders, and ``none`` crops cut from the frames away from any top."""
+    rng = random.Random(seed)
+    crops = []
+    for directory in map(Path, render_dirs):
+        for log in sorted(directory.glob("labels-*.jsonl")):
+            for line in log.read_text().splitlines():
+                if not line.strip():
+                    continue
+                meta = json.loads(line)
+                for crop in meta.get("crops", []):
+                    path = directory / crop["path"]
+                    if not path.is_file():
+                        continue
+                    x0, y0, x1, y1 = crop["top_box_in_crop"]
+                    with Image.open(path) as image:  # older renders recorded an unclipped crop box: fix it here
+                        scale = image.width / max(1e-6, crop["crop_box"][2] - crop["crop_box"][0])
+                    top = meta["tops"][crop["top"]]
+                    bx0, by0, bx1, by1 = top["box"]
+                    cx0, cy0 = max(0.0, crop["crop_box"][0]), max(0.0, crop["crop_box"][1])
+                    x, y = ((bx0 + bx1) / 2 - cx0) * scale, ((by0 + by1) / 2 - cy0) * scale
+                    side = max(bx1 - bx0, by1 - by0) * scale
+                    crops.append(Crop(str(path), x, y, side, crop["label"], meta["index"]))
+                frame = directory / meta["path"]
+                tops = [t for t in meta["tops"] if t["in_frame"]]
+                sides = [max(t["box"][2] - t["box"][0], t["box"][3] - t["box"][1]) for t in tops] or [30.0]
+                for _ in range(negatives_per_scene):
+                    side = rng.choice(sides) * rng.uniform(0.6, 1.6)
+                    for _attempt in range(20):
+                        x, y = rng.uniform(0, meta["width"]), rng.uniform(0, meta["height"])
+                        if all(
+                            abs(x - t["centre"][0]) > side * 1.2 or abs(y - t["centre"][1]) > side * 1.2 for t in tops
+                        ):
+                            crops.append(Crop(str(frame), x, y, side, "none", meta["index"]))
+                            break
+    return crops
+
+
+def cut_square(image: Image.Image, x: float, y: float, side: float, size: int = JUDGE_SIZE) -> Image.Image:
+    """The square of ``side`` pixels centred on (x, y), resized to ``size``; grey where it leaves the image."""
+    half = side / 2
+    box = (round(x - half), round(y - half), round(x + half), round(y + half))
+    inside = (max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3]))
+    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (PAD_VALUE,) * 3)
+    if inside[2] > inside[0] and inside[3] > inside[1]:
+        canvas.paste(image.crop(inside), (inside[0] - box[0], inside[1] - box[1]))
+    return canvas.resize((size, size), Image.Resampling.BILINEAR)
+
+
+def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool = True) -> np.ndarray:
+    """One view of a crop as the judge sees it: cut as the finder would (with its errors), turned, mirrored."""
+    side, x, y = crop.side, crop.x, crop.y
+    span = CROP_SPAN
+    if train:
+        span *= math.exp(rng.uniform(math.log(0.75), math.log(1.3)))  # the finder's size error
+        x += rng.uniform(-0.2, 0.2) * side  # and its position error
+        y += rng.uniform(-0.2, 0.2) * side
+    view = cut_square(image, x, y, max(side * span, 8.0))
+    if train:
+        if rng.random() < 0.5:
+            view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if rng.random() < 0.4:
+            view = view.rotate(rng.uniform(-180, 180), resample=Image.Resampling.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
+        if rng.random() < 0.3:  # a small top seen up close: lose detail first
+            low = rng.randint(12, 48)
+            view = view.resize((low, low), Image.Resampling.BILINEAR).resize(
+                (JUDGE_SIZE,) * 2, Image.Resampling.BILINEAR
+            )
+        view = photometric(view, rng)
+    return np.asarray(view, dtype=np.uint8)
+
+
+def judge_features_model(size: int = JUDGE_SIZE):
+    """The frozen part: ImageNet EfficientNet-Lite0 at ``size`` px, globally pooled (1280 numbers)."""
+    import keras
+
+    from bottlecheck.training.backbone import efficientnet_lite0_features, load_imagenet_weights
+
+    inputs = keras.Input((size, size, 3), name="crop")
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(efficientnet_lite0_features(inputs))
+    model = keras.Model(inputs, pooled, name="judge_features")
+    load_imagenet_weights(model)
+    return model
+
+
+def compute_judge_features(
+    crops: Sequence[Crop], views: int, seed: int, train: bool, log: Callable[[str], None] = print
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features of ``views`` views of each crop, and the label indices."""
+    extractor = judge_features_model()
+    rng = random.Random(seed)
+    arrays, labels, parts = [], [], []
+    cache: dict[str, Image.Image] = {}
+    for number, crop in enumerate(crops):
+        image = cache.get(crop.path) or decode_image(crop.path)
+        cache = {crop.path: image}  # crops of one frame come together
+        for _ in range(views):
+            arrays.append(judge_view(image, crop, rng, train))
+            labels.append(JUDGE_LABELS.index(crop.label))
+        if len(arrays) >= 256:
+            parts.append(extractor.predict(np.stack(arrays).astype(np.float32), verbose=0, batch_size=64))
+            arrays.clear()
+        if number % 500 == 0:
+            log(f"judge features: {number}/{len(crops)} crops")
+    if arrays:
+        parts.append(extractor.predict(np.stack(arrays).astype(np.float32), verbose=0, batch_size=64))
+    return np.concatenate(parts), np.array(labels)
+
+
+def judge_head(dropout: float = 0.3, l2: float = 1e-3):
+    """The trained part: dropout and one dense layer to three logits (a linear probe, regularised)."""
+    import keras
+
+    features = keras.Input((1280,), name="features")
+    x = keras.layers.Dropout(dropout)(features)
+    logits = keras.layers.Dense(len(JUDGE_LABELS), kernel_regularizer=keras.regularizers.l2(l2), name="judge_logits")(x)
+    return keras.Model(features, logits, name="judge_head")
