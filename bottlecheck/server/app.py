@@ -140,6 +140,13 @@ def _register_hooks(app: Flask, settings: Mapping[str, Any]) -> None:
         storage_uri=settings["RATE_LIMIT_STORAGE_URI"],
         headers_enabled=True,
         default_limits=[],
+        # A lost Redis must degrade, never fail requests: limits fall back to this worker's
+        # memory until the storage answers again (measured before: every request a 500).
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
+        if str(settings["RATE_LIMIT_STORAGE_URI"]).startswith(("redis", "rediss"))
+        else {},
     )
 
     @app.after_request

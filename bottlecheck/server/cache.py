@@ -8,8 +8,12 @@ that all workers and replicas share it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from collections import OrderedDict
+
+log = logging.getLogger("bottlecheck.server")
 
 
 def cache_key(data: bytes, model_checksum: str) -> str:
@@ -40,24 +44,43 @@ class LRUCache:
 
 
 class RedisCache:
-    def __init__(self, url: str, ttl_seconds: int = 86400):
+    """The shared cache. An outage is a miss, never a failed request; after a failure Redis is
+    left alone for ``retry_after`` seconds, so a Redis that times out does not add its timeout
+    to every request meanwhile."""
+
+    def __init__(self, url: str, ttl_seconds: int = 86400, retry_after: float = 5.0):
         import redis  # optional: pip install 'bottlecheck[redis]'
 
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.ttl = ttl_seconds
+        self.retry_after = retry_after
+        self._down_until = 0.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self) -> None:
+        if self._available():
+            log.warning("cache: Redis unavailable; answering without it for %.0f s", self.retry_after)
+        self._down_until = time.monotonic() + self.retry_after
 
     def get(self, key: str) -> float | None:
+        if not self._available():
+            return None
         try:
             value = self._client.get(key)
         except Exception:  # a cache outage must not fail requests
+            self._failed()
             return None
         return None if value is None else float(value)
 
     def set(self, key: str, value: float) -> None:
+        if not self._available():
+            return
         try:
             self._client.set(key, repr(value), ex=self.ttl)
         except Exception:
-            pass
+            self._failed()
 
 
 def make_cache(url: str | None, max_items: int):
