@@ -66,20 +66,38 @@ class ModelArtifact:
     def threshold(self) -> float:
         return float(self.metadata.get("threshold", 0.5))
 
-    def file(self, kind: str) -> Path:
-        """Path of the ``tflite`` or ``keras`` file named in the metadata."""
-        name = self.metadata.get("files", {}).get(kind)
+    @property
+    def stages(self) -> dict[str, dict[str, Any]]:
+        """The model's stages by name (model 2: ``finder`` and ``judge``); empty for a one-stage model."""
+        return dict(self.metadata.get("stages", {}))
+
+    @property
+    def is_two_stage(self) -> bool:
+        return {"finder", "judge"} <= set(self.stages)
+
+    def stage(self, name: str) -> dict[str, Any]:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise ModelError(f"{self.directory}: metadata has no {name!r} stage") from None
+
+    def file(self, kind: str, stage: str | None = None) -> Path:
+        """Path of the ``tflite`` or ``keras`` file named in the metadata (of ``stage``, for a staged model)."""
+        files = (self.stage(stage) if stage else self.metadata).get("files", {})
+        name = files.get(kind)
         if not name:
-            raise ModelError(f"{self.directory}: metadata names no {kind} model")
+            raise ModelError(f"{self.directory}: metadata names no {kind} model" + (f" for {stage}" if stage else ""))
         return self.directory / name
 
     @cached_property
     def checksum(self) -> str:
         """SHA-256 of the exported model: identifies exactly which weights answered."""
         digest = hashlib.sha256()
-        with open(self.file("tflite"), "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
+        paths = [self.file("tflite", stage) for stage in sorted(self.stages)] if self.stages else [self.file("tflite")]
+        for path in paths:
+            with open(path, "rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(chunk)
         return digest.hexdigest()
 
     @property

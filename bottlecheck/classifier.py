@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,13 +29,22 @@ __all__ = ["CLOSED", "ERROR", "OPEN", "Classifier", "Prediction"]
 
 @dataclass(frozen=True)
 class Prediction:
-    """One output row. ``confidence`` is the probability of ``status``."""
+    """One output row. ``confidence`` is the probability of ``status``.
+
+    A two-stage model also says how many bottle tops it found and how many are open and
+    closed, and gives each top's box (in the photo's own pixels, after EXIF orientation),
+    status and confidence; ``status`` may then be ``unknown`` (no top it trusts).
+    """
 
     path: str
     status: str
     confidence: float | None = None
     p_open: float | None = None
     error: str | None = None
+    bottles: int | None = None
+    open_tops: int | None = None
+    closed_tops: int | None = None
+    tops: tuple[dict, ...] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +75,10 @@ class Classifier:
         threads: int | None = None,
     ) -> Classifier:
         artifact = load_artifact(model)
+        if artifact.is_two_stage:
+            from bottlecheck.tops_classifier import TopsClassifier
+
+            return TopsClassifier.load_stages(artifact, engine, threshold, threads)
         return cls(artifact, load_engine(artifact, engine, threads), threshold)
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
@@ -92,10 +106,15 @@ class Classifier:
         if name is None:
             name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "-"
         try:
-            array = self.preprocess(source)
+            prepared = self.preprocess(source)
         except ImageError as exc:
             return Prediction(name, ERROR, error=str(exc))
-        return self.prediction(name, self.predict_arrays(array[None])[0])
+        return self.answer_batch([name], [prepared])[0]
+
+    def answer_batch(self, names: list[str], prepared: list) -> list[Prediction]:
+        """Run the model once on a batch of preprocessed inputs; one prediction each, in order."""
+        scores = self.predict_arrays(np.stack(prepared))
+        return [self.prediction(name, score) for name, score in zip(names, scores, strict=True)]
 
     def classify_paths(
         self, paths: Iterable[str], batch_size: int | None = None, workers: int = 2, prefetch_batches: int = 2
@@ -109,7 +128,7 @@ class Classifier:
         # one large photo is slow to decode (measured: 83% of the bound on 1080x1920 frames).
         window = max(batch_size * (prefetch_batches + 1), 32)
 
-        def decode(path: str) -> np.ndarray | ImageError:
+        def decode(path: str) -> Any:
             try:
                 return self.preprocess(path)
             except ImageError as exc:
@@ -134,10 +153,10 @@ class Classifier:
                 batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
                 fill()  # keep the decoders busy while the model runs
                 decoded = [(path, future.result()) for path, future in batch]
-                arrays = [value for _, value in decoded if isinstance(value, np.ndarray)]
-                scores = iter(self.predict_arrays(np.stack(arrays)) if arrays else [])
+                good = [(path, value) for path, value in decoded if not isinstance(value, ImageError)]
+                answers = iter(self.answer_batch([p for p, _ in good], [v for _, v in good]) if good else [])
                 for path, value in decoded:
-                    if isinstance(value, np.ndarray):
-                        yield self.prediction(path, next(scores))
-                    else:
+                    if isinstance(value, ImageError):
                         yield Prediction(path, ERROR, error=str(value))
+                    else:
+                        yield next(answers)

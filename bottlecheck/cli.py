@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -20,7 +21,7 @@ from bottlecheck.cli_options import (
     workers_option,
 )
 from bottlecheck.cli_train import evaluate, train
-from bottlecheck.outputs import FORMATS, open_sink, resolve_format
+from bottlecheck.outputs import FIELDS, FORMATS, TOPS_FIELDS, open_sink, resolve_format
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
 
 
@@ -81,7 +82,8 @@ def classify(
 
     Exit status: 0 every input classified, 1 some inputs had errors (their rows
     say why), 2 usage error, 3 nothing found to classify (empty directory, a glob
-    that matches nothing).
+    that matches nothing). An "unknown" answer (model 2: no bottle top visible)
+    is an answer, not an error.
     """
     from tqdm import tqdm
 
@@ -105,8 +107,13 @@ def classify(
         sys.exit(EXIT_NOTHING_FOUND)
 
     classifier = load_classifier(model_path, engine, threshold)
-    counts = {"open": 0, "closed": 0, "error": 0}
-    with open_sink(output, fmt, resume) as sink:
+    two_stage = classifier.artifact.is_two_stage
+    counts = {"open": 0, "closed": 0, "unknown": 0, "error": 0}
+    with contextlib.ExitStack() as stack:
+        try:
+            sink = stack.enter_context(open_sink(output, fmt, resume, fields=TOPS_FIELDS if two_stage else FIELDS))
+        except ValueError as exc:  # resuming a file that holds something else: never overwrite it
+            raise click.UsageError(str(exc)) from None
         todo = [path for path in inputs if path not in sink.done]
         show_progress = not quiet and sys.stderr.isatty()
         with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
@@ -116,8 +123,9 @@ def classify(
                 bar.update(1)
     if not quiet:
         skipped = f", {len(inputs) - len(todo)} already done" if resume else ""
+        unknown = f", {counts['unknown']} unknown" if two_stage else ""
         click.echo(
-            f"{plural(len(todo), 'image')}: {counts['open']} open, {counts['closed']} closed, "
+            f"{plural(len(todo), 'image')}: {counts['open']} open, {counts['closed']} closed{unknown}, "
             f"{plural(counts['error'], 'error')}{skipped}",
             err=True,
         )

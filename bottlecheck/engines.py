@@ -31,6 +31,9 @@ class Engine(Protocol):
     def predict(self, images: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` uint8 images in, ``(N,)`` float32 ``p_open`` out."""
 
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """``(N, S, S, 3)`` uint8 images in, the model's whole output (batch first) out."""
+
 
 def _default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -64,12 +67,12 @@ class LiteRTEngine:
     # the whole pipeline on 1080x1920 JPEGs: batch 4: 126, 8: 137, 32: 128.
     preferred_batch = 8
 
-    def __init__(self, artifact: ModelArtifact, threads: int | None = None):
+    def __init__(self, artifact: ModelArtifact, threads: int | None = None, stage: str | None = None):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise ModelError("the LiteRT engine needs the 'ai-edge-litert' package") from exc
-        path = artifact.file("tflite")
+        path = artifact.file("tflite", stage)
         if not path.is_file():
             raise ModelError(f"missing exported model {path}")
         with _quiet_native_stderr():
@@ -82,6 +85,9 @@ class LiteRTEngine:
         self._lock = threading.Lock()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.run(images).reshape(-1)
+
+    def run(self, images: np.ndarray) -> np.ndarray:
         batch = np.asarray(images, dtype=np.float32)
         if batch.ndim != 4 or len(batch) == 0:
             raise ValueError(f"expected a (N, H, W, 3) batch, got shape {batch.shape}")
@@ -92,14 +98,14 @@ class LiteRTEngine:
                 self._batch = len(batch)
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).reshape(-1).astype(np.float32)
+            return self._interpreter.get_tensor(self._output).astype(np.float32)
 
 
 class TensorFlowEngine:
     name = "tensorflow"
     preferred_batch = 32  # TensorFlow's per-call overhead is large: it needs batches
 
-    def __init__(self, artifact: ModelArtifact, threads: int | None = None):
+    def __init__(self, artifact: ModelArtifact, threads: int | None = None, stage: str | None = None):
         from bottlecheck.tfquiet import import_tensorflow
 
         try:
@@ -107,7 +113,7 @@ class TensorFlowEngine:
             import keras
         except ImportError as exc:
             raise ModelError("the TensorFlow engine needs TensorFlow: pip install 'bottlecheck[train]'") from exc
-        path = artifact.file("keras")
+        path = artifact.file("keras", stage)
         if not path.is_file():
             raise ModelError(f"missing Keras model {path}")
         if threads:
@@ -119,10 +125,13 @@ class TensorFlowEngine:
         self._call = tf.function(lambda x: self._model(x, training=False), reduce_retracing=True)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.run(images).reshape(-1)
+
+    def run(self, images: np.ndarray) -> np.ndarray:
         batch = np.asarray(images, dtype=np.float32)
         if batch.ndim != 4 or len(batch) == 0:
             raise ValueError(f"expected a (N, H, W, 3) batch, got shape {batch.shape}")
-        return np.asarray(self._call(batch)).reshape(-1).astype(np.float32)
+        return np.asarray(self._call(batch)).astype(np.float32)
 
 
 def litert_available() -> bool:
@@ -133,10 +142,12 @@ def litert_available() -> bool:
     return True
 
 
-def load_engine(artifact: ModelArtifact, engine: str = "auto", threads: int | None = None) -> Engine:
-    """Build the named engine; ``auto`` is LiteRT where it is installed, else TensorFlow."""
+def load_engine(
+    artifact: ModelArtifact, engine: str = "auto", threads: int | None = None, stage: str | None = None
+) -> Engine:
+    """Build the named engine (for one ``stage`` of a staged model); ``auto`` is LiteRT where installed."""
     if engine not in ENGINE_CHOICES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINE_CHOICES)}")
     if engine == "litert" or (engine == "auto" and litert_available()):
-        return LiteRTEngine(artifact, threads)
-    return TensorFlowEngine(artifact, threads)
+        return LiteRTEngine(artifact, threads, stage)
+    return TensorFlowEngine(artifact, threads, stage)

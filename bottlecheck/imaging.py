@@ -102,6 +102,18 @@ def decode_image(
     decoding is then done at the smallest DCT scale that still covers it.
     Raises :class:`ImageError` with a one-line reason for anything unreadable.
     """
+    return decode_photo(source, max_side, max_pixels)[0]
+
+
+def decode_photo(
+    source: ImageSource,
+    max_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """:func:`decode_image`, and the photo's own upright size (before any reduced-scale decoding).
+
+    Boxes found in the (perhaps smaller) decoded image are reported in the photo's own pixels.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Corrupt EXIF data" and friends: noise for our users
@@ -117,7 +129,9 @@ def decode_image(
                 image.draft(image.mode, (int(width * scale) + 1, int(height * scale) + 1))
             image.load()
             image = ImageOps.exif_transpose(image)
-            return _to_rgb(image)
+            if (image.width > image.height) != (width > height):  # EXIF turned it a quarter
+                width, height = height, width
+            return _to_rgb(image), (width, height)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

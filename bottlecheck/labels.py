@@ -8,5 +8,8 @@ these (see :func:`bottlecheck.artifact.load_artifact`).
 
 from __future__ import annotations
 
-CLOSED, OPEN, ERROR = "closed", "open", "error"
+CLOSED, OPEN, ERROR, UNKNOWN = "closed", "open", "error", "unknown"
 LABELS: tuple[str, ...] = (CLOSED, OPEN)
+# What a photo can be answered with: a two-stage model says ``unknown`` when it finds no
+# bottle top it trusts (the top is out of the frame, no bottle, too dark). An answer, not an error.
+STATUSES: tuple[str, ...] = (OPEN, CLOSED, UNKNOWN)

@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 FIELDS = ("path", "status", "confidence", "p_open", "error")
+# A two-stage model (model 2) also counts the bottle tops it found; JSON and JSONL rows carry
+# each top too (box in the photo's pixels, status, confidence), which a CSV cell cannot.
+TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops", "closed_tops", "error")
+NESTED = "tops"
 FORMATS = ("table", "csv", "json", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table"}
 
@@ -56,16 +60,32 @@ def _number(value: Any) -> str:
     return "" if value is None else f"{value:.{DECIMALS}f}"
 
 
-def _fields(row: dict) -> dict:
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, DECIMALS)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _fields(row: dict, fields: tuple[str, ...] = FIELDS) -> dict:
     """The row's fields in order, probabilities rounded to :data:`DECIMALS`."""
-    return {k: round(v, DECIMALS) if isinstance(v, float) else row.get(k) for k in FIELDS for v in [row.get(k)]}
+    return {k: _rounded(row.get(k)) for k in fields}
+
+
+def _structured(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """JSON and JSONL carry the tops as well, when the rows count them."""
+    return fields + (NESTED,) if "bottles" in fields else fields
 
 
 class RowWriter:
     """Base class: ``write(row)`` for each row, then ``close()``."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS):
         self.stream = stream
+        self.fields = fields
 
     def write(self, row: dict) -> None:
         raise NotImplementedError
@@ -76,33 +96,33 @@ class RowWriter:
 
 class JSONLWriter(RowWriter):
     def write(self, row: dict) -> None:
-        self.stream.write(json.dumps(_fields(row), ensure_ascii=False) + "\n")
+        self.stream.write(json.dumps(_fields(row, _structured(self.fields)), ensure_ascii=False) + "\n")
         self.stream.flush()
 
 
 class CSVWriter(RowWriter):
-    def __init__(self, stream: TextIO, header: bool = True):
-        super().__init__(stream)
+    def __init__(self, stream: TextIO, header: bool = True, fields: tuple[str, ...] = FIELDS):
+        super().__init__(stream, fields)
         # RFC 4180 line ends: with "\r\n" as terminator the writer also quotes a lone "\r" in a name.
         self._csv = csv.writer(stream, lineterminator="\r\n")
         if header:
-            self._csv.writerow(FIELDS)
+            self._csv.writerow(fields)
             stream.flush()
 
     def write(self, row: dict) -> None:
-        self._csv.writerow(["" if v is None else v for v in _fields(row).values()])
+        self._csv.writerow(["" if v is None else v for v in _fields(row, self.fields).values()])
         self.stream.flush()
 
 
 class JSONWriter(RowWriter):
     """Collects rows and writes one JSON array on close."""
 
-    def __init__(self, stream: TextIO, previous: list[dict] | None = None):
-        super().__init__(stream)
+    def __init__(self, stream: TextIO, previous: list[dict] | None = None, fields: tuple[str, ...] = FIELDS):
+        super().__init__(stream, fields)
         self.rows = list(previous or [])
 
     def write(self, row: dict) -> None:
-        self.rows.append(_fields(row))
+        self.rows.append(_fields(row, _structured(self.fields)))
 
     def close(self) -> None:
         self.dump(self.stream)
@@ -116,28 +136,40 @@ class JSONWriter(RowWriter):
 class TableWriter(RowWriter):
     """A readable, streaming table: fixed-width columns first, the path last."""
 
-    def __init__(self, stream: TextIO):
-        super().__init__(stream)
-        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}  PATH\n")
+    def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS):
+        super().__init__(stream, fields)
+        self.tops = "bottles" in fields
+        tops = f" {'TOPS':>4} {'OPEN':>4}" if self.tops else ""
+        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}{tops}  PATH\n")
 
     def write(self, row: dict) -> None:
         path = str(row["path"]).replace("\n", "\\n")
-        line = f"{row['status']:<7} {_number(row.get('confidence')):>6} {_number(row.get('p_open')):>6}  {path}"
+        tops = ""
+        if self.tops:
+            counted = row.get("bottles")
+            tops = f" {'' if counted is None else counted:>4} {'' if counted is None else row.get('open_tops'):>4}"
+        line = f"{row['status']:<7} {_number(row.get('confidence')):>6} {_number(row.get('p_open')):>6}{tops}  {path}"
         if row.get("error"):
             line += f"  ({row['error']})"
         self.stream.write(line + "\n")
         self.stream.flush()
 
 
-def make_writer(fmt: str, stream: TextIO, header: bool = True, previous: list[dict] | None = None) -> RowWriter:
+def make_writer(
+    fmt: str,
+    stream: TextIO,
+    header: bool = True,
+    previous: list[dict] | None = None,
+    fields: tuple[str, ...] = FIELDS,
+) -> RowWriter:
     if fmt == "jsonl":
-        return JSONLWriter(stream)
+        return JSONLWriter(stream, fields)
     if fmt == "csv":
-        return CSVWriter(stream, header=header)
+        return CSVWriter(stream, header=header, fields=fields)
     if fmt == "json":
-        return JSONWriter(stream, previous)
+        return JSONWriter(stream, previous, fields)
     if fmt == "table":
-        return TableWriter(stream)
+        return TableWriter(stream, fields)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -161,7 +193,7 @@ def _complete_jsonl(text: str) -> tuple[list[dict], int]:
     return rows, good_end
 
 
-def _complete_csv(text: str) -> tuple[list[dict], int]:
+def _complete_csv(text: str, fields: tuple[str, ...] = FIELDS) -> tuple[list[dict], int]:
     """Rows of every complete record, and the byte length they occupy."""
     # Try the whole text, then drop the last line until it parses (a quoted
     # newline means a record can span lines, so cut at line ends and re-check).
@@ -171,14 +203,14 @@ def _complete_csv(text: str) -> tuple[list[dict], int]:
             records = list(csv.reader(io.StringIO(candidate, newline=""), strict=True))
         except csv.Error:
             records = None
-        if records and records[0] == list(FIELDS) and all(len(r) == len(FIELDS) for r in records[1:]):
-            rows = [dict(zip(FIELDS, r, strict=False)) for r in records[1:]]
+        if records and records[0] == list(fields) and all(len(r) == len(fields) for r in records[1:]):
+            rows = [dict(zip(fields, r, strict=False)) for r in records[1:]]
             return rows, len(candidate.encode())
         candidate = candidate[: candidate[:-1].rfind("\n") + 1]
     return [], 0
 
 
-def read_existing(path: str | os.PathLike, fmt: str) -> tuple[list[dict], int]:
+def read_existing(path: str | os.PathLike, fmt: str, fields: tuple[str, ...] = FIELDS) -> tuple[list[dict], int]:
     """Rows already written to ``path`` and the byte length of its complete part."""
     try:
         with open(path, encoding="utf-8", newline="") as stream:  # keep "\r" inside CSV fields
@@ -188,7 +220,7 @@ def read_existing(path: str | os.PathLike, fmt: str) -> tuple[list[dict], int]:
     if fmt == "jsonl":
         return _complete_jsonl(text)
     if fmt == "csv":
-        return _complete_csv(text)
+        return _complete_csv(text, fields)
     if fmt == "json":
         try:
             rows = json.loads(text)
@@ -229,16 +261,22 @@ def _replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
 
 @contextlib.contextmanager
 def open_sink(
-    output: str | os.PathLike | None, fmt: str, resume: bool = False, stdout: TextIO | None = None
+    output: str | os.PathLike | None,
+    fmt: str,
+    resume: bool = False,
+    stdout: TextIO | None = None,
+    fields: tuple[str, ...] = FIELDS,
 ) -> Iterator[Sink]:
     """Open where rows go: ``output`` (a file) or ``stdout``; closed (and for JSON renamed into place) on exit.
 
     With ``resume``, the complete rows already in ``output`` are kept and their paths are
     ``sink.done``, except error rows: those are dropped from the file and their inputs
-    classified again (a file may have been half copied last time).
+    classified again (a file may have been half copied last time). A file that holds
+    something else (another program's output, another model's columns) raises ValueError
+    rather than being overwritten.
     """
     if output is None:
-        writer = make_writer(fmt, stdout or sys.stdout)
+        writer = make_writer(fmt, stdout or sys.stdout, fields=fields)
         try:
             yield Sink(writer, set())
         finally:
@@ -248,28 +286,33 @@ def open_sink(
     previous: list[dict] = []
     keep = 0
     if resume:
-        previous, keep = read_existing(path, fmt)
+        previous, keep = read_existing(path, fmt, fields)
+        if not keep and path.is_file() and path.stat().st_size > 0:
+            raise ValueError(
+                f"{path} does not hold {fmt} rows with the columns {', '.join(fields)}; "
+                "not resuming it (it would be overwritten)"
+            )
     good = [row for row in previous if row.get("status") != "error"]
     done = {str(row["path"]) for row in good}
     if fmt == "json":  # one array: collect, then write the whole file and rename it into place
-        collector = JSONWriter(io.StringIO(), previous=good)
+        collector = JSONWriter(io.StringIO(), previous=good, fields=fields)
         try:
             yield Sink(collector, done)
         finally:
             _replace_atomically(path, collector.dump)
         return
     if len(good) < len(previous):  # earlier error rows: rewrite the file without them, then append
-        _replace_atomically(path, lambda stream: _write_rows(make_writer(fmt, stream), good))
+        _replace_atomically(path, lambda stream: _write_rows(make_writer(fmt, stream, fields=fields), good))
         stream = open(path, "a", encoding="utf-8", newline="")
-        writer = make_writer(fmt, stream, header=False)
+        writer = make_writer(fmt, stream, header=False, fields=fields)
     elif resume and keep:
         with open(path, "r+b") as raw:  # drop a row cut short by a crash
             raw.truncate(keep)
         stream = open(path, "a", encoding="utf-8", newline="")
-        writer = make_writer(fmt, stream, header=False)
+        writer = make_writer(fmt, stream, header=False, fields=fields)
     else:
         stream = open(path, "w", encoding="utf-8", newline="")
-        writer = make_writer(fmt, stream)
+        writer = make_writer(fmt, stream, fields=fields)
     try:
         yield Sink(writer, done)
     finally:

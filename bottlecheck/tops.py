@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+
+from bottlecheck.imaging import PAD_VALUE
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,16 @@ def _suppress_overlaps(tops: list[Top], overlap: float = 0.5) -> list[Top]:
         if all(abs(top.x - k.x) > overlap * k.side or abs(top.y - k.y) > overlap * k.side for k in kept):
             kept.append(top)
     return kept
+
+
+def cut_square(
+    image: Image.Image, x: float, y: float, side: float, size: int, pad_value: int = PAD_VALUE
+) -> Image.Image:
+    """The square of ``side`` pixels centred on (x, y), resized to ``size``; grey where it leaves the image."""
+    half = side / 2
+    box = (round(x - half), round(y - half), round(x + half), round(y + half))
+    inside = (max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3]))
+    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (pad_value,) * 3)
+    if inside[2] > inside[0] and inside[3] > inside[1]:
+        canvas.paste(image.crop(inside), (inside[0] - box[0], inside[1] - box[1]))
+    return canvas.resize((size, size), Image.Resampling.BILINEAR)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from bottlecheck.tops import Letterbox, Top, decode_tops
+from bottlecheck.tops import Letterbox, Top, cut_square, decode_tops
 from bottlecheck.training.finder import FINDER_SIZE, STRIDE, _rotated, augmented_view, encode_targets
-from bottlecheck.training.judge import JUDGE_SIZE, cut_square
+from bottlecheck.training.judge import JUDGE_SIZE
 
 
 @pytest.mark.parametrize("width, height", [(1080, 1920), (1920, 1080), (500, 500), (37, 900)])
@@ -75,7 +75,7 @@ def test_augmented_views_keep_each_top_on_its_pixels():
 
 def test_a_crop_at_the_photo_edge_is_padded_and_keeps_the_top_centred():
     image = _dot_image(5, 100)
-    crop = cut_square(image, 5, 100, 40)
+    crop = cut_square(image, 5, 100, 40, JUDGE_SIZE)
     assert crop.size == (JUDGE_SIZE, JUDGE_SIZE)
     centre = np.asarray(crop)[JUDGE_SIZE // 2, JUDGE_SIZE // 2]
     assert centre[0] > 200  # the top

@@ -16,8 +16,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class Overloaded(RuntimeError):
 class MicroBatcher:
     def __init__(
         self,
-        predict: Callable[[np.ndarray], np.ndarray],
+        predict: Callable[[list[Any]], Sequence[Any] | np.ndarray],
         max_batch: int = 16,
         max_wait: float = 0.005,
         max_queue: int = 64,
@@ -108,7 +109,7 @@ class MicroBatcher:
 
     def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
         try:
-            scores = self._predict(np.stack([image for image, _ in batch]))
+            scores = self._predict([image for image, _ in batch])
         except Exception as exc:  # every waiting request gets the failure, none hangs
             for _, future in batch:
                 if not future.cancelled():
@@ -118,7 +119,7 @@ class MicroBatcher:
             self._on_batch(len(batch))
         for (_, future), score in zip(batch, scores, strict=True):
             try:
-                future.set_result(float(score))
+                future.set_result(float(score) if isinstance(score, (float, np.floating)) else score)
             except InvalidStateError:  # cancelled: its request was refused meanwhile
                 pass
 

@@ -8,10 +8,12 @@ that all workers and replicas share it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 log = logging.getLogger("bottlecheck.server")
 
@@ -26,14 +28,14 @@ class LRUCache:
         self._items: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> float | None:
+    def get(self, key: str) -> Any:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def set(self, key: str, value: float) -> None:
+    def set(self, key: str, value: Any) -> None:
         if self.max_items <= 0:
             return
         with self._lock:
@@ -64,7 +66,7 @@ class RedisCache:
             log.warning("cache: Redis unavailable; answering without it for %.0f s", self.retry_after)
         self._down_until = time.monotonic() + self.retry_after
 
-    def get(self, key: str) -> float | None:
+    def get(self, key: str) -> Any:
         if not self._available():
             return None
         try:
@@ -72,13 +74,13 @@ class RedisCache:
         except Exception:  # a cache outage must not fail requests
             self._failed()
             return None
-        return None if value is None else float(value)
+        return None if value is None else json.loads(value)
 
-    def set(self, key: str, value: float) -> None:
+    def set(self, key: str, value: Any) -> None:
         if not self._available():
             return
         try:
-            self._client.set(key, repr(value), ex=self.ttl)
+            self._client.set(key, json.dumps(value), ex=self.ttl)
         except Exception:
             self._failed()
 

@@ -13,14 +13,39 @@ _ERROR: dict[str, Any] = {
         "request_id": {"type": "string"},
     },
 }
+_TOP = {
+    "type": "object",
+    "properties": {
+        "box": {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 4,
+            "maxItems": 4,
+            "description": "x0, y0, x1, y1 in the photo's own pixels, after EXIF orientation",
+        },
+        "status": {"type": "string", "enum": ["open", "closed"]},
+        "confidence": {"type": "number", "minimum": 0.5, "maximum": 1},
+    },
+}
 _ANSWER: dict[str, Any] = {
     "type": "object",
     "required": ["Bottle_Status", "Confidence"],
     "properties": {
-        "Bottle_Status": {"type": "string", "enum": ["open", "closed"]},
+        "Bottle_Status": {
+            "type": "string",
+            "enum": ["open", "closed", "unknown"],
+            "description": "open when any bottle top found is open, closed when every one is closed; "
+            "unknown (model 2) when no top is visible (cut off, no bottle, too dark)",
+        },
         "Confidence": {"type": "number", "minimum": 0.5, "maximum": 1, "description": "probability of Bottle_Status"},
-        "p_open": {"type": "number", "minimum": 0, "maximum": 1},
+        "p_open": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "model_version": {"type": "string"},
+        "bottles": {"type": "array", "items": _TOP, "description": "model 2: every bottle top found"},
+        "counts": {
+            "type": "object",
+            "description": "model 2: bottle tops found, open and closed",
+            "properties": {k: {"type": "integer", "minimum": 0} for k in ("bottles", "open", "closed")},
+        },
     },
 }
 _ITEM = {

@@ -13,6 +13,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+import numpy as np
+
 from bottlecheck.classifier import Classifier
 from bottlecheck.imaging import ImageError
 from bottlecheck.server.batcher import MicroBatcher, Overloaded
@@ -30,21 +32,45 @@ class ClassificationService:
         self.metrics = metrics
         self.timeout = float(config["REQUEST_TIMEOUT_S"])
         self.cache = make_cache(config.get("CACHE_URL"), int(config["CACHE_SIZE"]))
+        self.two_stage = classifier.artifact.is_two_stage
         self.batcher = MicroBatcher(
-            classifier.predict_arrays,
+            self._predict,
             max_batch=int(config["BATCH_MAX_SIZE"]),
             max_wait=float(config["BATCH_MAX_WAIT_MS"]) / 1000.0,
             max_queue=int(config["QUEUE_MAX"]),
             on_batch=metrics.batch_size.observe,
         )
 
-    def answer(self, p_open: float) -> dict[str, Any]:
-        status, confidence = self.classifier.decide(p_open)
+    def _predict(self, prepared: list[Any]) -> Any:
+        """The batcher's model call: p_open per array (model 1), or an answer per photo (model 2)."""
+        if self.two_stage:
+            return self.classifier.analyse(prepared)  # type: ignore[attr-defined]
+        return self.classifier.predict_arrays(np.stack(prepared))
+
+    def answer(self, result: Any) -> dict[str, Any]:
+        """The API's answer: the seed's two keys first; model 2 adds each bottle top it found."""
+        if not self.two_stage:
+            status, confidence = self.classifier.decide(result)
+            return {
+                "Bottle_Status": status,
+                "Confidence": round(confidence, 4),
+                "p_open": round(result, 4),
+                "model_version": self.classifier.artifact.version,
+            }
+        tops = result["tops"]
         return {
-            "Bottle_Status": status,
-            "Confidence": round(confidence, 4),
-            "p_open": round(p_open, 4),
+            "Bottle_Status": result["status"],
+            "Confidence": round(result["confidence"], 4),
+            "p_open": None if result["p_open"] is None else round(result["p_open"], 4),
             "model_version": self.classifier.artifact.version,
+            "bottles": [
+                {"box": top["box"], "status": top["status"], "confidence": round(top["confidence"], 4)} for top in tops
+            ],
+            "counts": {
+                "bottles": len(tops),
+                "open": sum(top["status"] == "open" for top in tops),
+                "closed": sum(top["status"] == "closed" for top in tops),
+            },
         }
 
     def _abandon(self, pending: list) -> None:
@@ -84,9 +110,9 @@ class ClassificationService:
         deadline = time.monotonic() + self.timeout
         try:
             for index, key, future in pending:
-                p_open = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                self.cache.set(key, p_open)
-                results[index] = self.answer(p_open)
+                result = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                self.cache.set(key, result)
+                results[index] = self.answer(result)
         except FutureTimeout:
             raise Overloaded("timed out waiting for the model") from None
         finally:

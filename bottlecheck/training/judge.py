@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from bottlecheck.imaging import PAD_VALUE, decode_image
+from bottlecheck.tops import cut_square
 from bottlecheck.training.finder import photometric
 
 JUDGE_SIZE = 128
@@ -83,17 +84,6 @@ def load_render_crops(render_dirs: Sequence[str | Path], negatives_per_scene: in
     return crops
 
 
-def cut_square(image: Image.Image, x: float, y: float, side: float, size: int = JUDGE_SIZE) -> Image.Image:
-    """The square of ``side`` pixels centred on (x, y), resized to ``size``; grey where it leaves the image."""
-    half = side / 2
-    box = (round(x - half), round(y - half), round(x + half), round(y + half))
-    inside = (max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3]))
-    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (PAD_VALUE,) * 3)
-    if inside[2] > inside[0] and inside[3] > inside[1]:
-        canvas.paste(image.crop(inside), (inside[0] - box[0], inside[1] - box[1]))
-    return canvas.resize((size, size), Image.Resampling.BILINEAR)
-
-
 def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool = True) -> np.ndarray:
     """One view of a crop as the judge sees it: cut as the finder would (with its errors), turned, mirrored."""
     side, x, y = crop.side, crop.x, crop.y
@@ -102,7 +92,7 @@ def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool =
         span *= math.exp(rng.uniform(math.log(0.75), math.log(1.3)))  # the finder's size error
         x += rng.uniform(-0.2, 0.2) * side  # and its position error
         y += rng.uniform(-0.2, 0.2) * side
-    view = cut_square(image, x, y, max(side * span, 8.0))
+    view = cut_square(image, x, y, max(side * span, 8.0), JUDGE_SIZE)
     if train:
         if rng.random() < 0.5:
             view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

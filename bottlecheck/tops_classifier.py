@@ -1,0 +1,157 @@
+"""Model 2: find every bottle top, judge each one up close, and say ``unknown`` when no top is visible.
+
+Model 1 looked at the whole photo at 224 px, where the top of a whole bottle is a few
+pixels wide. Here a finder looks at the photo letterboxed to its input size and marks
+every top (zero, one or many); each top is then cut from the decoded photo as a square
+``crop_span`` times its size, at the judge's input size, so a cap 5 pixels wide in the
+finder's view fills the judge's view. The judge says closed, open or ``none`` (not a
+top after all: a round logo, a loose cap). The photo is ``open`` when any trusted top
+is open, ``closed`` when every trusted top is closed, ``unknown`` when there is none.
+
+The photo is decoded once, at the smallest JPEG scale whose long side still covers
+``decode_side`` pixels: the finder's input is shrunk from it and the crops are cut from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from bottlecheck.artifact import ModelArtifact
+from bottlecheck.classifier import Classifier, Prediction
+from bottlecheck.engines import Engine, load_engine
+from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageSource, decode_photo, letterbox
+from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
+from bottlecheck.tops import Letterbox, cut_square, decode_tops
+
+
+@dataclass
+class PreparedPhoto:
+    """A decoded photo: the image (perhaps at a reduced scale), its own size, and the finder's input."""
+
+    image: Image.Image
+    size: tuple[int, int]
+    finder_input: np.ndarray
+
+
+class TopsClassifier(Classifier):
+    """Two stages behind the :class:`Classifier` interface: ``classify``, ``classify_paths``, ``decide``."""
+
+    def __init__(
+        self,
+        artifact: ModelArtifact,
+        finder: Engine,
+        judge: Engine,
+        threshold: float | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
+        super().__init__(artifact, finder, threshold, max_pixels)
+        self.judge = judge
+        finder_meta, judge_meta = artifact.stage("finder"), artifact.stage("judge")
+        self.finder_size = int(finder_meta["input"]["size"])
+        self.stride = int(finder_meta["stride"])
+        self.min_score = float(finder_meta.get("min_score", 0.3))
+        self.max_tops = int(finder_meta.get("max_tops", 16))
+        self.judge_size = int(judge_meta["input"]["size"])
+        self.crop_span = float(judge_meta["crop_span"])
+        self.judge_labels = list(judge_meta["labels"])
+        decision = artifact.metadata.get("decision", {})
+        self.min_top = float(decision.get("min_top_probability", 0.5))
+        self.decode_side = int(decision.get("decode_side", 1280))
+        self.input_size = self.finder_size
+
+    @classmethod
+    def load_stages(
+        cls, artifact: ModelArtifact, engine: str = "auto", threshold: float | None = None, threads: int | None = None
+    ) -> TopsClassifier:
+        finder = load_engine(artifact, engine, threads, stage="finder")
+        judge = load_engine(artifact, engine, threads, stage="judge")
+        return cls(artifact, finder, judge, threshold)
+
+    def preprocess(self, source: ImageSource) -> PreparedPhoto:  # type: ignore[override]
+        image, size = decode_photo(source, max_side=self.decode_side, max_pixels=self.max_pixels)
+        if max(image.size) > self.decode_side:  # not a JPEG (no reduced-scale decoding): shrink it once here
+            image = image.copy()
+            image.thumbnail((self.decode_side, self.decode_side), Image.Resampling.BILINEAR)
+        array = letterbox(image, self.finder_size, pad_value=self.artifact.pad_value)
+        return PreparedPhoto(image, size, array)
+
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
+        raise TypeError("a two-stage model answers photos, not arrays: use classify or classify_paths")
+
+    def analyse(self, photos: list[PreparedPhoto]) -> list[dict[str, Any]]:
+        """Find and judge the tops of a batch of photos; one answer (a dict) per photo."""
+        maps = self.engine.run(np.stack([photo.finder_input for photo in photos]))
+        found: list[list[tuple[float, float, float, float]]] = []
+        crops = []
+        for photo, out in zip(photos, maps, strict=True):
+            geometry = Letterbox(photo.image.width, photo.image.height, self.finder_size)
+            tops = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], self.stride, self.min_score, self.max_tops)
+            placed = []
+            for top in tops:
+                x, y = geometry.to_photo(top.x, top.y)
+                side = top.side / geometry.scale
+                placed.append((x, y, side, top.score))
+                crop = cut_square(photo.image, x, y, max(side * self.crop_span, 4.0), self.judge_size)
+                crops.append(np.asarray(crop, dtype=np.uint8))
+            found.append(placed)
+        judged = iter(self.judge.run(np.stack(crops)) if crops else [])
+        return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
+
+    def _answer(self, photo: PreparedPhoto, placed: list, judged) -> dict[str, Any]:
+        closed_i, open_i, none_i = (self.judge_labels.index(label) for label in (CLOSED, OPEN, "none"))
+        to_photo = photo.size[0] / photo.image.width
+        tops: list[dict[str, Any]] = []
+        candidates: list[float] = []
+        for x, y, side, score in placed:
+            probabilities = next(judged)
+            p_top = float(1.0 - probabilities[none_i])
+            candidates.append(p_top)
+            if p_top < self.min_top:
+                continue
+            p_open = float(probabilities[open_i] / max(probabilities[open_i] + probabilities[closed_i], 1e-9))
+            status = OPEN if p_open >= self.threshold else CLOSED
+            half = side * to_photo / 2
+            tops.append(
+                {
+                    "box": [
+                        round(v, 1)
+                        for v in (x * to_photo - half, y * to_photo - half, x * to_photo + half, y * to_photo + half)
+                    ],
+                    "status": status,
+                    "confidence": p_open if status == OPEN else 1.0 - p_open,
+                    "p_open": p_open,
+                    "p_top": p_top,
+                    "score": float(score),
+                }
+            )
+        opened = [t for t in tops if t["status"] == OPEN]
+        if not tops:
+            # Unknown: the chance that even the likeliest candidate is not a top (above 1 - min_top).
+            confidence = 1.0 - max(candidates) if candidates else 1.0
+            return {"status": UNKNOWN, "confidence": confidence, "p_open": None, "tops": tops}
+        if opened:
+            best = max(opened, key=lambda t: t["p_open"])
+            return {"status": OPEN, "confidence": best["confidence"], "p_open": best["p_open"], "tops": tops}
+        weakest = min(tops, key=lambda t: t["confidence"])
+        return {"status": CLOSED, "confidence": weakest["confidence"], "p_open": weakest["p_open"], "tops": tops}
+
+    def answer_batch(self, names: list[str], prepared: list) -> list[Prediction]:
+        return [self.prediction_of(name, answer) for name, answer in zip(names, self.analyse(prepared), strict=True)]
+
+    @staticmethod
+    def prediction_of(name: str, answer: dict[str, Any]) -> Prediction:
+        tops = answer["tops"]
+        return Prediction(
+            name,
+            answer["status"],
+            answer["confidence"],
+            answer["p_open"],
+            bottles=len(tops),
+            open_tops=sum(t["status"] == OPEN for t in tops),
+            closed_tops=sum(t["status"] == CLOSED for t in tops),
+            tops=tuple(tops),
+        )

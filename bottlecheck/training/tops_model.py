@@ -1,0 +1,104 @@
+"""Assemble and export model 2: the finder (backbone + head) and the judge (backbone + head + temperature).
+
+Both stages are saved as Keras models (the TensorFlow engine, further training) and as
+float32 TFLite (LiteRT, the default engine). ``metadata.json`` describes both stages:
+their files, inputs, outputs, the finder's stride and score threshold, the judge's crop
+span, labels and temperature, and the decision rule that turns tops into an answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bottlecheck.artifact import write_metadata
+from bottlecheck.imaging import PAD_VALUE
+from bottlecheck.training.backbone import INPUT_MEAN, INPUT_STD
+from bottlecheck.training.finder import FINDER_SIZE, STRIDE, build_finder
+from bottlecheck.training.judge import CROP_SPAN, JUDGE_LABELS, JUDGE_SIZE, judge_features_model
+from bottlecheck.training.model import export_tflite
+
+
+def build_judge(head, temperature: float):
+    """Crop in, calibrated probabilities of (closed, open, none) out."""
+    import keras
+
+    features = judge_features_model(JUDGE_SIZE)
+    logits = head(features.output)
+    scaled = keras.layers.Rescaling(1.0 / float(temperature), name="temperature")(logits)
+    probabilities = keras.layers.Softmax(name="probabilities", dtype="float32")(scaled)
+    return keras.Model(features.input, probabilities, name="top_judge")
+
+
+def _input(size: int) -> dict[str, Any]:
+    return {
+        "size": size,
+        "channels": 3,
+        "color": "RGB",
+        "dtype": "float32 holding 0..255 (uint8 values)",
+        "resize": "letterbox: long side to size, bilinear, centred, no crop",
+        "pad_value": PAD_VALUE,
+        "orientation": "EXIF applied",
+        "normalization": f"inside the model: (x - {INPUT_MEAN:g}) / {INPUT_STD:g}",
+    }
+
+
+def save_tops_artifact(
+    finder_head,
+    judge_head,
+    temperature: float,
+    directory: str | Path,
+    metadata: dict[str, Any],
+    min_score: float = 0.3,
+    threshold: float = 0.5,
+    min_top_probability: float = 0.5,
+) -> Path:
+    """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    finder = build_finder(finder_head, FINDER_SIZE)
+    judge = build_judge(judge_head, temperature)
+    finder.save(directory / "finder.keras")
+    judge.save(directory / "judge.keras")
+    export_tflite(finder, directory / "finder.tflite")
+    export_tflite(judge, directory / "judge.tflite")
+    crop_input = _input(JUDGE_SIZE)
+    crop_input["resize"] = f"a square {CROP_SPAN:g} times the top's box side around its centre, bilinear"
+    full = {
+        "labels": ["closed", "open"],
+        "positive_label": "open",
+        "input": _input(FINDER_SIZE),
+        "threshold": threshold,
+        "stages": {
+            "finder": {
+                "files": {"tflite": "finder.tflite", "keras": "finder.keras"},
+                "input": _input(FINDER_SIZE),
+                "stride": STRIDE,
+                "output": "(N, G, G, 4) per 8-px cell: top-centre heatmap, log of the box side in input "
+                "pixels, centre offset x and y in cells",
+                "min_score": min_score,
+                "max_tops": 16,
+                "backbone": "EfficientNet-Lite0 (ImageNet) to stride 16, frozen; trained head",
+            },
+            "judge": {
+                "files": {"tflite": "judge.tflite", "keras": "judge.keras"},
+                "input": crop_input,
+                "crop_span": CROP_SPAN,
+                "labels": list(JUDGE_LABELS),
+                "temperature": round(float(temperature), 4),
+                "output": "(N, 3) calibrated probabilities of closed, open, none (not a top)",
+                "backbone": "EfficientNet-Lite0 (ImageNet), frozen, pooled; trained linear head",
+            },
+        },
+        "decision": {
+            "threshold": threshold,
+            "min_top_probability": min_top_probability,
+            "decode_side": 1280,
+            "rule": "a top counts when 1 - p(none) >= min_top_probability; the photo is open when any "
+            "counted top has p_open >= threshold, closed when every counted top is closed, unknown "
+            "when no top counts",
+        },
+        **metadata,
+    }
+    write_metadata(directory, full)
+    return directory

@@ -1,0 +1,229 @@
+"""Train model 2 (top finder and top judge) from annotated renders and the annotated real photos.
+
+    python recipe/train_tops.py --renders /var/tmp/bc/tops --out runs/m2 --version 2.0.0
+
+Renders come from ``recipe/render/render_tops.py``; real photos from ``../shared/data/real``
+with the tops in ``recipe/annotations/real-tops.json``. Every fifth annotated real photo
+(by sorted name) and every tenth render (by index) are held out: they pick the judge's
+temperature and give the metrics written into the artefact. Both stages train small heads
+on frozen ImageNet EfficientNet-Lite0 features (see ``bottlecheck/training/finder.py`` and
+``judge.py`` for why); on 2 cores this takes minutes, most of it computing features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from bottlecheck import __version__
+from bottlecheck.imaging import decode_image
+from bottlecheck.tfquiet import import_tensorflow
+from bottlecheck.training import finder as F
+from bottlecheck.training import judge as J
+
+HERE = Path(__file__).resolve().parent
+
+
+def real_scenes(annotations: dict, root: Path) -> list[F.Scene]:
+    scenes = []
+    for rel, entry in sorted(annotations["images"].items()):
+        tops = [(t["x"], t["y"], t["side"], t["label"], True) for t in entry["tops"]]
+        scenes.append(F.Scene(str(root / rel), tops, index=len(scenes)))
+    return scenes
+
+
+def real_crops(scenes: list[F.Scene], sizes: dict[str, tuple[int, int]], negatives: int, seed: int) -> list[J.Crop]:
+    """Each annotated top, and ``none`` crops away from the tops (labels, glass, background)."""
+    rng = random.Random(seed)
+    crops = []
+    for scene in scenes:
+        width, height = sizes[scene.path]
+        for x, y, side, label, _ in scene.tops:
+            crops.append(J.Crop(scene.path, x, y, side, label, scene.index, "real"))
+        sides = [t[2] for t in scene.tops] or [max(width, height) / 10]
+        for _ in range(negatives):
+            side = rng.choice(sides) * rng.uniform(0.6, 1.6)
+            for _attempt in range(30):
+                x, y = rng.uniform(0, width), rng.uniform(0, height)
+                if all(abs(x - t[0]) > side * 1.5 or abs(y - t[1]) > side * 1.5 for t in scene.tops):
+                    crops.append(J.Crop(scene.path, x, y, side, "none", scene.index, "real"))
+                    break
+    return crops
+
+
+def fit_temperature_multiclass(logits: np.ndarray, labels: np.ndarray) -> float:
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
+
+    grid = np.exp(np.linspace(np.log(0.3), np.log(6.0), 80))
+    return float(grid[np.argmin([nll(t) for t in grid])])
+
+
+def judge_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    predicted = probabilities.argmax(1)
+    matrix = np.zeros((3, 3), int)
+    for truth, guess in zip(labels, predicted, strict=True):
+        matrix[truth, guess] += 1
+    tops = labels != J.JUDGE_LABELS.index("none")
+    p_open = probabilities[:, 1] / np.maximum(probabilities[:, 0] + probabilities[:, 1], 1e-9)
+    open_vs_closed = (p_open[tops] >= 0.5) == (labels[tops] == 1)
+    confidence = np.maximum(p_open[tops], 1 - p_open[tops])
+    ece = 0.0
+    for low in np.linspace(0.5, 1.0, 6)[:-1]:
+        in_bin = (confidence >= low) & (confidence < low + 0.1 + (low >= 0.9) * 0.01)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(open_vs_closed[in_bin].mean() - confidence[in_bin].mean())
+    return {
+        "count": int(len(labels)),
+        "accuracy": round(float((predicted == labels).mean()), 4),
+        "open_vs_closed_accuracy": round(float(open_vs_closed.mean()), 4) if tops.any() else None,
+        "open_vs_closed_ece": round(float(ece), 4),
+        "confusion_matrix": {"rows": "true closed/open/none", "columns": "predicted", "values": matrix.tolist()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--renders", action="append", required=True, type=Path)
+    parser.add_argument("--real", type=Path, default=HERE.parent.parent / "shared" / "data" / "real")
+    parser.add_argument("--annotations", type=Path, default=HERE / "annotations" / "real-tops.json")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--version", default=None)
+    parser.add_argument("--finder-views", type=int, default=6)
+    parser.add_argument("--real-views", type=int, default=12, help="views per real photo for the finder")
+    parser.add_argument("--judge-views", type=int, default=4)
+    parser.add_argument("--real-judge-views", type=int, default=12)
+    parser.add_argument("--finder-epochs", type=int, default=25)
+    parser.add_argument("--judge-epochs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    import_tensorflow()
+    import keras
+
+    started = time.time()
+    keras.utils.set_random_seed(args.seed)
+
+    def log(line: str) -> None:
+        print(f"[{time.time() - started:6.0f}s] {line}", flush=True)
+
+    annotations = json.loads(args.annotations.read_text())
+    real = real_scenes(annotations, args.real)
+    sizes = {str(args.real / rel): (e["width"], e["height"]) for rel, e in annotations["images"].items()}
+    real_val = [s for k, s in enumerate(real) if k % 5 == 0]
+    real_train = [s for k, s in enumerate(real) if k % 5 != 0]
+    renders = F.load_render_scenes(args.renders)
+    render_val = [s for s in renders if s.index % 10 == 0]
+    render_train = [s for s in renders if s.index % 10 != 0]
+    log(f"renders {len(render_train)} train / {len(render_val)} held out; real {len(real_train)} / {len(real_val)}")
+
+    # ---- finder
+    fine, coarse, target = F.compute_features(render_train, args.finder_views, args.seed, True, log)
+    rfine, rcoarse, rtarget = F.compute_features(real_train, args.real_views, args.seed + 1, True, log)
+    fine, coarse, target = (
+        np.concatenate([fine, rfine]),
+        np.concatenate([coarse, rcoarse]),
+        np.concatenate([target, rtarget]),
+    )
+    log(f"finder features: {len(target)} views")
+    head = F.finder_head(F.FINDER_SIZE // F.STRIDE)
+    steps = max(1, len(target) // 32)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, steps * args.finder_epochs, alpha=0.05)
+    head.compile(optimizer=keras.optimizers.Adam(schedule), loss=F.finder_loss)
+    head.fit(
+        [fine.astype(np.float32), coarse.astype(np.float32)],
+        target,
+        batch_size=32,
+        epochs=args.finder_epochs,
+        verbose=0,
+    )
+    finder_metrics = {}
+    for name, scenes in (("rendered_held_out", render_val), ("real_held_out", real_val)):
+        vfine, vcoarse, _ = F.compute_features(scenes, 1, 1, False, lambda _line: None)
+        outputs = head.predict([vfine.astype(np.float32), vcoarse.astype(np.float32)], verbose=0)
+        rng = random.Random(1)
+        truth = [F.augmented_view(decode_image(s.path), s.tops, rng, train=False)[1] for s in scenes]
+        finder_metrics[name] = {str(t): F.evaluate_finder(outputs, truth, t) for t in (0.2, 0.3, 0.4, 0.5)}
+        log(f"finder {name}: {finder_metrics[name]['0.3']}")
+
+    # ---- judge
+    crops = J.load_render_crops(args.renders, seed=args.seed)
+    rcrops = real_crops(real_train, sizes, negatives=3, seed=args.seed)
+    vcrops_render = [c for c in crops if c.index % 10 == 0]
+    vcrops_real = real_crops(real_val, sizes, negatives=3, seed=args.seed + 7)
+    train_crops = [c for c in crops if c.index % 10 != 0]
+    log(f"judge crops: {Counter(c.label for c in train_crops)} rendered, {Counter(c.label for c in rcrops)} real")
+    X1, y1 = J.compute_judge_features(train_crops, args.judge_views, args.seed, True, log)
+    X2, y2 = J.compute_judge_features(rcrops, args.real_judge_views, args.seed + 1, True, log)
+    X, y = np.concatenate([X1, X2]), np.concatenate([y1, y2])
+    judge_head = J.judge_head()
+    judge_head.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    judge_head.fit(X, y, batch_size=64, epochs=args.judge_epochs, verbose=0, shuffle=True)
+    Xv1, yv1 = J.compute_judge_features(vcrops_render, 1, 2, False, lambda _line: None)
+    Xv2, yv2 = J.compute_judge_features(vcrops_real, 1, 3, False, lambda _line: None)
+    logits_val = judge_head.predict(np.concatenate([Xv1, Xv2]), verbose=0)
+    temperature = fit_temperature_multiclass(logits_val, np.concatenate([yv1, yv2]))
+
+    def probabilities(features: np.ndarray) -> np.ndarray:
+        z = judge_head.predict(features, verbose=0) / temperature
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    judge_metrics = {
+        "rendered_held_out": judge_report(probabilities(Xv1), yv1),
+        "real_held_out": judge_report(probabilities(Xv2), yv2),
+    }
+    log(f"judge: temperature {temperature:.3f}; {json.dumps(judge_metrics)}")
+
+    from bottlecheck.training.tops_model import save_tops_artifact
+
+    now = dt.datetime.now(dt.timezone.utc)
+    metadata = {
+        "name": "bottlecheck-tops",
+        "version": args.version or now.strftime("%Y.%m.%d.%H%M"),
+        "created": now.isoformat(timespec="seconds"),
+        "training": {
+            "bottlecheck": __version__,
+            "recipe": "recipe/train_tops.py",
+            "data": {
+                "renders": {"scenes": len(render_train), "by_scene": dict(Counter(_scene_kinds(args.renders)))},
+                "real": {"photos": len(real_train), "annotations": "recipe/annotations/real-tops.json"},
+            },
+            "held_out": {
+                "renders": len(render_val),
+                "real_photos": len(real_val),
+                "rule": "render index % 10 == 0; every 5th annotated real photo by sorted name",
+            },
+            "config": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+                if k not in ("renders", "real", "out", "annotations")
+            },
+            "seconds": round(time.time() - started, 1),
+        },
+        "metrics": {"finder": finder_metrics, "judge": judge_metrics},
+    }
+    save_tops_artifact(head, judge_head, temperature, args.out, metadata)
+    log(f"wrote {args.out}")
+
+
+def _scene_kinds(render_dirs: list[Path]) -> list[str]:
+    kinds = []
+    for directory in render_dirs:
+        for log_file in sorted(directory.glob("labels-*.jsonl")):
+            kinds += [json.loads(line)["scene"] for line in log_file.read_text().splitlines() if line.strip()]
+    return kinds
+
+
+if __name__ == "__main__":
+    main()
