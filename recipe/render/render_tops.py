@@ -45,7 +45,7 @@ from pathlib import Path
 
 import bpy
 from bpy_extras.object_utils import world_to_camera_view
-from mathutils import Euler, Vector
+from mathutils import Euler, Matrix, Vector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import render_bottles as rb  # noqa: E402  (Blender's Python has no package context)
@@ -270,15 +270,15 @@ def project(scene, cam, point: Vector, width: int, height: int) -> tuple[float, 
     return v.x * width, (1.0 - v.y) * height, v.z
 
 
-def top_box(scene, cam, p: rb.Profile, loc: Vector, width: int, height: int) -> dict:
+def top_box(scene, cam, p: rb.Profile, frame: Matrix, width: int, height: int) -> dict:
     r = p.lip_r + TOP_MARGIN
     pts = []
     for z in (p.top - TOP_BELOW, p.top + TOP_ABOVE):
         for k in range(16):
             a = 2 * math.pi * k / 16
-            pts.append(project(scene, cam, loc + Vector((r * math.cos(a), r * math.sin(a), z)), width, height))
+            pts.append(project(scene, cam, frame @ Vector((r * math.cos(a), r * math.sin(a), z)), width, height))
     xs, ys = [q[0] for q in pts], [q[1] for q in pts]
-    cx, cy, depth = project(scene, cam, loc + Vector((0, 0, p.top - TOP_BELOW / 2 + TOP_ABOVE / 2)), width, height)
+    cx, cy, depth = project(scene, cam, frame @ Vector((0, 0, p.top - TOP_BELOW / 2 + TOP_ABOVE / 2)), width, height)
     box = [min(xs), min(ys), max(xs), max(ys)]
     in_frame = depth > 0 and 0 <= cx < width and 0 <= cy < height
     return {
@@ -299,8 +299,14 @@ def occluded(scene, cam, target: Vector, own: set[str]) -> bool:
     return obj.name not in own and (_loc - cam.location).length < direction.length - 0.015
 
 
-def place_camera(rng, scene, cam, cam_data, main_p, main_loc, aspect, frame_fraction, aim_z, cam_height, cutoff):
-    """Aim the camera; keep the main top inside the frame (or, for a cut-off close-up, outside it)."""
+def place_camera(rng, scene, cam, cam_data, main_p, frame, aspect, frame_fraction, aim_z, cam_height, cutoff):
+    """Aim the camera; keep the main top inside the frame (or, for a cut-off close-up, outside it).
+
+    ``frame`` places the main bottle (standing: a translation; lying: turned on its side);
+    heights and aims are along the bottle's own axis.
+    """
+    main_loc = frame.to_translation()
+    main_loc.z = 0.0
     fov = (
         2 * math.atan(18 / cam_data.lens)
         if aspect[0] >= aspect[1]
@@ -315,21 +321,21 @@ def place_camera(rng, scene, cam, cam_data, main_p, main_loc, aspect, frame_frac
     )
     azimuth = rng.uniform(0, 2 * math.pi)
     roll = 0.0
-    top = main_loc + Vector((0, 0, main_p.top))
     for _attempt in range(16):
-        horizontal = math.sqrt(max(distance**2 - (cam_height - aim_z) ** 2, 0.01))
+        aim_height = (frame @ Vector((0, 0, aim_z))).z  # aim_z is along the bottle, which may lie down
+        horizontal = math.sqrt(max(distance**2 - (cam_height - aim_height) ** 2, 0.01))
         cam.location = main_loc + Vector((math.cos(azimuth) * horizontal, math.sin(azimuth) * horizontal, cam_height))
         spread = 0.3 if cutoff else 0.6
-        aim = main_loc + Vector((rng.uniform(-spread, spread) * main_p.R * 3, rng.uniform(-0.5, 0.5) * main_p.R, aim_z))
+        aim = frame @ Vector((rng.uniform(-spread, spread) * main_p.R * 3, rng.uniform(-0.5, 0.5) * main_p.R, aim_z))
         roll = math.radians(rng.gauss(0, 8) if rng.random() < 0.85 else rng.uniform(-35, 35))
         cam.rotation_euler = (aim - cam.location).to_track_quat("-Z", "Y").to_euler()
         cam.rotation_euler.rotate_axis("Z", roll)
         bpy.context.view_layer.update()
         lip = [
-            world_to_camera_view(scene, cam, top + Vector((dx, dy, 0)))
+            world_to_camera_view(scene, cam, frame @ Vector((dx, dy, main_p.top)))
             for dx, dy in ((main_p.lip_r, 0), (-main_p.lip_r, 0), (0, main_p.lip_r), (0, -main_p.lip_r))
         ]
-        body = world_to_camera_view(scene, cam, main_loc + Vector((0, 0, main_p.H * 0.6)))
+        body = world_to_camera_view(scene, cam, frame @ Vector((0, 0, main_p.H * 0.6)))
         if cutoff:
             top_out = all(not (-0.05 < v.x < 1.05 and -0.05 < v.y < 1.05) for v in lip)
             if top_out and 0.1 < body.x < 0.9 and 0.1 < body.y < 0.9 and body.z > 0:
@@ -337,7 +343,7 @@ def place_camera(rng, scene, cam, cam_data, main_p, main_loc, aspect, frame_frac
             aim_z *= 0.9
             distance *= 0.9
         else:
-            neck = world_to_camera_view(scene, cam, main_loc + Vector((0, 0, main_p.H + main_p.S)))
+            neck = world_to_camera_view(scene, cam, frame @ Vector((0, 0, main_p.H + main_p.S)))
             if all(0.05 < v.x < 0.95 and 0.05 < v.y < 0.95 and v.z > 0 for v in lip + [neck]):
                 return distance, roll, True
             aim_z = (aim_z + main_p.top) / 2
@@ -399,6 +405,9 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     spots, crate_shape = layout(rng, scene_kind)
     scene_label = "open" if rng.random() < 0.5 else "closed"
     mixed = len(spots) > 1 and rng.random() < 0.5
+    # Real photos show bottles lying on a table (an empty one rolled over, a row on its side):
+    # a quarter of the single, pair and table scenes lay their bottles down.
+    lying = scene_kind in ("single", "pair", "table") and not cutoff and rng.random() < 0.25
     bottles = []
     for loc in spots:
         label = ("open" if rng.random() < 0.5 else "closed") if mixed else scene_label
@@ -408,9 +417,32 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
         bottle_fill = min(1.0, max(0.0, fill + rng.uniform(-0.1, 0.1)))
         before = set(bpy.data.objects.keys())
         p, info, _objs = build_bottle(
-            rng, label, family_name, glass_colour, bottle_fill, art, neck_art, loc, beer, foil, extra
+            rng,
+            label,
+            family_name,
+            glass_colour,
+            bottle_fill,
+            art,
+            neck_art,
+            Vector((0, 0, 0)) if lying else loc,
+            beer,
+            foil,
+            extra,
         )
-        bottles.append({"profile": p, "loc": loc, "info": info, "objects": set(bpy.data.objects.keys()) - before})
+        made = set(bpy.data.objects.keys()) - before
+        if lying:
+            pivot = bpy.data.objects.new("lying", None)
+            bpy.context.collection.objects.link(pivot)
+            pivot.location = loc + Vector((0, 0, p.R))
+            pivot.rotation_euler = Euler((math.pi / 2, 0, rng.uniform(0, 2 * math.pi)))
+            for name in made:
+                bpy.data.objects[name].parent = pivot
+            bpy.context.view_layer.update()
+            frame = pivot.matrix_world.copy()
+            info["lying"] = True
+        else:
+            frame = Matrix.Translation(loc)
+        bottles.append({"profile": p, "loc": loc, "frame": frame, "info": info, "objects": made})
     meta: dict = {
         "index": index,
         "scene": scene_kind,
@@ -420,6 +452,7 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
         "mixed": mixed,
         "cutoff": cutoff,
         "night": night,
+        "lying": lying,
     }
     if crate_shape:
         crate(rng, *crate_shape, 0.075, bottles[0]["profile"].H * rng.uniform(0.5, 0.9))
@@ -430,8 +463,8 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
         )
         meta["loose_cap"] = True
     main = bottles[len(bottles) // 2] if scene_kind != "table" else rng.choice(bottles)
-    main_p, main_loc = main["profile"], main["loc"]
-    if scene_kind == "single" and rng.random() < 0.25:
+    main_p, main_loc, main_frame = main["profile"], main["loc"], main["frame"]
+    if scene_kind == "single" and not lying and rng.random() < 0.25:
         rb.hand(rng, main_p, main_loc)
         meta["hand"] = True
 
@@ -471,8 +504,10 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
         frame_fraction = rng.uniform(0.15, 0.45) if roll_size < 0.35 else rng.uniform(0.45, 1.6)
         aim_z = rng.uniform(main_p.H * 0.3, main_p.top)
         cam_height = rng.uniform(main_p.H * 0.5, main_p.top + 0.25)
+    if lying:  # a bottle on its side: seen from a little above the table, or from well above
+        cam_height = rng.uniform(0.04, 0.45)
     distance, roll, framed = place_camera(
-        rng, scene, cam, cam_data, main_p, main_loc, aspect, frame_fraction, aim_z, cam_height, cutoff
+        rng, scene, cam, cam_data, main_p, main_frame, aspect, frame_fraction, aim_z, cam_height, cutoff
     )
     meta.update(
         {
@@ -486,7 +521,7 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     )
     if rng.random() < 0.35:
         cam_data.dof.use_dof = True
-        cam_data.dof.focus_distance = (main_loc + Vector((0, 0, main_p.top)) - cam.location).length
+        cam_data.dof.focus_distance = (main_frame @ Vector((0, 0, main_p.top)) - cam.location).length
         cam_data.dof.aperture_fstop = rng.uniform(1.8, 8.0)
         meta["dof_fstop"] = round(cam_data.dof.aperture_fstop, 2)
 
@@ -501,7 +536,7 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
             main_loc + Vector((0, 0, main_p.top / 2)),
             facing.normalized(),
         )
-    target = main_loc + Vector((0, 0, main_p.top))
+    target = main_frame @ Vector((0, 0, main_p.top))
     lights = []
     for _ in range(rng.randint(1, 3)):
         behind = rng.random() < 0.2  # strong backlight: the bottle against the light
@@ -520,10 +555,10 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     bpy.context.view_layer.update()
     tops = []
     for bottle in bottles:
-        p, loc = bottle["profile"], bottle["loc"]
-        ann = top_box(scene, cam, p, loc, width, height)
+        p, frame = bottle["profile"], bottle["frame"]
+        ann = top_box(scene, cam, p, frame, width, height)
         ann.update(bottle["info"])
-        centre = loc + Vector((0, 0, p.top))
+        centre = frame @ Vector((0, 0, p.top))
         ann["occluded"] = bool(ann["in_frame"] and occluded(scene, cam, centre, bottle["objects"]))
         tops.append(ann)
     meta["tops"] = tops
