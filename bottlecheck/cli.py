@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -141,7 +142,7 @@ def info(model_path, engine, as_json):
     """Show the package, the model and the engine that would run it."""
     classifier = load_classifier(model_path, engine)
     artifact = classifier.artifact
-    facts = {
+    facts: dict[str, Any] = {
         "bottlecheck": __version__,
         "model": artifact.name,
         "model_version": artifact.version,
@@ -153,13 +154,28 @@ def info(model_path, engine, as_json):
         "threshold": artifact.threshold,
         "metrics": artifact.metrics,
     }
+    if artifact.stages:  # model 2: what each stage is, and the rule that makes the answer
+        facts["stages"] = {
+            name: {
+                "input_size": int(stage["input"]["size"]),
+                "files": stage["files"],
+                **{k: stage[k] for k in ("stride", "min_score", "crop_span", "labels", "temperature") if k in stage},
+            }
+            for name, stage in artifact.stages.items()
+        }
+        facts["decision"] = artifact.metadata.get("decision", {})
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
     for key, value in facts.items():
-        if key == "metrics":
+        if key in ("metrics", "stages", "decision"):
             continue
         click.echo(f"{key + ':':<15} {', '.join(value) if isinstance(value, list) else value}")
+    for name, stage in facts.get("stages", {}).items():
+        details = ", ".join(f"{k} {v}" for k, v in stage.items() if k != "files")
+        click.echo(f"stage {name + ':':<9} {details}")
+    if facts.get("decision"):
+        click.echo(f"{'decision:':<15} {facts['decision'].get('rule', facts['decision'])}")
     click.echo("metrics:")
     for name, value in artifact.metrics.items():
         if isinstance(value, dict) and "accuracy" in value:

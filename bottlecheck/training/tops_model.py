@@ -15,7 +15,9 @@ from bottlecheck.artifact import write_metadata
 from bottlecheck.imaging import PAD_VALUE
 from bottlecheck.training.backbone import INPUT_MEAN, INPUT_STD
 from bottlecheck.training.finder import FINDER_SIZE, STRIDE, build_finder
+from bottlecheck.training.finder import finder_head as finder_head_model
 from bottlecheck.training.judge import CROP_SPAN, JUDGE_LABELS, JUDGE_SIZE, judge_features_model
+from bottlecheck.training.judge import judge_head as judge_head_model
 from bottlecheck.training.model import export_tflite
 
 
@@ -28,6 +30,13 @@ def build_judge(head, temperature: float):
     scaled = keras.layers.Rescaling(1.0 / float(temperature), name="temperature")(logits)
     probabilities = keras.layers.Softmax(name="probabilities", dtype="float32")(scaled)
     return keras.Model(features.input, probabilities, name="top_judge")
+
+
+def _fresh(make, trained):
+    """A new, never-compiled head with the trained weights: the saved model then loads without our loss."""
+    head = make()
+    head.set_weights(trained.get_weights())
+    return head
 
 
 def _input(size: int) -> dict[str, Any]:
@@ -56,8 +65,8 @@ def save_tops_artifact(
     """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    finder = build_finder(finder_head, FINDER_SIZE)
-    judge = build_judge(judge_head, temperature)
+    finder = build_finder(_fresh(lambda: finder_head_model(FINDER_SIZE // STRIDE), finder_head), FINDER_SIZE)
+    judge = build_judge(_fresh(judge_head_model, judge_head), temperature)
     finder.save(directory / "finder.keras")
     judge.save(directory / "judge.keras")
     export_tflite(finder, directory / "finder.tflite")

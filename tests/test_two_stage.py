@@ -1,0 +1,178 @@
+"""Model 2 end to end on a small model trained here: the finder puts tops where they are, the judge
+tells caps from open lips, unknown when no top is visible, several bottles in one photo, and both
+engines agree. The model is trained in a minute on drawn bottles whose tops are known exactly,
+through the same code (training/finder.py, judge.py, tops_model.py) that trains the shipped model."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.helpers import needs_tensorflow
+
+pytestmark = needs_tensorflow
+
+
+def drawn_scene(rng: random.Random, bottles: list[bool], size=(480, 360), neck_cut: bool = False):
+    """Bottles (True: open) standing on a table; returns the JPEG and each top's (x, y, side, label)."""
+    width, height = size
+    background = tuple(rng.randint(120, 230) for _ in range(3))
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    tops = []
+    slots = np.linspace(0.2, 0.8, len(bottles)) if len(bottles) > 1 else [rng.uniform(0.35, 0.65)]
+    for fraction, is_open in zip(slots, bottles, strict=True):
+        x = fraction * width
+        body_w, neck_w = rng.uniform(38, 48), rng.uniform(14, 18)
+        top_y = rng.uniform(0.12, 0.25) * height if not neck_cut else -40
+        glass = (rng.randint(60, 110), rng.randint(30, 60), 10)
+        draw.rectangle([x - body_w / 2, top_y + 90, x + body_w / 2, height - 20], fill=glass)
+        draw.polygon(
+            [
+                (x - body_w / 2, top_y + 90),
+                (x - neck_w / 2, top_y + 45),
+                (x + neck_w / 2, top_y + 45),
+                (x + body_w / 2, top_y + 90),
+            ],
+            fill=glass,
+        )
+        draw.rectangle([x - neck_w / 2, top_y + 8, x + neck_w / 2, top_y + 45], fill=glass)
+        if is_open:
+            draw.ellipse(
+                [x - neck_w / 2 - 2, top_y + 2, x + neck_w / 2 + 2, top_y + 12], outline=(240, 240, 240), width=3
+            )
+        else:
+            draw.rectangle([x - neck_w / 2 - 3, top_y, x + neck_w / 2 + 3, top_y + 12], fill=(230, 190, 20))
+        if not neck_cut:
+            tops.append((x, top_y + 6, neck_w + 12, "open" if is_open else "closed"))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue(), tops
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from bottlecheck.tfquiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from bottlecheck.training import finder as F
+    from bottlecheck.training import judge as J
+    from bottlecheck.training.tops_model import save_tops_artifact
+
+    keras.utils.set_random_seed(0)
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("scenes")
+    scenes, crops = [], []
+    for k in range(24):
+        data, tops = drawn_scene(rng, [rng.random() < 0.5 for _ in range(rng.randint(1, 3))], neck_cut=k % 8 == 7)
+        path = folder / f"{k}.jpg"
+        path.write_bytes(data)
+        scenes.append(F.Scene(str(path), [(x, y, s, label, True) for x, y, s, label in tops], k))
+        crops += [J.Crop(str(path), x, y, s, label, k) for x, y, s, label in tops]
+        crops += [J.Crop(str(path), rng.uniform(0, 480), rng.uniform(250, 340), 30, "none", k) for _ in range(2)]
+    fine, coarse, target = F.compute_features(scenes, 4, 0, True, log=lambda _line: None)
+    head = F.finder_head(F.FINDER_SIZE // F.STRIDE)
+    head.compile(optimizer=keras.optimizers.Adam(3e-3), loss=F.finder_loss)
+    head.fit([fine.astype(np.float32), coarse.astype(np.float32)], target, batch_size=16, epochs=40, verbose=0)
+    features, labels = J.compute_judge_features(crops, 3, 0, True, log=lambda _line: None)
+    judge = J.judge_head(dropout=0.1)
+    judge.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    judge.fit(features, labels, batch_size=32, epochs=60, verbose=0)
+    out = tmp_path_factory.mktemp("model") / "tiny-tops"
+    save_tops_artifact(head, judge, 1.0, out, {"name": "tiny-tops", "version": "test-2"}, min_score=0.3)
+    return out
+
+
+def test_the_artefact_describes_both_stages(tiny_model):
+    from click.testing import CliRunner
+
+    from bottlecheck.cli import main
+
+    metadata = json.loads((tiny_model / "metadata.json").read_text())
+    assert set(metadata["stages"]) == {"finder", "judge"}
+    assert metadata["stages"]["judge"]["labels"] == ["closed", "open", "none"]
+    info = json.loads(CliRunner().invoke(main, ["info", "--model", str(tiny_model), "--json"]).output)
+    assert info["stages"]["finder"]["input_size"] == 320 and info["stages"]["judge"]["input_size"] == 128
+
+
+def test_tops_are_found_where_they_are_and_judged(tiny_model):
+    from bottlecheck import Classifier
+
+    classifier = Classifier.load(tiny_model, engine="litert")
+    rng = random.Random(99)
+    hits = total = right = 0
+    for _ in range(6):
+        layout = [rng.random() < 0.5 for _ in range(rng.randint(1, 3))]
+        data, tops = drawn_scene(rng, layout)
+        prediction = classifier.classify(data)
+        total += len(tops)
+        for x, y, side, label in tops:
+            near = [
+                t
+                for t in prediction.tops or ()
+                if abs((t["box"][0] + t["box"][2]) / 2 - x) < side / 2
+                and abs((t["box"][1] + t["box"][3]) / 2 - y) < side / 2
+            ]
+            hits += bool(near)
+            right += bool(near) and near[0]["status"] == label
+        expected = "open" if any(layout) else "closed"
+        assert prediction.status in (expected, "unknown")
+    assert hits >= 0.8 * total, (hits, total)
+    assert right >= 0.7 * total, (right, total)
+
+
+def test_no_visible_top_is_unknown_not_an_error(tiny_model, tmp_path):
+    from click.testing import CliRunner
+
+    from bottlecheck.cli import main
+
+    rng = random.Random(5)
+    (tmp_path / "cut.jpg").write_bytes(drawn_scene(rng, [True], neck_cut=True)[0])
+    (tmp_path / "two.jpg").write_bytes(drawn_scene(rng, [False, False])[0])
+    result = CliRunner().invoke(main, ["classify", str(tmp_path), "--model", str(tiny_model), "-f", "jsonl"])
+    assert result.exit_code == 0, result.output  # unknown is an answer: exit 0
+    rows = {
+        json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line)
+        for line in result.output.splitlines()
+        if line.startswith("{")
+    }
+    assert rows["cut.jpg"]["status"] == "unknown" and rows["cut.jpg"]["bottles"] == 0
+    assert rows["two.jpg"]["bottles"] == len(rows["two.jpg"]["tops"]) >= 1
+    assert "unknown" in result.output.splitlines()[-1]  # the summary counts it
+
+
+def test_the_two_engines_agree_on_boxes_and_probabilities(tiny_model):
+    from bottlecheck import Classifier
+
+    litert = Classifier.load(tiny_model, engine="litert")
+    tensorflow = Classifier.load(tiny_model, engine="tensorflow")
+    rng = random.Random(7)
+    for _ in range(3):
+        data, _ = drawn_scene(rng, [True, False])
+        a, b = litert.classify(data), tensorflow.classify(data)
+        assert a.status == b.status and a.bottles == b.bottles
+        for top_a, top_b in zip(a.tops or (), b.tops or (), strict=True):
+            assert np.max(np.abs(np.array(top_a["box"]) - np.array(top_b["box"]))) <= 1.0  # pixels
+            assert abs(top_a["p_open"] - top_b["p_open"]) < 1e-3
+
+
+def test_the_server_answers_with_the_contract_and_the_tops(tiny_model):
+    from bottlecheck.server import create_app
+
+    client = create_app({"MODEL": str(tiny_model), "ENGINE": "litert"}).test_client()
+    data, tops = drawn_scene(random.Random(11), [True, False])
+    body = client.post(
+        "/classify", data={"file": (io.BytesIO(data), "a.jpg")}, content_type="multipart/form-data"
+    ).get_json()
+    assert list(body)[:2] == ["Bottle_Status", "Confidence"]
+    assert body["counts"]["bottles"] == len(body["bottles"])
+    assert all(len(top["box"]) == 4 for top in body["bottles"])
