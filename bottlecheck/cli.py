@@ -59,6 +59,12 @@ def plural(count: int, word: str) -> str:
 @click.option(
     "--resume", is_flag=True, help="With -o: skip inputs already answered in FILE, retry its error rows, append."
 )
+@click.option(
+    "--save-annotated",
+    "annotated_dir",
+    type=click.Path(file_okay=False),
+    help="Also write a copy of each photo with its answer drawn on it (model 2: every top's box) into DIR.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def classify(
     paths: tuple[str, ...],
@@ -70,6 +76,7 @@ def classify(
     model_path: str | None,
     engine: str,
     resume: bool,
+    annotated_dir: str | None,
     quiet: bool,
 ) -> None:
     """Classify images: files, directories (recursive), globs, or - for paths on stdin.
@@ -118,8 +125,15 @@ def classify(
         todo = [path for path in inputs if path not in sink.done]
         show_progress = not quiet and sys.stderr.isatty()
         with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
+            copies = None
+            if annotated_dir:
+                from bottlecheck.annotate import AnnotatedCopies
+
+                copies = AnnotatedCopies(annotated_dir)
             for prediction in classifier.classify_paths(todo, batch_size=batch_size, workers=workers):
                 sink.write(prediction.as_dict())
+                if copies is not None:
+                    copies.save(prediction.path, prediction)
                 counts[prediction.status] += 1
                 bar.update(1)
     if not quiet:

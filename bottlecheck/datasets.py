@@ -1,7 +1,9 @@
 """Labelled image folders and stratified splits, shared by training and evaluation.
 
 A data directory follows the ImageFolder convention (Keras, Ultralytics):
-``DATA/open/*.jpg`` and ``DATA/closed/*.jpg``, searched recursively. Several
+``DATA/open/*.jpg`` and ``DATA/closed/*.jpg``, searched recursively; ``DATA/none/``
+may hold photos with no bottle top visible (a close-up of the label, no bottle), which
+a two-stage model should answer ``unknown`` (evaluation only; training ignores them). Several
 directories can be combined; each keeps a ``source`` name (the directory's name)
 so metrics can be reported per source.
 """
@@ -16,19 +18,25 @@ from pathlib import Path
 from bottlecheck.discovery import walk_images
 from bottlecheck.labels import LABELS
 
+NO_TOP = "none"
+
 
 @dataclass(frozen=True)
 class Example:
     path: str
-    label: int  # index into LABELS: 0 closed, 1 open
+    label: int  # index into LABELS (0 closed, 1 open), or 2 for NO_TOP
     source: str
+
+    @property
+    def label_name(self) -> str:
+        return LABELS[self.label] if self.label < len(LABELS) else NO_TOP
 
 
 def scan_image_folder(root: str | Path, source: str | None = None) -> list[Example]:
-    """Examples under ``root/closed`` and ``root/open``; other folders are ignored."""
+    """Examples under ``root/closed``, ``root/open`` (and ``root/none``); other folders are ignored."""
     root = Path(root)
     examples = []
-    for index, label in enumerate(LABELS):
+    for index, label in enumerate((*LABELS, NO_TOP)):
         folder = root / label
         if folder.is_dir():
             examples += [Example(p, index, source or root.name) for p in walk_images(str(folder))]

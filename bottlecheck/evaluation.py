@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from bottlecheck.classifier import Classifier
-from bottlecheck.datasets import Example, scan_data_dirs
+from bottlecheck.datasets import NO_TOP, Example, scan_data_dirs
 from bottlecheck.imaging import ImageError, decode_image
-from bottlecheck.labels import ERROR, LABELS
+from bottlecheck.labels import ERROR, LABELS, UNKNOWN
 from bottlecheck.metrics import classification_report, reports_by_source
 
 __all__ = ["evaluate", "format_table", "scan_data_dirs", "write_html_report"]
@@ -36,14 +36,33 @@ def evaluate(
     for example, prediction in zip(
         examples, classifier.classify_paths([e.path for e in examples], batch_size, workers), strict=True
     ):
-        rows.append({**prediction.as_dict(), "label": LABELS[example.label], "source": example.source})
+        rows.append({**prediction.as_dict(), "label": example.label_name, "source": example.source})
         if progress:
             progress(1)
-    scored = [r for r in rows if r["status"] != ERROR]
+    # Metrics of the answers given: open/closed photos answered open or closed. A two-stage
+    # model may answer unknown; how often, and what that does to balanced accuracy, is
+    # reported beside them, and photos in none/ measure how often it rightly says unknown.
+    scored = [r for r in rows if r["status"] in LABELS and r["label"] in LABELS]
     labels = np.array([LABELS.index(r["label"]) for r in scored], dtype=int)
     p_open = np.array([r["p_open"] for r in scored], dtype=float)
     report = classification_report(labels, p_open, classifier.threshold)
-    report["errors"] = len(rows) - len(scored)
+    report["errors"] = sum(r["status"] == ERROR for r in rows)
+    unknown = {name: sum(r["status"] == UNKNOWN and r["label"] == name for r in rows) for name in (*LABELS, NO_TOP)}
+    if any(unknown.values()) or any(r["label"] == NO_TOP for r in rows):
+        recalls = []
+        for name in LABELS:
+            truth = [r for r in rows if r["label"] == name and r["status"] != ERROR]
+            if truth:
+                recalls.append(sum(r["status"] == name for r in truth) / len(truth))
+        no_top = [r for r in rows if r["label"] == NO_TOP and r["status"] != ERROR]
+        report["unknown"] = {
+            "by_label": unknown,
+            "balanced_accuracy_unknown_as_wrong": round(float(np.mean(recalls)), 4) if recalls else None,
+            "no_top_photos": len(no_top),
+            "no_top_answered_unknown": round(sum(r["status"] == UNKNOWN for r in no_top) / len(no_top), 4)
+            if no_top
+            else None,
+        }
     report["model"] = {
         "name": classifier.artifact.name,
         "version": classifier.artifact.version,
@@ -70,6 +89,13 @@ def format_table(report: dict[str, Any]) -> str:
     lines += ["", "confusion (rows true, columns predicted)", f"{'':<8} {'closed':>7} {'open':>7}"]
     for name, row in zip(LABELS, matrix, strict=True):
         lines.append(f"{name:<8} {row[0]:>7} {row[1]:>7}")
+    if "unknown" in report:
+        u = report["unknown"]
+        lines.append(
+            f"unknown: {u['by_label']}  balanced accuracy with unknown as wrong "
+            f"{u['balanced_accuracy_unknown_as_wrong']}  photos with no top answered unknown "
+            f"{u['no_top_answered_unknown']} of {u['no_top_photos']}"
+        )
     for source, sub in report.get("by_source", {}).items():
         lines.append(
             f"source {source}: accuracy {sub['accuracy']:.4f} on {sub['count']} "

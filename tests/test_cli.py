@@ -225,3 +225,18 @@ def test_the_cli_imports_neither_flask_nor_prometheus_until_it_serves():
     code = "import sys, bottlecheck.cli; print(sorted({'flask', 'prometheus_client', 'tensorflow'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_save_annotated_writes_a_readable_copy_of_each_answered_photo(photo_dir, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "seen"
+    result = run("classify", str(photo_dir), "--save-annotated", str(out), "-f", "csv", "-q")
+    assert result.exit_code == 1  # the empty file is still an error row; it gets no copy
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a_open.jpg", "b_closed.jpg", "c_closed.jpg"]
+    for name in names:
+        with Image.open(out / name) as image:
+            original = Image.open(photo_dir / name.replace("c_closed.jpg", "c_closed.png"))
+            assert image.size == original.size  # small photos keep their size; boxes would line up
+            assert image.getpixel((2, 2)) != original.convert("RGB").getpixel((2, 2))  # the answer's band

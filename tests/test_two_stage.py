@@ -176,3 +176,44 @@ def test_the_server_answers_with_the_contract_and_the_tops(tiny_model):
     assert list(body)[:2] == ["Bottle_Status", "Confidence"]
     assert body["counts"]["bottles"] == len(body["bottles"])
     assert all(len(top["box"]) == 4 for top in body["bottles"])
+
+
+def test_annotated_copies_show_every_top(tiny_model, tmp_path):
+    from PIL import Image
+
+    from bottlecheck import Classifier
+    from bottlecheck.annotate import AnnotatedCopies
+
+    data, tops = drawn_scene(random.Random(3), [True, False])
+    photo = tmp_path / "two.jpg"
+    photo.write_bytes(data)
+    prediction = Classifier.load(tiny_model, engine="litert").classify(photo)
+    written = AnnotatedCopies(tmp_path / "seen").save(str(photo), prediction)
+    with Image.open(written) as image, Image.open(photo) as original:
+        assert image.size == original.size
+        drawn = np.abs(np.asarray(image, dtype=int) - np.asarray(original, dtype=int)).sum(axis=2) > 60
+    for top in prediction.tops or ():
+        x0, y0, x1, y1 = (int(round(v)) for v in top["box"])
+        edge = drawn[max(y0, 0) : y1, max(x0, 0) : max(x0, 0) + 2]  # the box's left edge is drawn
+        assert edge.mean() > 0.5
+
+
+def test_evaluate_reports_unknown_answers_and_photos_without_a_top(tiny_model, tmp_path):
+    from click.testing import CliRunner
+
+    from bottlecheck.cli import main
+
+    rng = random.Random(13)
+    for folder, layout, cut in (("open", [True], False), ("closed", [False], False), ("none", [True], True)):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for k in range(3):
+            (tmp_path / "data" / folder / f"{k}.jpg").write_bytes(drawn_scene(rng, layout, neck_cut=cut)[0])
+    result = CliRunner().invoke(
+        main, ["evaluate", str(tmp_path / "data"), "--model", str(tiny_model), "-f", "json", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    unknown = report["unknown"]
+    assert unknown["no_top_photos"] == 3 and unknown["no_top_answered_unknown"] >= 2 / 3
+    assert report["count"] + unknown["by_label"]["open"] + unknown["by_label"]["closed"] == 6
+    assert 0 <= unknown["balanced_accuracy_unknown_as_wrong"] <= report["balanced_accuracy"]

@@ -71,7 +71,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
 
     started = time.time()
     keras.utils.set_random_seed(config.seed)
-    examples = scan_data_dirs(config.data_dirs)
+    examples = [e for e in scan_data_dirs(config.data_dirs) if e.label_name in LABELS]  # none/: evaluation only
     train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
     if not val_set:
         raise ValueError("too few images for a validation split: need at least 3 per class")
