@@ -9,7 +9,8 @@ top after all: a round logo, a loose cap). The photo is ``open`` when any truste
 is open, ``closed`` when every trusted top is closed, ``unknown`` when there is none.
 
 The photo is decoded once, at the smallest JPEG scale whose long side still covers
-``decode_side`` pixels: the finder's input is shrunk from it and the crops are cut from it.
+``decode_side`` pixels (960: half scale for a phone photo): the finder's input is shrunk
+from it and the crops are cut from it. Full scale measured 1.4 times slower end to end.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class TopsClassifier(Classifier):
         self.judge_labels = list(judge_meta["labels"])
         decision = artifact.metadata.get("decision", {})
         self.min_top = float(decision.get("min_top_probability", 0.5))
-        self.decode_side = int(decision.get("decode_side", 1280))
+        self.decode_side = int(decision.get("decode_side", 960))
         self.input_size = self.finder_size
 
     @classmethod

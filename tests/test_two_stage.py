@@ -217,3 +217,43 @@ def test_evaluate_reports_unknown_answers_and_photos_without_a_top(tiny_model, t
     assert unknown["no_top_photos"] == 3 and unknown["no_top_answered_unknown"] >= 2 / 3
     assert report["count"] + unknown["by_label"]["open"] + unknown["by_label"]["closed"] == 6
     assert 0 <= unknown["balanced_accuracy_unknown_as_wrong"] <= report["balanced_accuracy"]
+
+
+@pytest.mark.server
+def test_the_web_page_draws_the_boxes_on_the_photo(tiny_model, tmp_path):
+    import os
+    from pathlib import Path
+
+    from tests.server_process import running_server
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "two.jpg"
+    photo.write_bytes(drawn_scene(random.Random(21), [True, False])[0])
+    with running_server("--model", str(tiny_model), "--engine", "litert") as (url, _):
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function(
+                "() => document.querySelector('#result').textContent.includes('tops')", timeout=20000
+            )
+            rects = page.eval_on_selector_all("#boxes rect", "els => els.map(e => e.getBoundingClientRect().toJSON())")
+            shown = page.eval_on_selector("#preview", "e => e.getBoundingClientRect().toJSON()")
+            text = page.text_content("#result")
+            page.screenshot(path=str(tmp_path / "page.png"))
+            browser.close()
+        import requests
+
+        answer = requests.post(url + "/classify", files={"file": ("two.jpg", photo.read_bytes())}, timeout=30).json()
+    assert f"{answer['counts']['bottles']} tops" in text and len(rects) == len(answer["bottles"]) >= 1
+    scale = shown["width"] / 480  # the drawn scene is 480 px wide
+    for rect, top in zip(rects, answer["bottles"], strict=True):
+        assert abs(rect["x"] - (shown["x"] + top["box"][0] * scale)) <= 3  # on the photo, where the box is
+        assert abs(rect["width"] - (top["box"][2] - top["box"][0]) * scale) <= 3
