@@ -6,20 +6,16 @@ numbers describe exactly what users get. No TensorFlow needed.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bottlecheck.classifier import Classifier
 from bottlecheck.datasets import NO_TOP, Example, scan_data_dirs
-from bottlecheck.imaging import ImageError, decode_image
 from bottlecheck.labels import ERROR, LABELS, UNKNOWN
 from bottlecheck.metrics import classification_report, reports_by_source
+from bottlecheck.report import write_html_report
 
 __all__ = ["evaluate", "format_table", "scan_data_dirs", "write_html_report"]
 
@@ -102,40 +98,3 @@ def format_table(report: dict[str, Any]) -> str:
             f"(AUC {sub['roc_auc']}, ECE {sub['ece']:.4f})"
         )
     return "\n".join(lines)
-
-
-def _thumbnail(path: str, size: int = 160) -> str:
-    try:
-        image = decode_image(path, max_side=size)
-    except ImageError:
-        return ""
-    image.thumbnail((size, size))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def write_html_report(path: str | Path, report: dict[str, Any], rows: list[dict], limit: int = 500) -> int:
-    """A self-contained page: the metrics, then every misclassified image with its scores."""
-    wrong = [r for r in rows if r["status"] != ERROR and r["status"] != r["label"]]
-    wrong.sort(key=lambda r: -r["confidence"])
-    errors = [r for r in rows if r["status"] == ERROR]
-    cards = []
-    for r in wrong[:limit]:
-        cards.append(
-            f'<figure><img src="{_thumbnail(r["path"])}" alt=""><figcaption><b>true {r["label"]}</b>, '
-            f"said {r['status']} ({r['confidence']:.2f})<br>p_open {r['p_open']:.3f}<br>"
-            f"<small>{html.escape(str(r['path']))}</small></figcaption></figure>"
-        )
-    error_items = "".join(f"<li>{html.escape(str(r['path']))}: {html.escape(str(r['error']))}</li>" for r in errors)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bottlecheck evaluation</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em}}
-figure{{display:inline-block;width:180px;margin:6px;vertical-align:top;font-size:12px}}
-img{{max-width:160px;max-height:160px;display:block;background:#ddd}}small{{word-break:break-all}}</style></head>
-<body><h1>bottlecheck evaluation</h1><p>model {html.escape(str(report.get("model", {})))}</p>
-<pre>{html.escape(format_table(report))}</pre>
-<h2>Misclassified: {len(wrong)}{" (first " + str(limit) + ")" if len(wrong) > limit else ""}</h2>
-{"".join(cards) or "<p>None.</p>"}
-<h2>Unreadable: {len(errors)}</h2><ul>{error_items}</ul></body></html>"""
-    Path(path).write_text(page, encoding="utf-8")
-    return len(wrong)
