@@ -58,3 +58,15 @@ def test_threshold_stays_at_half_for_a_gain_within_noise():
     p_open = np.concatenate([np.linspace(0.0, 0.4, 100), [0.47], np.linspace(0.6, 1.0, 99)])
     assert choose_threshold(labels, p_open) == 0.5
     assert choose_threshold(labels, p_open, min_gain=0.0) == 0.47
+
+
+def test_calibration_is_fitted_only_on_enough_validation_images():
+    from bottlecheck.training.train import calibrate
+
+    rng = np.random.default_rng(0)
+    few = calibrate(np.array([0, 1, 1]), np.array([-9.0, 8.0, 7.0]))
+    assert few == {**few, "fitted": False, "temperature": 1.0, "threshold": 0.5}
+    labels = rng.integers(0, 2, 200)
+    logits = (labels * 2 - 1) * 40.0 + rng.normal(0, 30, 200)  # overconfident logits
+    fitted = calibrate(labels, logits)
+    assert fitted["fitted"] and 0.5 <= fitted["temperature"] <= 4.0

@@ -50,12 +50,14 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_artefact(trained):
     _, out, log = trained
-    assert "epoch 1/2" in log and "validation: accuracy" in log
+    assert "epoch 1/2" in log and "validation (4 images): accuracy" in log
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["version"] == "test-1"
     assert 0 <= metadata["threshold"] <= 1
     assert metadata["metrics"]["validation"]["count"] == 4
-    assert metadata["output"]["temperature"] > 0
+    # 4 validation images: too few to fit a temperature or a threshold, and the model says so
+    assert metadata["calibration"]["fitted"] is False and metadata["output"]["temperature"] == 1.0
+    assert metadata["threshold"] == 0.5 and "fewer than 10" in log
     assert (out / "model.tflite").stat().st_size > 1_000_000
 
 

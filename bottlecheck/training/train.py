@@ -53,6 +53,36 @@ def _sample_weights(examples: Sequence[Example], source_weights: dict[str, float
     return [w / mean for w in raw]
 
 
+# Fewer validation images than this per class and a fitted temperature or threshold follows
+# noise: 10 open + 10 closed photos of a new bottle type left 3 for validation and gave a
+# temperature of 0.05, which turned every answer into 0.00 or 1.00.
+MIN_CALIBRATION_PER_CLASS = 10
+TEMPERATURE_RANGE = (0.5, 4.0)
+
+
+def calibrate(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """Temperature and threshold from validation, when there is enough of it to trust them.
+
+    With fewer than ``MIN_CALIBRATION_PER_CLASS`` validation images of either class the
+    model keeps temperature 1 and threshold 0.5, and says so; a fitted temperature is kept
+    inside ``TEMPERATURE_RANGE`` (outside it, it describes the few images, not the model).
+    """
+    per_class = [int((labels == k).sum()) for k in (0, 1)]
+    if min(per_class) < MIN_CALIBRATION_PER_CLASS:
+        return {
+            "fitted": False,
+            "temperature": 1.0,
+            "threshold": 0.5,
+            "validation_per_class": per_class,
+            "reason": f"validation has {per_class[0]} closed and {per_class[1]} open images, fewer than "
+            f"{MIN_CALIBRATION_PER_CLASS} of each: temperature 1 and threshold 0.5 kept, and the validation "
+            "numbers can move a lot with one image; add photos or evaluate on a larger set",
+        }
+    temperature = float(np.clip(fit_temperature(labels, logits), *TEMPERATURE_RANGE))
+    threshold = choose_threshold(labels, 1 / (1 + np.exp(-logits / temperature)))
+    return {"fitted": True, "temperature": temperature, "threshold": threshold, "validation_per_class": per_class}
+
+
 def predict_logits(model, examples: Sequence[Example], size: int, batch_size: int, workers: int) -> np.ndarray:
     from bottlecheck.training.model import logit_model
 
@@ -144,16 +174,18 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
 
     logits = predict_logits(model, val_set, config.input_size, config.batch_size, config.workers)
     labels = np.array([e.label for e in val_set])
-    temperature = fit_temperature(labels, logits)
+    calibration = calibrate(labels, logits)
+    temperature, threshold = calibration["temperature"], calibration["threshold"]
     p_open = 1 / (1 + np.exp(-logits / temperature))
-    threshold = choose_threshold(labels, p_open)
     set_temperature(model, temperature)
     report = classification_report(labels, p_open, threshold)
     by_source = reports_by_source(labels, p_open, [e.source for e in val_set], threshold)
     log(
-        f"validation: accuracy {report['accuracy']:.4f}, AUC {report['roc_auc']}, ECE {report['ece']:.4f}, "
-        f"temperature {temperature:.3f}, threshold {threshold:.3f}"
+        f"validation ({len(val_set)} images): accuracy {report['accuracy']:.4f}, AUC {report['roc_auc']}, "
+        f"ECE {report['ece']:.4f}, temperature {temperature:.3f}, threshold {threshold:.3f}"
     )
+    if not calibration["fitted"]:
+        log(f"note: {calibration['reason']}")
 
     now = dt.datetime.now(dt.timezone.utc)
     metadata = {
@@ -179,6 +211,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
             "seconds": round(time.time() - started, 1),
         },
         "metrics": {"validation": report, "validation_by_source": by_source},
+        "calibration": calibration,
     }
     save_artifact(model, config.out, metadata)
     log(f"wrote {config.out} in {time.time() - started:.0f}s")
