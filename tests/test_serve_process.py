@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -130,3 +131,29 @@ def test_metrics_add_up_across_worker_processes():
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("bottlecheck_images_total{")
     )
     assert answered == 12, text
+
+
+def test_every_server_log_line_is_json(tmp_path):
+    from tests.server_process import bottlecheck_script, free_port
+
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [bottlecheck_script(), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            for _ in range(200):
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            requests.post(f"http://127.0.0.1:{port}/classify", timeout=10)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # gunicorn's own lines included
+    assert {r["logger"] for r in records} >= {"gunicorn.error", "bottlecheck.access"}
+    assert any(r.get("path") == "/classify" and r.get("status") == 400 for r in records)

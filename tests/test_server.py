@@ -291,3 +291,20 @@ def test_a_request_that_outwaits_the_model_is_refused_with_503(make_client):
     response = post(client, ("a.jpg", JPEG))
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert response.get_json() == {"error": "Server busy, retry shortly"}
+
+
+def test_retry_after_only_on_refusals(make_client):
+    client = make_client(RATE_LIMIT="2/minute", CACHE_SIZE=0)
+    answered = post(client, ("a.jpg", JPEG))
+    assert answered.status_code == 200 and "Retry-After" not in answered.headers
+    assert "X-RateLimit-Limit" in answered.headers  # the limiter's own headers stay
+    post(client, ("a.jpg", JPEG))
+    refused = post(client, ("a.jpg", JPEG))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_metrics_count_a_wrong_method_under_its_route_and_have_no_created_series(client):
+    assert client.get("/classify").status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'bottlecheck_http_requests_total{method="GET",route="/classify",status="405"} 1.0' in text
+    assert "unmatched" not in text and "_created" not in text
