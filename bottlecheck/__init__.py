@@ -8,6 +8,7 @@ The library behind the ``bottlecheck`` CLI and HTTP server::
     list(classifier.classify_paths(paths))      # batched, decoded in worker threads
 """
 
+import bottlecheck.tops_classifier  # noqa: F401  (registers the two-stage kind with Classifier.load)
 from bottlecheck.classifier import Classifier, Prediction
 from bottlecheck.imaging import ImageError, load_image
 

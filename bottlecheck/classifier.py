@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +50,9 @@ class Prediction:
         return asdict(self)
 
 
+_OTHER_KINDS: list[tuple[Callable[[ModelArtifact], bool], Callable[..., Classifier]]] = []
+
+
 class Classifier:
     """Load once, classify many. Thread-safe: engines serialise their own calls."""
 
@@ -75,11 +78,22 @@ class Classifier:
         threads: int | None = None,
     ) -> Classifier:
         artifact = load_artifact(model)
-        if artifact.is_two_stage:
-            from bottlecheck.tops_classifier import TopsClassifier
-
-            return TopsClassifier.load_stages(artifact, engine, threshold, threads)
+        for accepts, load in _OTHER_KINDS:
+            if accepts(artifact):
+                return load(artifact, engine, threshold, threads)
         return cls(artifact, load_engine(artifact, engine, threads), threshold)
+
+    @staticmethod
+    def register_kind(
+        accepts: Callable[[ModelArtifact], bool],
+        load: Callable[[ModelArtifact, str, float | None, int | None], Classifier],
+    ) -> None:
+        """Let another kind of model (model 2's two stages) load through :meth:`load`.
+
+        The two-stage classifier registers itself when the package is imported, so this module
+        never imports it back (a subclass importing its base is the only direction).
+        """
+        _OTHER_KINDS.append((accepts, load))
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
         return load_image(source, self.input_size, self.max_pixels, pad_value=self.artifact.pad_value)

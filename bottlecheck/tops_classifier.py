@@ -156,3 +156,6 @@ class TopsClassifier(Classifier):
             closed_tops=sum(t["status"] == CLOSED for t in tops),
             tops=tuple(tops),
         )
+
+
+Classifier.register_kind(lambda artifact: artifact.is_two_stage, TopsClassifier.load_stages)
