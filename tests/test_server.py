@@ -308,3 +308,13 @@ def test_metrics_count_a_wrong_method_under_its_route_and_have_no_created_series
     text = client.get("/metrics").get_data(as_text=True)
     assert 'bottlecheck_http_requests_total{method="GET",route="/classify",status="405"} 1.0' in text
     assert "unmatched" not in text and "_created" not in text
+
+
+def test_queue_depth_and_requests_in_flight_are_gauges(client):
+    post(client, ("a.jpg", JPEG))
+    text = client.get("/metrics").get_data(as_text=True)
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("bottlecheck_")
+    }
+    assert values["bottlecheck_queue_depth"] == 0.0  # the answer is out: nothing waits
+    assert values["bottlecheck_requests_in_flight"] == 1.0  # the scrape itself

@@ -109,6 +109,8 @@ def _register_hooks(app: Flask, settings: Mapping[str, Any]) -> None:
     @app.before_request
     def start_request() -> Response | None:
         g.started = time.perf_counter()
+        service.metrics.in_flight.inc()
+        g.counted_in_flight = True
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         g.key_id = None
@@ -148,6 +150,11 @@ def _register_hooks(app: Flask, settings: Mapping[str, Any]) -> None:
         if str(settings["RATE_LIMIT_STORAGE_URI"]).startswith(("redis", "rediss"))
         else {},
     )
+
+    @app.teardown_request
+    def leave_flight(_exc: BaseException | None) -> None:
+        if g.pop("counted_in_flight", False):
+            service.metrics.in_flight.dec()
 
     @app.after_request
     def finish_request(response: Response) -> Response:

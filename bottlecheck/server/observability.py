@@ -56,6 +56,14 @@ class Metrics:
         self.cache_hits = Counter("bottlecheck_cache_hits_total", "Answers served from the cache", registry=r)
         self.cache_misses = Counter("bottlecheck_cache_misses_total", "Images that needed the model", registry=r)
         self.overloaded = Counter("bottlecheck_overload_rejections_total", "Requests refused with 503", registry=r)
+        # For autoscaling (a HorizontalPodAutoscaler or KEDA on a Prometheus query): how much work
+        # waits and how much is being served right now, summed over the workers of a replica.
+        self.queue_depth = Gauge(
+            "bottlecheck_queue_depth", "Images waiting for the model", registry=r, multiprocess_mode="livesum"
+        )
+        self.in_flight = Gauge(
+            "bottlecheck_requests_in_flight", "Requests being served", registry=r, multiprocess_mode="livesum"
+        )
         self.model_info = Gauge(
             "bottlecheck_model_info",
             "The loaded model (value is always 1)",

@@ -43,6 +43,7 @@ class ClassificationService:
 
     def _predict(self, prepared: list[Any]) -> Any:
         """The batcher's model call: p_open per array (model 1), or an answer per photo (model 2)."""
+        self.metrics.queue_depth.set(self.batcher.queue_depth)  # a batch just left the queue
         if self.two_stage:
             return self.classifier.analyse(prepared)  # type: ignore[attr-defined]
         return self.classifier.predict_arrays(np.stack(prepared))
@@ -100,6 +101,7 @@ class ClassificationService:
             try:
                 array = self.classifier.preprocess(data)
                 pending.append((index, key, self.batcher.submit(array)))
+                self.metrics.queue_depth.set(self.batcher.queue_depth)
             except ImageError as exc:
                 self.batcher.end()
                 results[index] = {"error": BAD_IMAGE, "detail": str(exc)}
