@@ -102,7 +102,7 @@ def save_tops_artifact(
         "decision": {
             "threshold": threshold,
             "min_top_probability": min_top_probability,
-            "decode_side": 960,
+            "decode_side": 900,
             "rule": "a top counts when 1 - p(none) >= min_top_probability; the photo is open when any "
             "counted top has p_open >= threshold, closed when every counted top is closed, unknown "
             "when no top counts",
