@@ -86,20 +86,25 @@ def export_tflite(model, path: str | Path) -> int:
     return len(data)
 
 
+def input_spec(size: int) -> dict[str, Any]:
+    """What a model input is, as the metadata records it (the same for every stage and model)."""
+    return {
+        "size": size,
+        "channels": 3,
+        "color": "RGB",
+        "dtype": "float32 holding 0..255 (uint8 values)",
+        "resize": "letterbox: long side to size, bilinear, centred, no crop",
+        "pad_value": PAD_VALUE,
+        "orientation": "EXIF applied",
+        "normalization": f"inside the model: (x - {INPUT_MEAN:g}) / {INPUT_STD:g}",
+    }
+
+
 def base_metadata(input_size: int) -> dict[str, Any]:
     return {
         "labels": ["closed", "open"],
         "positive_label": "open",
-        "input": {
-            "size": input_size,
-            "channels": 3,
-            "color": "RGB",
-            "dtype": "float32 holding 0..255 (uint8 values)",
-            "resize": "letterbox: long side to size, bilinear, centred, no crop",
-            "pad_value": PAD_VALUE,
-            "orientation": "EXIF applied",
-            "normalization": f"inside the model: (x - {INPUT_MEAN:g}) / {INPUT_STD:g}",
-        },
+        "input": input_spec(input_size),
         "output": {"name": "p_open", "meaning": "probability that the bottle is open (cap off)"},
         "files": {"tflite": TFLITE_FILE, "keras": KERAS_FILE},
         "backbone": {

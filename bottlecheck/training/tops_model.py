@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bottlecheck.artifact import write_metadata
-from bottlecheck.imaging import PAD_VALUE
-from bottlecheck.training.backbone import INPUT_MEAN, INPUT_STD
 from bottlecheck.training.finder import FINDER_SIZE, STRIDE, build_finder
 from bottlecheck.training.finder import finder_head as finder_head_model
 from bottlecheck.training.judge import CROP_SPAN, JUDGE_LABELS, JUDGE_SIZE, judge_features_model
 from bottlecheck.training.judge import judge_head as judge_head_model
-from bottlecheck.training.model import export_tflite
+from bottlecheck.training.model import export_tflite, input_spec
 
 
 def build_judge(head, temperature: float):
@@ -37,19 +35,6 @@ def _fresh(make, trained):
     head = make()
     head.set_weights(trained.get_weights())
     return head
-
-
-def _input(size: int) -> dict[str, Any]:
-    return {
-        "size": size,
-        "channels": 3,
-        "color": "RGB",
-        "dtype": "float32 holding 0..255 (uint8 values)",
-        "resize": "letterbox: long side to size, bilinear, centred, no crop",
-        "pad_value": PAD_VALUE,
-        "orientation": "EXIF applied",
-        "normalization": f"inside the model: (x - {INPUT_MEAN:g}) / {INPUT_STD:g}",
-    }
 
 
 def save_tops_artifact(
@@ -71,17 +56,17 @@ def save_tops_artifact(
     judge.save(directory / "judge.keras")
     export_tflite(finder, directory / "finder.tflite")
     export_tflite(judge, directory / "judge.tflite")
-    crop_input = _input(JUDGE_SIZE)
+    crop_input = input_spec(JUDGE_SIZE)
     crop_input["resize"] = f"a square {CROP_SPAN:g} times the top's box side around its centre, bilinear"
     full = {
         "labels": ["closed", "open"],
         "positive_label": "open",
-        "input": _input(FINDER_SIZE),
+        "input": input_spec(FINDER_SIZE),
         "threshold": threshold,
         "stages": {
             "finder": {
                 "files": {"tflite": "finder.tflite", "keras": "finder.keras"},
-                "input": _input(FINDER_SIZE),
+                "input": input_spec(FINDER_SIZE),
                 "stride": STRIDE,
                 "output": "(N, G, G, 4) per 8-px cell: top-centre heatmap, log of the box side in input "
                 "pixels, centre offset x and y in cells",
