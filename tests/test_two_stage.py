@@ -257,3 +257,17 @@ def test_the_web_page_draws_the_boxes_on_the_photo(tiny_model, tmp_path):
     for rect, top in zip(rects, answer["bottles"], strict=True):
         assert abs(rect["x"] - (shown["x"] + top["box"][0] * scale)) <= 3  # on the photo, where the box is
         assert abs(rect["width"] - (top["box"][2] - top["box"][0]) * scale) <= 3
+
+
+def test_train_refuses_a_two_stage_base_with_a_clear_message(tiny_model, tmp_path):
+    from click.testing import CliRunner
+
+    from bottlecheck.cli import main
+
+    data = tmp_path / "data"
+    for label in ("open", "closed"):
+        (data / label).mkdir(parents=True)
+        for k in range(3):
+            (data / label / f"{k}.jpg").write_bytes(drawn_scene(random.Random(k), [label == "open"])[0])
+    result = CliRunner().invoke(main, ["train", str(data), "--out", str(tmp_path / "m"), "--base", str(tiny_model)])
+    assert result.exit_code == 1 and "two-stage" in result.output and "Traceback" not in result.output

@@ -37,6 +37,11 @@ def _load_base(config: TrainConfig):
     if config.base == "imagenet":
         return build_classifier(config.input_size), "ImageNet EfficientNet-Lite0"
     artifact = load_artifact(None if config.base == "bundled" else config.base)
+    if artifact.is_two_stage:
+        raise ValueError(
+            f"{artifact.directory} is a two-stage model (finder and judge): `train` fine-tunes a one-stage "
+            "model; train both stages with recipe/train_tops.py, or pass --base imagenet"
+        )
     model = keras.models.load_model(artifact.file("keras"), compile=False)
     set_temperature(model, 1.0)
     return model, f"{artifact.name} {artifact.version}"
