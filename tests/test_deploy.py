@@ -1,5 +1,6 @@
-"""The Kubernetes manifests: every overlay renders with kustomize (kubectl's), validates against the
-Kubernetes schemas offline, and keeps the promises the README makes; yamllint clean."""
+"""The deployments: every Kubernetes overlay renders with kustomize (kubectl's), validates against the
+Kubernetes schemas offline and keeps the promises the README makes; Compose, its load balancer,
+Prometheus, alert rules and Grafana dashboard read only metrics the server exports; yamllint clean."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "deploy" / "overlays").iterdir())
 KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs kubectl (its built-in kustomize)")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="needs kubectl (its built-in kustomize)")
 
 
 def render(overlay: str) -> list[dict]:
@@ -29,6 +30,7 @@ def by_kind(documents: list[dict], kind: str) -> list[dict]:
     return [d for d in documents if d["kind"] == kind]
 
 
+@needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_overlay_validates_against_the_kubernetes_schemas(overlay, tmp_path):
     if importlib.util.find_spec("kubernetes_validate") is None:
@@ -44,6 +46,7 @@ def test_each_overlay_validates_against_the_kubernetes_schemas(overlay, tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_server_deployment_keeps_its_promises(overlay):
     documents = render(overlay)
@@ -66,6 +69,7 @@ def test_the_server_deployment_keeps_its_promises(overlay):
     assert by_kind(documents, "PodDisruptionBudget") and len(by_kind(documents, "NetworkPolicy")) == 2
 
 
+@needs_kubectl
 def test_keda_replaces_the_cpu_autoscaler_and_scales_on_the_queue():
     documents = render("production-keda")
     assert not by_kind(documents, "HorizontalPodAutoscaler")  # two autoscalers would fight
@@ -76,6 +80,7 @@ def test_keda_replaces_the_cpu_autoscaler_and_scales_on_the_queue():
     assert by_kind(render("production"), "HorizontalPodAutoscaler")
 
 
+@needs_kubectl
 def test_the_service_monitor_and_the_rayjob_have_what_their_operators_read():
     (monitor,) = by_kind(render("production"), "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
@@ -93,3 +98,55 @@ def test_yamllint_is_clean():
         [sys.executable, "-m", "yamllint", "-s", str(ROOT / "deploy")], capture_output=True, text=True, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def _metric_names(expr: str) -> set[str]:
+    import re
+
+    return {name for name in re.findall(r"\b(bottlecheck_[a-z_]+)", expr)}
+
+
+def test_the_dashboard_and_alerts_only_use_metrics_the_server_exports(classifier):
+    """Every series a Grafana panel or an alert rule reads is in a real /metrics answer."""
+    import io
+    import json
+
+    from bottlecheck.server import create_app
+    from tests.helpers import bottle_photo
+
+    client = create_app({}, classifier=classifier).test_client()
+    client.post(
+        "/classify", data={"file": (io.BytesIO(bottle_photo(True)), "b.jpg")}, content_type="multipart/form-data"
+    )
+    client.get("/classify")
+    exported = {
+        line.split("{")[0].split(" ")[0]
+        for line in client.get("/metrics").get_data(as_text=True).splitlines()
+        if line.startswith("bottlecheck_")
+    }
+    compose = ROOT / "deploy" / "compose"
+    dashboard = json.loads((compose / "grafana" / "dashboards" / "bottlecheck.json").read_text())
+    used = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            used |= _metric_names(target["expr"])
+    rules = yaml.safe_load((compose / "alerts.yml").read_text())["groups"][0]["rules"]
+    for rule in rules:
+        used |= _metric_names(rule["expr"])
+    assert used and used <= exported, used - exported
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for subject in ("requests", "latency", "status", "queue", "per model call", "cache", "unknown"):
+        assert subject in titles
+    assert {r["alert"] for r in rules} >= {"BottlecheckErrors", "BottlecheckSlow", "BottlecheckQueueStuck"}
+
+
+def test_compose_runs_two_replicas_behind_the_load_balancer_with_redis_and_prometheus():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["server"]["deploy"]["replicas"] >= 2 and services["server"]["read_only"] is True
+    assert services["server"]["environment"]["BOTTLECHECK_CACHE_URL"].startswith("redis://redis")
+    assert {"lb", "redis", "prometheus", "grafana"} <= set(services)
+    nginx = (ROOT / "deploy" / "compose" / "nginx.conf").read_text()
+    assert "proxy_next_upstream error timeout http_502 non_idempotent" in nginx  # as tests/test_replicas.py
+    prometheus = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
+    assert prometheus["scrape_configs"][0]["dns_sd_configs"][0]["names"] == ["server"]  # every replica
