@@ -1,0 +1,89 @@
+"""Compare two models photo by photo on what neither trained on: held-out renders and held-out real photos.
+
+    python recipe/compare_models.py --renders /var/tmp/tops --candidate runs/m2 [--baseline DIR]
+
+Held out means what ``recipe/train_tops.py`` holds out: renders whose index is a multiple of 10,
+and every fifth annotated real photo (by sorted name). The truth of a render is its scene label
+(``none`` when no top is in the frame); of a real photo, its folder (``none`` when its annotation
+lists no top). Balanced accuracy counts ``unknown`` as wrong on open and closed photos; photos with
+no visible top count as right only when answered ``unknown``. The baseline defaults to the bundled
+model (which trained on most of the real photos, so it has the advantage there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from bottlecheck import Classifier
+
+HERE = Path(__file__).resolve().parent
+
+
+def held_out(renders: list[Path], real: Path, annotations: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """``{set name: [(path, truth, group)]}``"""
+    scenes = []
+    for directory in renders:
+        for log in sorted(directory.glob("labels-*.jsonl")):
+            for line in log.read_text().splitlines():
+                meta = json.loads(line)
+                if meta["index"] % 10 == 0 and (directory / meta["path"]).is_file():
+                    group = (
+                        meta["scene"] + ("-lying" if meta.get("lying") else "") + ("-cutoff" if meta["cutoff"] else "")
+                    )
+                    scenes.append((str(directory / meta["path"]), meta["label"], group))
+    marked = json.loads(annotations.read_text())["images"]
+    photos = [
+        (str(real / rel), rel.split("/")[0] if marked[rel]["tops"] else "none", rel.split("/")[0])
+        for rel in sorted(marked)[::5]
+    ]
+    return {"held-out renders": scenes, "held-out real photos": photos}
+
+
+def score(classifier: Classifier, items: list[tuple[str, str, str]]) -> dict:
+    predictions = list(classifier.classify_paths([path for path, _, _ in items]))
+    recalls = []
+    for label in ("open", "closed"):
+        truth = [p for (_, t, _), p in zip(items, predictions, strict=True) if t == label]
+        if truth:
+            recalls.append(sum(p.status == label for p in truth) / len(truth))
+    no_top = [p for (_, t, _), p in zip(items, predictions, strict=True) if t == "none"]
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # right, unknown, photos
+    for (_, truth, group), prediction in zip(items, predictions, strict=True):
+        right = prediction.status == (truth if truth != "none" else "unknown")
+        groups[group][0] += right
+        groups[group][1] += prediction.status == "unknown"
+        groups[group][2] += 1
+    return {
+        "photos": len(items),
+        "balanced_accuracy_unknown_as_wrong": round(sum(recalls) / len(recalls), 3) if recalls else None,
+        "no_top_answered_unknown": f"{sum(p.status == 'unknown' for p in no_top)} of {len(no_top)}",
+        "by_group": {g: f"{r} right, {u} unknown of {n}" for g, (r, u, n) in sorted(groups.items())},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--renders", action="append", required=True, type=Path)
+    parser.add_argument("--candidate", required=True, type=Path)
+    parser.add_argument("--baseline", type=Path, default=None, help="default: the bundled model")
+    parser.add_argument("--real", type=Path, default=HERE.parent.parent / "shared" / "data" / "real")
+    parser.add_argument("--annotations", type=Path, default=HERE / "annotations" / "real-tops.json")
+    args = parser.parse_args()
+    models = {
+        "baseline": Classifier.load(args.baseline, engine="litert"),
+        "candidate": Classifier.load(args.candidate, engine="litert"),
+    }
+    report = {}
+    for name, items in held_out(args.renders, args.real, args.annotations).items():
+        report[name] = {
+            f"{role} {model.artifact.name} {model.artifact.version}": score(model, items)
+            for role, model in models.items()
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
