@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bottlecheck import Classifier
+from bottlecheck.training.finder import render_records
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,15 +26,10 @@ HERE = Path(__file__).resolve().parent
 def held_out(renders: list[Path], real: Path, annotations: Path) -> dict[str, list[tuple[str, str, str]]]:
     """``{set name: [(path, truth, group)]}``"""
     scenes = []
-    for directory in renders:
-        for log in sorted(directory.glob("labels-*.jsonl")):
-            for line in log.read_text().splitlines():
-                meta = json.loads(line)
-                if meta["index"] % 10 == 0 and (directory / meta["path"]).is_file():
-                    group = (
-                        meta["scene"] + ("-lying" if meta.get("lying") else "") + ("-cutoff" if meta["cutoff"] else "")
-                    )
-                    scenes.append((str(directory / meta["path"]), meta["label"], group))
+    for directory, meta in render_records(renders):
+        if meta["index"] % 10 == 0 and (directory / meta["path"]).is_file():
+            group = meta["scene"] + ("-lying" if meta.get("lying") else "") + ("-cutoff" if meta["cutoff"] else "")
+            scenes.append((str(directory / meta["path"]), meta["label"], group))
     marked = json.loads(annotations.read_text())["images"]
     photos = [
         (str(real / rel), rel.split("/")[0] if marked[rel]["tops"] else "none", rel.split("/")[0])

@@ -218,11 +218,7 @@ def main() -> None:
 
 
 def _scene_kinds(render_dirs: list[Path]) -> list[str]:
-    kinds = []
-    for directory in render_dirs:
-        for log_file in sorted(directory.glob("labels-*.jsonl")):
-            kinds += [json.loads(line)["scene"] for line in log_file.read_text().splitlines() if line.strip()]
-    return kinds
+    return [meta["scene"] for _directory, meta in F.render_records(render_dirs)]
 
 
 if __name__ == "__main__":

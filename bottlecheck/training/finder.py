@@ -19,7 +19,7 @@ import io
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,26 +43,30 @@ class Scene:
     index: int = 0
 
 
-def load_render_scenes(render_dirs: Sequence[str | Path]) -> list[Scene]:
-    """Every rendered scene under each directory (``labels-*.jsonl`` beside ``images/``)."""
-    scenes = []
+def render_records(render_dirs: Sequence[str | Path]) -> Iterator[tuple[Path, dict]]:
+    """``(directory, record)`` for every scene in each render output's ``labels-*.jsonl``, in order."""
     for directory in map(Path, render_dirs):
         for log in sorted(directory.glob("labels-*.jsonl")):
             for line in log.read_text().splitlines():
-                if not line.strip():
-                    continue
-                meta = json.loads(line)
-                image = directory / meta["path"]
-                if not image.is_file():
-                    continue
-                tops = []
-                for top in meta["tops"]:
-                    if not top["in_frame"]:
-                        continue
-                    x0, y0, x1, y1 = top["box"]
-                    side = max(x1 - x0, y1 - y0)
-                    tops.append((top["centre"][0], top["centre"][1], side, top["label"], not top["occluded"]))
-                scenes.append(Scene(str(image), tops, meta["index"]))
+                if line.strip():
+                    yield directory, json.loads(line)
+
+
+def load_render_scenes(render_dirs: Sequence[str | Path]) -> list[Scene]:
+    """Every rendered scene under each directory (``labels-*.jsonl`` beside ``images/``)."""
+    scenes = []
+    for directory, meta in render_records(render_dirs):
+        image = directory / meta["path"]
+        if not image.is_file():
+            continue
+        tops = []
+        for top in meta["tops"]:
+            if not top["in_frame"]:
+                continue
+            x0, y0, x1, y1 = top["box"]
+            side = max(x1 - x0, y1 - y0)
+            tops.append((top["centre"][0], top["centre"][1], side, top["label"], not top["occluded"]))
+        scenes.append(Scene(str(image), tops, meta["index"]))
     return scenes
 
 

@@ -14,7 +14,6 @@ minutes. Temperature scaling on held-out crops makes its probabilities calibrate
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from PIL import Image
 
 from bottlecheck.imaging import PAD_VALUE, decode_image
 from bottlecheck.tops import cut_square
-from bottlecheck.training.finder import photometric
+from bottlecheck.training.finder import photometric, render_records
 
 JUDGE_SIZE = 128
 JUDGE_LABELS = ("closed", "open", "none")
@@ -50,37 +49,29 @@ def load_render_crops(render_dirs: Sequence[str | Path], negatives_per_scene: in
     """The close-ups of tops from the renders, and ``none`` crops cut from the frames away from any top."""
     rng = random.Random(seed)
     crops = []
-    for directory in map(Path, render_dirs):
-        for log in sorted(directory.glob("labels-*.jsonl")):
-            for line in log.read_text().splitlines():
-                if not line.strip():
-                    continue
-                meta = json.loads(line)
-                for crop in meta.get("crops", []):
-                    path = directory / crop["path"]
-                    if not path.is_file():
-                        continue
-                    x0, y0, x1, y1 = crop["top_box_in_crop"]
-                    with Image.open(path) as image:  # older renders recorded an unclipped crop box: fix it here
-                        scale = image.width / max(1e-6, crop["crop_box"][2] - crop["crop_box"][0])
-                    top = meta["tops"][crop["top"]]
-                    bx0, by0, bx1, by1 = top["box"]
-                    cx0, cy0 = max(0.0, crop["crop_box"][0]), max(0.0, crop["crop_box"][1])
-                    x, y = ((bx0 + bx1) / 2 - cx0) * scale, ((by0 + by1) / 2 - cy0) * scale
-                    side = max(bx1 - bx0, by1 - by0) * scale
-                    crops.append(Crop(str(path), x, y, side, crop["label"], meta["index"]))
-                frame = directory / meta["path"]
-                tops = [t for t in meta["tops"] if t["in_frame"]]
-                sides = [max(t["box"][2] - t["box"][0], t["box"][3] - t["box"][1]) for t in tops] or [30.0]
-                for _ in range(negatives_per_scene):
-                    side = rng.choice(sides) * rng.uniform(0.6, 1.6)
-                    for _attempt in range(20):
-                        x, y = rng.uniform(0, meta["width"]), rng.uniform(0, meta["height"])
-                        if all(
-                            abs(x - t["centre"][0]) > side * 1.2 or abs(y - t["centre"][1]) > side * 1.2 for t in tops
-                        ):
-                            crops.append(Crop(str(frame), x, y, side, "none", meta["index"]))
-                            break
+    for directory, meta in render_records(render_dirs):
+        for crop in meta.get("crops", []):
+            path = directory / crop["path"]
+            if not path.is_file():
+                continue
+            with Image.open(path) as image:  # older renders recorded an unclipped crop box: fix it here
+                scale = image.width / max(1e-6, crop["crop_box"][2] - crop["crop_box"][0])
+            top = meta["tops"][crop["top"]]
+            bx0, by0, bx1, by1 = top["box"]
+            cx0, cy0 = max(0.0, crop["crop_box"][0]), max(0.0, crop["crop_box"][1])
+            x, y = ((bx0 + bx1) / 2 - cx0) * scale, ((by0 + by1) / 2 - cy0) * scale
+            side = max(bx1 - bx0, by1 - by0) * scale
+            crops.append(Crop(str(path), x, y, side, crop["label"], meta["index"]))
+        frame = directory / meta["path"]
+        tops = [t for t in meta["tops"] if t["in_frame"]]
+        sides = [max(t["box"][2] - t["box"][0], t["box"][3] - t["box"][1]) for t in tops] or [30.0]
+        for _ in range(negatives_per_scene):
+            side = rng.choice(sides) * rng.uniform(0.6, 1.6)
+            for _attempt in range(20):
+                x, y = rng.uniform(0, meta["width"]), rng.uniform(0, meta["height"])
+                if all(abs(x - t["centre"][0]) > side * 1.2 or abs(y - t["centre"][1]) > side * 1.2 for t in tops):
+                    crops.append(Crop(str(frame), x, y, side, "none", meta["index"]))
+                    break
     return crops
 
 
