@@ -65,6 +65,14 @@ def plural(count: int, word: str) -> str:
     type=click.Path(file_okay=False),
     help="Also write a copy of each photo with its answer drawn on it (model 2: every top's box) into DIR.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    envvar="BOTTLECHECK_RAY",
+    help="Run on Ray Data: local (in-process), auto (RAY_ADDRESS or a running cluster), ray://host:10001. "
+    "Same rows and order; needs bottlecheck[ray].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def classify(
     paths: tuple[str, ...],
@@ -77,6 +85,7 @@ def classify(
     engine: str,
     resume: bool,
     annotated_dir: str | None,
+    ray_address: str | None,
     quiet: bool,
 ) -> None:
     """Classify images: files, directories (recursive), globs, or - for paths on stdin.
@@ -87,6 +96,7 @@ def classify(
       bottlecheck classify frames/ -o results.csv
       find /mnt/line -name '*.png' | bottlecheck classify - -f jsonl > out.jsonl
       bottlecheck classify frames/ -o results.jsonl --resume
+      bottlecheck classify /mnt/archive/ -o results.jsonl --ray auto
 
     Exit status: 0 every input classified, 1 some inputs had errors (their rows
     say why), 2 usage error, 3 nothing found to classify (empty directory, a glob
@@ -115,6 +125,15 @@ def classify(
         sys.exit(EXIT_NOTHING_FOUND)
 
     classifier = load_classifier(model_path, engine, threshold)
+    ray_failures: tuple[type[Exception], ...] = ()
+    if ray_address:
+        from bottlecheck.ray_batch import RayUnavailable, connect
+
+        try:
+            connect(ray_address)
+        except RayUnavailable as exc:
+            raise click.UsageError(str(exc)) from None
+        ray_failures = (RayUnavailable,)
     two_stage = classifier.artifact.is_two_stage
     counts = {"open": 0, "closed": 0, "unknown": 0, "error": 0}
     with contextlib.ExitStack() as stack:
@@ -130,12 +149,22 @@ def classify(
                 from bottlecheck.annotate import AnnotatedCopies
 
                 copies = AnnotatedCopies(annotated_dir)
-            for prediction in classifier.classify_paths(todo, batch_size=batch_size, workers=workers):
-                sink.write(prediction.as_dict())
-                if copies is not None:
-                    copies.save(prediction.path, prediction)
-                counts[prediction.status] += 1
-                bar.update(1)
+            if ray_address:
+                from bottlecheck.ray_batch import classify_on_ray
+
+                predictions = classify_on_ray(todo, classifier, engine, batch_size=batch_size, workers=workers)
+            else:
+                predictions = classifier.classify_paths(todo, batch_size=batch_size, workers=workers)
+            try:
+                for prediction in predictions:
+                    sink.write(prediction.as_dict())
+                    if copies is not None:
+                        copies.save(prediction.path, prediction)
+                    counts[prediction.status] += 1
+                    bar.update(1)
+            except ray_failures as exc:  # the cluster failed mid-run: the rows so far are kept
+                kept = f"; {output} keeps the rows so far, --resume continues" if output else ""
+                raise click.ClickException(f"{exc}{kept}") from None
     if not quiet:
         skipped = f", {len(inputs) - len(todo)} already done" if resume else ""
         unknown = f", {counts['unknown']} unknown" if two_stage else ""
