@@ -125,10 +125,22 @@ class Classifier:
             return Prediction(name, ERROR, error=str(exc))
         return self.answer_batch([name], [prepared])[0]
 
+    def infer(self, prepared: list) -> list[Any]:
+        """Run the model once on a batch of preprocessed inputs: one raw result each, in order.
+
+        The raw result is what a cache keeps and :meth:`prediction_from` turns into an answer:
+        ``p_open`` for a one-stage model, the tops and the photo's answer for a two-stage one.
+        The server's micro-batcher calls this with its requests' photos.
+        """
+        return [float(score) for score in self.predict_arrays(np.stack(prepared))]
+
+    def prediction_from(self, name: str, result: Any) -> Prediction:
+        """The answer for one raw result of :meth:`infer`."""
+        return self.prediction(name, result)
+
     def answer_batch(self, names: list[str], prepared: list) -> list[Prediction]:
         """Run the model once on a batch of preprocessed inputs; one prediction each, in order."""
-        scores = self.predict_arrays(np.stack(prepared))
-        return [self.prediction(name, score) for name, score in zip(names, scores, strict=True)]
+        return [self.prediction_from(name, result) for name, result in zip(names, self.infer(prepared), strict=True)]
 
     def classify_paths(
         self, paths: Iterable[str], batch_size: int | None = None, workers: int = 2, prefetch_batches: int = 2

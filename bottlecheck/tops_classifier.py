@@ -117,7 +117,7 @@ class TopsClassifier(Classifier):
             if p_top < self.min_top:
                 continue
             p_open = float(probabilities[open_i] / max(probabilities[open_i] + probabilities[closed_i], 1e-9))
-            status = OPEN if p_open >= self.threshold else CLOSED
+            status, confidence = self.decide(p_open)  # one threshold rule for both kinds of model
             half = side * to_photo / 2
             tops.append(
                 {
@@ -126,7 +126,7 @@ class TopsClassifier(Classifier):
                         for v in (x * to_photo - half, y * to_photo - half, x * to_photo + half, y * to_photo + half)
                     ],
                     "status": status,
-                    "confidence": p_open if status == OPEN else 1.0 - p_open,
+                    "confidence": confidence,
                     "p_open": p_open,
                     "p_top": p_top,
                     "score": float(score),
@@ -143,17 +143,16 @@ class TopsClassifier(Classifier):
         weakest = min(tops, key=lambda t: t["confidence"])
         return {"status": CLOSED, "confidence": weakest["confidence"], "p_open": weakest["p_open"], "tops": tops}
 
-    def answer_batch(self, names: list[str], prepared: list) -> list[Prediction]:
-        return [self.prediction_of(name, answer) for name, answer in zip(names, self.analyse(prepared), strict=True)]
+    def infer(self, prepared: list) -> list[dict[str, Any]]:
+        return self.analyse(prepared)
 
-    @staticmethod
-    def prediction_of(name: str, answer: dict[str, Any]) -> Prediction:
-        tops = answer["tops"]
+    def prediction_from(self, name: str, result: dict[str, Any]) -> Prediction:
+        tops = result["tops"]
         return Prediction(
             name,
-            answer["status"],
-            answer["confidence"],
-            answer["p_open"],
+            result["status"],
+            result["confidence"],
+            result["p_open"],
             bottles=len(tops),
             open_tops=sum(t["status"] == OPEN for t in tops),
             closed_tops=sum(t["status"] == CLOSED for t in tops),

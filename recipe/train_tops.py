@@ -58,16 +58,6 @@ def real_crops(scenes: list[F.Scene], sizes: dict[str, tuple[int, int]], negativ
     return crops
 
 
-def fit_temperature_multiclass(logits: np.ndarray, labels: np.ndarray) -> float:
-    def nll(t: float) -> float:
-        z = logits / t
-        z = z - z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
-
-    grid = np.exp(np.linspace(np.log(0.3), np.log(6.0), 80))
-    return float(grid[np.argmin([nll(t) for t in grid])])
-
-
 def judge_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     predicted = probabilities.argmax(1)
     matrix = np.zeros((3, 3), int)
@@ -172,7 +162,7 @@ def main() -> None:
     Xv1, yv1 = J.compute_judge_features(vcrops_render, 1, 2, False, lambda _line: None)
     Xv2, yv2 = J.compute_judge_features(vcrops_real, 1, 3, False, lambda _line: None)
     logits_val = judge_head.predict(np.concatenate([Xv1, Xv2]), verbose=0)
-    temperature = fit_temperature_multiclass(logits_val, np.concatenate([yv1, yv2]))
+    temperature = J.fit_temperature_multiclass(logits_val, np.concatenate([yv1, yv2]))
 
     def probabilities(features: np.ndarray) -> np.ndarray:
         z = judge_head.predict(features, verbose=0) / temperature

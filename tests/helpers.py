@@ -18,6 +18,14 @@ needs_tensorflow = pytest.mark.skipif(
 )
 
 
+def bundled_fields() -> list[str]:
+    """The columns of a classify row with the bundled model (a two-stage model adds the tops)."""
+    from bottlecheck.artifact import load_artifact
+    from bottlecheck.outputs import FIELDS, TOPS_FIELDS
+
+    return list(TOPS_FIELDS if load_artifact().is_two_stage else FIELDS)
+
+
 def bottle_photo(open_: bool, size=(180, 320), seed: int = 0, fmt: str = "JPEG") -> bytes:
     """A crude synthetic bottle: body, neck and (when closed) a bright cap on top."""
     rng = np.random.default_rng(seed)

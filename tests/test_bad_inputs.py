@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bottlecheck.cli import main
+from bottlecheck.labels import STATUSES
 from bottlecheck.server import create_app
 from tests.corpus import OK, build_corpus, corpus_files
 
@@ -35,7 +36,7 @@ def _check_rows(rows, folder, expected):
     for name, row in zip(names, rows, strict=True):
         want = expected[name]
         if want == OK:
-            assert row["status"] in ("open", "closed"), (name, row)
+            assert row["status"] in STATUSES, (name, row)
             assert row["error"] in (None, ""), (name, row)
         else:
             assert row["status"] == "error", (name, row)
@@ -100,7 +101,7 @@ def test_http_answers_every_corpus_file(client, name):
     assert response.status_code == status, response.data
     body = response.get_json()
     if status == 200:
-        assert body["Bottle_Status"] in ("open", "closed")
+        assert body["Bottle_Status"] in STATUSES
     else:
         assert set(body) == {"error", "detail"} and body["error"] == "Unable to process image"
         assert body["detail"] and "\n" not in body["detail"]  # a one-line reason

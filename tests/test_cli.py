@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bottlecheck.artifact import load_artifact
 from bottlecheck.cli import main
-from tests.helpers import bottle_photo, needs_tensorflow
+from bottlecheck.labels import STATUSES
+from tests.helpers import bottle_photo, bundled_fields, needs_tensorflow
 
-FIELDS = ["path", "status", "confidence", "p_open", "error"]
+FIELDS = bundled_fields()
+SUMMARY = re.compile(r"(\d+) images?: (\d+) open, (\d+) closed(?:, (\d+) unknown)?, (\d+) errors?\n")
 
 
 def run(*args, input=None):
@@ -34,9 +38,10 @@ def test_directory_to_jsonl_one_row_per_file_and_exit_1(photo_dir, tmp_path):
     empty = rows[-1]
     assert empty["status"] == "error" and "empty" in empty["error"] and empty["p_open"] is None
     for row in rows[:3]:
-        assert row["status"] in ("open", "closed") and row["error"] is None
-        expected = row["p_open"] if row["status"] == "open" else 1 - row["p_open"]
-        assert abs(row["confidence"] - expected) < 1e-5 and row["confidence"] >= 0.5
+        assert row["status"] in STATUSES and row["error"] is None and row["confidence"] >= 0.5
+        if row["status"] != "unknown":
+            expected = row["p_open"] if row["status"] == "open" else 1 - row["p_open"]
+            assert abs(row["confidence"] - expected) < 1e-5
 
 
 def test_all_good_exits_0_and_threshold_decides(photo_dir):
@@ -61,7 +66,8 @@ def test_formats_on_stdout(photo_dir, fmt):
         rows = [json.loads(line) for line in text.splitlines()]
     else:
         lines = text.splitlines()
-        assert lines[0].split() == ["STATUS", "CONF", "P_OPEN", "PATH"]
+        header = lines[0].split()
+        assert header[:3] == ["STATUS", "CONF", "P_OPEN"] and header[-1] == "PATH"
         rows = [{"status": line.split()[0]} for line in lines[1:]]
     assert [r["status"] for r in rows][-1] == "error" and len(rows) == 4
 
@@ -69,8 +75,12 @@ def test_formats_on_stdout(photo_dir, fmt):
 def test_output_format_from_extension_and_summary(photo_dir, tmp_path):
     out = tmp_path / "results.csv"
     result = run("classify", str(photo_dir), "-o", str(out))
-    assert "4 images: 1 open, 2 closed, 1 error\n" in result.output  # summary on stderr, singular "error"
-    assert out.read_bytes().startswith(b"path,status,confidence,p_open,error\r\n")
+    rows = list(csv.DictReader(io.StringIO(out.read_text(), newline="")))
+    counts = [sum(r["status"] == s for r in rows) for s in ("open", "closed", "unknown", "error")]
+    summary = SUMMARY.search(result.output)  # on stderr, singular "error"
+    assert summary and summary.group(0).endswith(" 1 error\n"), result.output
+    assert [int(g or 0) for g in summary.groups()] == [4, *counts[:3], counts[3]]
+    assert out.read_bytes().startswith((",".join(FIELDS) + "\r\n").encode())
 
 
 def test_nothing_found_says_so_and_exits_3(photo_dir, tmp_path):
@@ -181,8 +191,14 @@ def test_a_directory_that_is_not_a_model_is_a_usage_error(photo_dir):
 def test_info_reports_model(tmp_path):
     result = run("info", "--json")
     facts = json.loads(result.output)
-    assert facts["engine"] == "litert" and facts["input_size"] == 224
+    artifact = load_artifact()
+    assert facts["engine"] == "litert" and facts["model_version"] == artifact.version
     assert facts["labels"] == ["closed", "open"] and len(facts["sha256"]) == 64
+    if artifact.is_two_stage:  # each stage's input size, and the rule that makes the answer
+        assert set(facts["stages"]) == {"finder", "judge"} and "unknown" in facts["decision"]["rule"]
+        assert facts["stages"]["judge"]["labels"] == ["closed", "open", "none"]
+    else:
+        assert facts["input_size"] == 224
 
 
 @needs_tensorflow
@@ -196,9 +212,7 @@ def test_tensorflow_engine_prints_no_start_up_banner(photo_dir):
         env=env,
     )
     assert proc.returncode == 0
-    assert proc.stderr == "1 image: 1 open, 0 closed, 0 errors\n" or proc.stderr.endswith(
-        "1 image: 0 open, 1 closed, 0 errors\n"
-    )
+    assert SUMMARY.fullmatch(proc.stderr) and proc.stderr.startswith("1 image: "), proc.stderr
     assert "oneDNN" not in proc.stderr and "absl" not in proc.stderr
 
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from bottlecheck.labels import STATUSES
 from tests.helpers import bottle_photo
 
 
@@ -64,5 +65,5 @@ def test_sigkill_then_resume_gives_each_input_exactly_once(many_photos, tmp_path
     assert sorted(paths) == expected, "every input exactly once"
     assert len(set(paths)) == len(paths)
     for row in rows:
-        assert row["status"] in ("open", "closed", "error")
+        assert row["status"] in (*STATUSES, "error")
         assert (row["status"] == "error") == (os.path.basename(row["path"]) == "broken.jpg")

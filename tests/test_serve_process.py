@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from bottlecheck.labels import STATUSES
 from tests.helpers import bottle_photo, phone_photo
 from tests.server_process import running_server
 
@@ -32,7 +34,7 @@ def test_real_server_contract(server):
     response = requests.post(url + "/classify", files={"file": ("a.jpg", bottle_photo(True, seed=1), "image/jpeg")})
     assert response.status_code == 200
     body = response.json()
-    assert body["Bottle_Status"] in ("open", "closed") and 0.5 <= body["Confidence"] <= 1
+    assert body["Bottle_Status"] in STATUSES and 0.5 <= body["Confidence"] <= 1
     assert requests.post(url + "/classify").json()["error"] == "No file uploaded"
     bad = requests.post(url + "/classify", files={"file": ("x.png", b"<svg></svg>", "image/png")})
     assert bad.status_code == 400 and bad.json()["error"] == "Unable to process image"
@@ -78,6 +80,7 @@ def test_sigterm_lets_requests_in_flight_finish(server):
         requests.get(url + "/healthz", timeout=2)
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -90,7 +93,7 @@ def test_web_page_in_headless_chromium(server, tmp_path):
 
     url, _ = server
     photo = tmp_path / "bottle.jpg"
-    photo.write_bytes(bottle_photo(False, seed=3))
+    shutil.copy(EXAMPLES / "rendered_closed_1.jpg", photo)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -108,7 +111,8 @@ def test_web_page_in_headless_chromium(server, tmp_path):
         page.goto(url + "/")
         page.set_input_files("#file", str(photo))
         page.wait_for_function(
-            "() => /^(OPEN|CLOSED) \\(confidence \\d+\\.\\d%\\)$/.test(document.querySelector('#result').textContent)",
+            "() => /^(OPEN|CLOSED|UNKNOWN) \\(confidence \\d+\\.\\d%\\)$/"
+            ".test(document.querySelector('#result').textContent)",
             timeout=20000,
         )
         text = page.text_content("#result")

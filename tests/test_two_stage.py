@@ -18,7 +18,15 @@ from tests.helpers import needs_tensorflow
 pytestmark = needs_tensorflow
 
 
-def drawn_scene(rng: random.Random, bottles: list[bool], size=(480, 360), neck_cut: bool = False):
+def drawn_scene(
+    rng: random.Random,
+    bottles: list[bool],
+    size=(480, 360),
+    neck_cut: bool = False,
+    cap=(230, 190, 20),
+    foil: tuple[int, int, int] | None = None,
+    lip=(240, 240, 240),
+):
     """Bottles (True: open) standing on a table; returns the JPEG and each top's (x, y, side, label)."""
     width, height = size
     background = tuple(rng.randint(120, 230) for _ in range(3))
@@ -42,12 +50,12 @@ def drawn_scene(rng: random.Random, bottles: list[bool], size=(480, 360), neck_c
             fill=glass,
         )
         draw.rectangle([x - neck_w / 2, top_y + 8, x + neck_w / 2, top_y + 45], fill=glass)
+        if foil:  # a foil-wrapped neck, open or closed
+            draw.rectangle([x - neck_w / 2 - 1, top_y + 10, x + neck_w / 2 + 1, top_y + 40], fill=foil)
         if is_open:
-            draw.ellipse(
-                [x - neck_w / 2 - 2, top_y + 2, x + neck_w / 2 + 2, top_y + 12], outline=(240, 240, 240), width=3
-            )
+            draw.ellipse([x - neck_w / 2 - 2, top_y + 2, x + neck_w / 2 + 2, top_y + 12], outline=lip, width=3)
         else:
-            draw.rectangle([x - neck_w / 2 - 3, top_y, x + neck_w / 2 + 3, top_y + 12], fill=(230, 190, 20))
+            draw.rectangle([x - neck_w / 2 - 3, top_y, x + neck_w / 2 + 3, top_y + 12], fill=cap)
         if not neck_cut:
             tops.append((x, top_y + 6, neck_w + 12, "open" if is_open else "closed"))
     buffer = io.BytesIO()
@@ -259,15 +267,76 @@ def test_the_web_page_draws_the_boxes_on_the_photo(tiny_model, tmp_path):
         assert abs(rect["width"] - (top["box"][2] - top["box"][0]) * scale) <= 3
 
 
-def test_train_refuses_a_two_stage_base_with_a_clear_message(tiny_model, tmp_path):
+def _judge_that_knows_nothing(model, out):
+    """A copy of ``model`` whose judge's head is all zeros: every top is a coin toss between closed, open, none."""
+    import shutil
+
+    from bottlecheck.artifact import load_artifact, write_metadata
+    from bottlecheck.training.judge import judge_head
+    from bottlecheck.training.model import export_tflite
+    from bottlecheck.training.tops_model import build_judge
+
+    shutil.copytree(model, out)
+    head = judge_head()
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    judge = build_judge(head, 1.0)
+    judge.save(out / "judge.keras")
+    export_tflite(judge, out / "judge.tflite")
+    write_metadata(out, {**load_artifact(out).metadata, "version": "blank-judge"})
+    return out
+
+
+def test_train_on_a_two_stage_base_keeps_the_finder_and_refits_the_judge(tiny_model, tmp_path):
+    """A judge that knows nothing learns open from closed from 8 + 8 of a user's photos; the finder stays."""
     from click.testing import CliRunner
 
+    from bottlecheck import Classifier
+    from bottlecheck.artifact import load_artifact
     from bottlecheck.cli import main
 
+    blank = _judge_that_knows_nothing(tiny_model, tmp_path / "blank")
     data = tmp_path / "data"
     for label in ("open", "closed"):
         (data / label).mkdir(parents=True)
-        for k in range(3):
-            (data / label / f"{k}.jpg").write_bytes(drawn_scene(random.Random(k), [label == "open"])[0])
-    result = CliRunner().invoke(main, ["train", str(data), "--out", str(tmp_path / "m"), "--base", str(tiny_model)])
-    assert result.exit_code == 1 and "two-stage" in result.output and "Traceback" not in result.output
+        for k in range(10):
+            rng = random.Random(k + (100 if label == "open" else 0))
+            photo = drawn_scene(rng, [label == "open"], cap=(30, 40, 150))[0]
+            (data / label / f"{k}.jpg").write_bytes(photo)
+    out = tmp_path / "adapted"
+    result = CliRunner().invoke(
+        main, ["train", str(data), "--out", str(out), "--base", str(blank), "--version", "test-2.1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "the finder is kept, the judge is refit" in result.output
+    base, adapted = load_artifact(blank), load_artifact(out)
+    assert adapted.version == "test-2.1" and adapted.metadata["training"]["base"]["sha256"] == base.checksum
+    for name in ("finder.tflite", "finder.keras"):
+        assert (out / name).read_bytes() == (blank / name).read_bytes()
+    assert (out / "judge.tflite").read_bytes() != (blank / "judge.tflite").read_bytes()
+    # Fewer than 10 validation tops per class: the base temperature is kept, and the artefact says so.
+    assert adapted.metadata["training"]["calibration"]["fitted"] is False
+    metrics = adapted.metrics
+    assert metrics["validation"]["count"] is not None and "validation_base_model" in metrics
+
+    # Fresh photos: the blank judge tosses coins, the refit one has learnt the caps.
+    fresh = []
+    for k in range(12):
+        is_open = k % 2 == 0
+        path = tmp_path / f"fresh-{k}.jpg"
+        path.write_bytes(drawn_scene(random.Random(500 + k), [is_open], cap=(30, 40, 150))[0])
+        fresh.append((str(path), "open" if is_open else "closed"))
+
+    def scored(model) -> tuple[int, float]:
+        """Photos answered right, and the mean probability given to the right answer."""
+        classifier = Classifier.load(model, engine="litert")
+        answers = list(classifier.classify_paths([f for f, _ in fresh]))
+        right = sum(p.status == truth for p, (_, truth) in zip(answers, fresh, strict=True))
+        p_right = [
+            p.confidence if p.status == truth else (1 - p.confidence if p.status in ("open", "closed") else 0.0)
+            for p, (_, truth) in zip(answers, fresh, strict=True)
+        ]
+        return right, float(np.mean(p_right))
+
+    (right_before, p_before), (right_after, p_after) = scored(blank), scored(out)
+    assert right_before <= 6 and right_after >= 10, (right_before, right_after)
+    assert p_after > p_before + 0.2, (p_before, p_after)

@@ -126,7 +126,7 @@ class MicroBatcher:
             self._on_batch(len(batch))
         for (_, future), score in zip(batch, scores, strict=True):
             try:
-                future.set_result(float(score) if isinstance(score, (float, np.floating)) else score)
+                future.set_result(score)
             except InvalidStateError:  # cancelled: its request was refused meanwhile
                 pass
 

@@ -13,8 +13,6 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-import numpy as np
-
 from bottlecheck.classifier import Classifier
 from bottlecheck.imaging import ImageError
 from bottlecheck.server.batcher import MicroBatcher, Overloaded
@@ -44,9 +42,7 @@ class ClassificationService:
     def _predict(self, prepared: list[Any]) -> Any:
         """The batcher's model call: p_open per array (model 1), or an answer per photo (model 2)."""
         self.metrics.queue_depth.set(self.batcher.queue_depth)  # a batch just left the queue
-        if self.two_stage:
-            return self.classifier.analyse(prepared)  # type: ignore[attr-defined]
-        return self.classifier.predict_arrays(np.stack(prepared))
+        return self.classifier.infer(prepared)
 
     def answer(self, result: Any) -> dict[str, Any]:
         """The API's answer: the seed's two keys first; model 2 adds each bottle top it found."""

@@ -143,3 +143,15 @@ def judge_head(dropout: float = 0.3, l2: float = 1e-3):
     x = keras.layers.Dropout(dropout)(features)
     logits = keras.layers.Dense(len(JUDGE_LABELS), kernel_regularizer=keras.regularizers.l2(l2), name="judge_logits")(x)
     return keras.Model(features, logits, name="judge_head")
+
+
+def fit_temperature_multiclass(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature (0.3 to 6, on a log grid) that minimises the negative log-likelihood of ``labels``."""
+
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
+
+    grid = np.exp(np.linspace(np.log(0.3), np.log(6.0), 80))
+    return float(grid[np.argmin([nll(t) for t in grid])])

@@ -37,11 +37,6 @@ def _load_base(config: TrainConfig):
     if config.base == "imagenet":
         return build_classifier(config.input_size), "ImageNet EfficientNet-Lite0"
     artifact = load_artifact(None if config.base == "bundled" else config.base)
-    if artifact.is_two_stage:
-        raise ValueError(
-            f"{artifact.directory} is a two-stage model (finder and judge): `train` fine-tunes a one-stage "
-            "model; train both stages with recipe/train_tops.py, or pass --base imagenet"
-        )
     model = keras.models.load_model(artifact.file("keras"), compile=False)
     set_temperature(model, 1.0)
     return model, f"{artifact.name} {artifact.version}"
@@ -96,7 +91,15 @@ def predict_logits(model, examples: Sequence[Example], size: int, batch_size: in
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, calibrate, choose the threshold, and save the artefact to ``config.out``."""
+    """Train, calibrate, choose the threshold, and save the artefact to ``config.out``.
+
+    A two-stage base (model 2, the bundled model) keeps its finder and refits its judge on
+    the photos' tops instead: see :mod:`bottlecheck.training.adapt_judge`.
+    """
+    if config.base != "imagenet" and load_artifact(None if config.base == "bundled" else config.base).is_two_stage:
+        from bottlecheck.training.adapt_judge import adapt_judge
+
+        return adapt_judge(config, log)
     from bottlecheck.tfquiet import import_tensorflow
 
     import_tensorflow()
