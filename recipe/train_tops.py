@@ -58,6 +58,28 @@ def real_crops(scenes: list[F.Scene], sizes: dict[str, tuple[int, int]], negativ
     return crops
 
 
+def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_photo: int = 6) -> list[J.Crop]:
+    """``none`` crops where the trained finder sees a top in a photo that has none, plus two random ones each."""
+    from bottlecheck.tops import Letterbox, decode_tops
+
+    rng = random.Random(5)
+    fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None)
+    outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
+    crops = []
+    for scene, out in zip(scenes, outputs, strict=True):
+        width, height = decode_image(scene.path).size
+        geometry = Letterbox(width, height, F.FINDER_SIZE)
+        for top in decode_tops(out[..., 0], out[..., 1], out[..., 2:4], F.STRIDE, min_score, per_photo):
+            x, y = geometry.to_photo(top.x, top.y)
+            crops.append(J.Crop(scene.path, x, y, top.side / geometry.scale, "none", scene.index, "real"))
+        for _ in range(2):
+            side = max(width, height) * rng.uniform(0.08, 0.3)
+            crops.append(
+                J.Crop(scene.path, rng.uniform(0, width), rng.uniform(0, height), side, "none", scene.index, "real")
+            )
+    return crops
+
+
 def judge_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     predicted = probabilities.argmax(1)
     matrix = np.zeros((3, 3), int)
@@ -86,6 +108,13 @@ def main() -> None:
     parser.add_argument("--renders", action="append", required=True, type=Path)
     parser.add_argument("--real", type=Path, default=HERE.parent.parent / "shared" / "data" / "real")
     parser.add_argument("--annotations", type=Path, default=HERE / "annotations" / "real-tops.json")
+    parser.add_argument(
+        "--no-tops",
+        type=Path,
+        default=HERE.parent.parent / "shared" / "data" / "real" / "other",
+        help="real photos with no bottle top (brewery logos): every other one (by sorted name) trains, the rest "
+        "is held out",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--version", default=None)
     parser.add_argument("--finder-views", type=int, default=6)
@@ -113,11 +142,15 @@ def main() -> None:
     renders = F.load_render_scenes(args.renders)
     render_val = [s for s in renders if s.index % 10 == 0]
     render_train = [s for s in renders if s.index % 10 != 0]
+    no_tops = sorted(p for p in args.no_tops.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    no_tops_train = [F.Scene(str(p), [], index=10_000 + k) for k, p in enumerate(no_tops) if k % 2 == 1]
     log(f"renders {len(render_train)} train / {len(render_val)} held out; real {len(real_train)} / {len(real_val)}")
+    log(f"photos without a top: {len(no_tops_train)} train / {len(no_tops) - len(no_tops_train)} held out")
 
     # ---- finder
     fine, coarse, target = F.compute_features(render_train, args.finder_views, args.seed, True, log)
-    rfine, rcoarse, rtarget = F.compute_features(real_train, args.real_views, args.seed + 1, True, log)
+    # Real photos, and real photos without a top (round logos look like caps from above): empty targets.
+    rfine, rcoarse, rtarget = F.compute_features(real_train + no_tops_train, args.real_views, args.seed + 1, True, log)
     fine, coarse, target = (
         np.concatenate([fine, rfine]),
         np.concatenate([coarse, rcoarse]),
@@ -147,10 +180,15 @@ def main() -> None:
     # ---- judge
     crops = J.load_render_crops(args.renders, seed=args.seed)
     rcrops = real_crops(real_train, sizes, negatives=3, seed=args.seed)
+    hard = hard_negatives(head, no_tops_train)  # where the trained finder is fooled: the judge says none
+    rcrops += hard
     vcrops_render = [c for c in crops if c.index % 10 == 0]
     vcrops_real = real_crops(real_val, sizes, negatives=3, seed=args.seed + 7)
     train_crops = [c for c in crops if c.index % 10 != 0]
-    log(f"judge crops: {Counter(c.label for c in train_crops)} rendered, {Counter(c.label for c in rcrops)} real")
+    log(
+        f"judge crops: {Counter(c.label for c in train_crops)} rendered, {Counter(c.label for c in rcrops)} real "
+        f"({len(hard)} of them the finder's detections on photos without a top)"
+    )
     X1, y1 = J.compute_judge_features(train_crops, args.judge_views, args.seed, True, log)
     X2, y2 = J.compute_judge_features(rcrops, args.real_judge_views, args.seed + 1, True, log)
     X, y = np.concatenate([X1, X2]), np.concatenate([y1, y2])
@@ -188,16 +226,19 @@ def main() -> None:
             "data": {
                 "renders": {"scenes": len(render_train), "by_scene": dict(Counter(_scene_kinds(args.renders)))},
                 "real": {"photos": len(real_train), "annotations": "recipe/annotations/real-tops.json"},
+                "real_without_tops": {"photos": len(no_tops_train), "folder": "real/other (brewery logos)"},
             },
             "held_out": {
                 "renders": len(render_val),
                 "real_photos": len(real_val),
-                "rule": "render index % 10 == 0; every 5th annotated real photo by sorted name",
+                "real_without_tops": len(no_tops) - len(no_tops_train),
+                "rule": "render index % 10 == 0; every 5th annotated real photo by sorted name; every other "
+                "photo without a top (even positions by sorted name)",
             },
             "config": {
                 k: str(v) if isinstance(v, Path) else v
                 for k, v in vars(args).items()
-                if k not in ("renders", "real", "out", "annotations")
+                if k not in ("renders", "real", "out", "annotations", "no_tops")
             },
             "seconds": round(time.time() - started, 1),
         },
