@@ -123,7 +123,61 @@ def main() -> None:
         f"- serving worker RSS: {mem['start']} MB at start, {mem['end']} MB after all load levels "
         f"(peak {mem['peak']} MB); baseline worker {base_mem['start']} -> {base_mem['end']} MB.",
     ]
+    scaleout_path = folder / "scaleout.json"
+    if scaleout_path.exists():
+        lines += ["", *scaleout_section(json.loads(scaleout_path.read_text()))]
+    notes = Path(__file__).resolve().parent / "NOTES.md"
+    if notes.exists():  # measurements written by hand (the soak, what a figure means)
+        text = notes.read_text()
+        text = text.split("-->", 1)[1] if text.startswith("<!--") else text
+        lines += ["", text.strip()]
     print("\n".join(lines))
+
+
+def scaleout_section(data: dict) -> list[str]:
+    """Section 6: Ray against the local pipeline, and one against two replicas behind nginx."""
+    lines = ["## 6. Scaling out on one machine (`benchmarks/bench_scaleout.py`)", ""]
+    ray = data.get("ray", {})
+    if "skipped" not in ray:
+        lines += [
+            f"`classify` on {ray['photos']} {ray['image']} photos, whole command, Ray's start-up included:",
+            "",
+            "| | wall time, s | images/s | one photo, s |",
+            "| --- | --- | --- | --- |",
+            f"| local pipeline | {ray['local_s']} | {ray['local_images_per_s']} | {ray['one_photo_local_s']} |",
+            f"| `--ray local` | {ray['ray_local_s']} | {ray['ray_local_images_per_s']} | "
+            f"{ray['one_photo_ray_local_s']} |",
+            "",
+            "On one machine Ray runs the same pipeline on the same cores and adds its start-up (the "
+            "one-photo column) and a hop through its object store: it costs, never pays. It pays when "
+            "the cluster has several machines: each node's actors decode and infer their share, so "
+            "throughput grows with nodes while the driver only writes rows.",
+            "",
+        ]
+    replicas = data.get("replicas", {})
+    if "skipped" not in replicas:
+        levels = sorted({c for setup in replicas["setups"].values() for c in setup}, key=int)
+        lines += [
+            f"Serving, {replicas['image']}, {replicas['duration_s']} s per level (wrk):",
+            "",
+            "| | " + " | ".join(f"{c} clients: req/s, p50 / p99 ms, errors" for c in levels) + " |",
+            "| --- |" + " --- |" * len(levels),
+        ]
+        for name, setup in replicas["setups"].items():
+            cells = []
+            for c in levels:
+                e = setup[c]
+                cells.append(
+                    f"{e['requests_per_second']}, {e['p50_ms']:.0f} / {e['p99_ms']:.0f}, {sum(e['errors'].values())}"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "The two replicas share this machine's two cores, so two cannot serve twice what one does: the "
+            "figures show the cost of the load balancer hop and that spreading the load loses nothing. "
+            "On separate machines each replica brings its own cores.",
+        ]
+    return lines
 
 
 if __name__ == "__main__":

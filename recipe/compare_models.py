@@ -3,7 +3,8 @@
     python recipe/compare_models.py --renders /var/tmp/tops --candidate runs/m2 [--baseline DIR]
 
 Held out means what ``recipe/train_tops.py`` holds out: renders whose index is a multiple of 10,
-and every fifth annotated real photo (by sorted name). The truth of a render is its scene label
+every fifth annotated real photo (by sorted name), and every other photo without a top
+(``real/other``, brewery logos; even positions by sorted name). The truth of a render is its scene label
 (``none`` when no top is in the frame); of a real photo, its folder (``none`` when its annotation
 lists no top). Balanced accuracy counts ``unknown`` as wrong on open and closed photos; photos with
 no visible top count as right only when answered ``unknown``. The baseline defaults to the bundled
@@ -23,7 +24,9 @@ from bottlecheck.training.finder import render_records
 HERE = Path(__file__).resolve().parent
 
 
-def held_out(renders: list[Path], real: Path, annotations: Path) -> dict[str, list[tuple[str, str, str]]]:
+def held_out(
+    renders: list[Path], real: Path, annotations: Path, no_tops: Path | None = None
+) -> dict[str, list[tuple[str, str, str]]]:
     """``{set name: [(path, truth, group)]}``"""
     scenes = []
     for directory, meta in render_records(renders):
@@ -35,7 +38,11 @@ def held_out(renders: list[Path], real: Path, annotations: Path) -> dict[str, li
         (str(real / rel), rel.split("/")[0] if marked[rel]["tops"] else "none", rel.split("/")[0])
         for rel in sorted(marked)[::5]
     ]
-    return {"held-out renders": scenes, "held-out real photos": photos}
+    held = {"held-out renders": scenes, "held-out real photos": photos}
+    if no_tops is not None and no_tops.is_dir():  # even positions by sorted name: what train_tops.py holds out
+        logos = sorted(p for p in no_tops.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        held["held-out real photos without a top"] = [(str(p), "none", no_tops.name) for p in logos[::2]]
+    return held
 
 
 def score(classifier: Classifier, items: list[tuple[str, str, str]]) -> dict:
@@ -67,13 +74,15 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, help="default: the bundled model")
     parser.add_argument("--real", type=Path, default=HERE.parent.parent / "shared" / "data" / "real")
     parser.add_argument("--annotations", type=Path, default=HERE / "annotations" / "real-tops.json")
+    parser.add_argument("--no-tops", type=Path, default=None, help="default: REAL/other (brewery logos)")
     args = parser.parse_args()
     models = {
         "baseline": Classifier.load(args.baseline, engine="litert"),
         "candidate": Classifier.load(args.candidate, engine="litert"),
     }
     report = {}
-    for name, items in held_out(args.renders, args.real, args.annotations).items():
+    no_tops = args.no_tops or args.real / "other"
+    for name, items in held_out(args.renders, args.real, args.annotations, no_tops).items():
         report[name] = {
             f"{role} {model.artifact.name} {model.artifact.version}": score(model, items)
             for role, model in models.items()
