@@ -24,8 +24,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import machine, make_photos, summary  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
@@ -74,14 +72,15 @@ def decode_throughput(paths: list[Path], classifier: Classifier, workers: int, r
     return summary(rates)
 
 
-def inference_throughput(classifier: Classifier, arrays: np.ndarray, batch: int, repeats: int) -> dict:
-    classifier.predict_arrays(arrays[:batch])
+def inference_throughput(classifier: Classifier, prepared: list, batch: int, repeats: int) -> dict:
+    """The model alone on decoded inputs (model 2: the finder, the crops and the judge)."""
+    classifier.infer(prepared[:batch])
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for i in range(0, len(arrays), batch):
-            classifier.predict_arrays(arrays[i : i + batch])
-        rates.append(len(arrays) / (time.perf_counter() - start))
+        for i in range(0, len(prepared), batch):
+            classifier.infer(prepared[i : i + batch])
+        rates.append(len(prepared) / (time.perf_counter() - start))
     return summary(rates)
 
 
@@ -140,7 +139,7 @@ def main() -> None:
     for name, size in SIZES.items():
         folder = Path(tempfile.gettempdir()) / "bottlecheck-bench" / name
         paths = make_photos(folder, count, size, seed=1)
-        arrays = np.stack([litert.preprocess(p) for p in paths[: min(count, 256)]])
+        arrays = [litert.preprocess(p) for p in paths[: min(count, 256)]]
         entry = {
             "cli_litert": cli_throughput(folder, count, "litert", repeats, batch, workers),
             "cli_tensorflow": cli_throughput(folder, count, "tensorflow", 1, batch, workers),
