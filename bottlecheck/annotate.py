@@ -46,7 +46,8 @@ def annotated(source: ImageSource, prediction: Prediction) -> Image.Image:
         draw.rectangle(draw.textbbox(origin, label, font=font), fill=colour)
         draw.text(origin, label, fill=(255, 255, 255), font=font)
     confidence = "" if prediction.confidence is None else f" {prediction.confidence:.2f}"
-    counts = "" if prediction.bottles is None else f"  ({prediction.bottles} tops, {prediction.open_tops} open)"
+    tops = prediction.bottles
+    counts = "" if tops is None else f"  ({tops} top{'' if tops == 1 else 's'}, {prediction.open_tops} open)"
     banner = f"{prediction.status}{confidence}{counts}"
     box = draw.textbbox((line, line), banner, font=font)
     draw.rectangle([0, 0, box[2] + line, box[3] + line], fill=COLOURS.get(prediction.status, (0, 0, 0)))

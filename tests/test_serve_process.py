@@ -111,7 +111,7 @@ def test_web_page_in_headless_chromium(server, tmp_path):
         page.goto(url + "/")
         page.set_input_files("#file", str(photo))
         page.wait_for_function(
-            "() => /^(OPEN|CLOSED|UNKNOWN) \\(confidence \\d+\\.\\d%\\)$/"
+            "() => /^(OPEN|CLOSED|UNKNOWN) \\(confidence \\d+\\.\\d%\\)( · \\d+ tops?, \\d+ open)?$/"
             ".test(document.querySelector('#result').textContent)",
             timeout=20000,
         )

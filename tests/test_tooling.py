@@ -39,6 +39,20 @@ def test_every_cli_option_is_in_the_readme(command, option):
     assert f"`{option}" in section or f"{option}" in section, f"`bottlecheck {command} {option}` is not in the README"
 
 
+def test_the_readmes_first_example_is_what_the_bundled_model_answers(monkeypatch):
+    """The output a newcomer sees first (README, top) is the real output on the shipped examples."""
+    from click.testing import CliRunner
+
+    monkeypatch.chdir(ROOT)  # the README's command runs in the checkout
+    block = README[README.index("$ bottlecheck classify examples/") :].split("```")[0].splitlines()[1:]
+    shown_rows, shown_summary = [line.split() for line in block[1:-1]], block[-1]
+    result = CliRunner().invoke(main, ["classify", "examples/", "-f", "table"], catch_exceptions=False)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].split() == block[0].split()  # the header
+    assert [line.split() for line in lines[1:-1]] == shown_rows
+    assert lines[-1] == shown_summary
+
+
 def test_every_command_has_a_readme_section():
     for name in main.commands:
         assert f"`bottlecheck {name}" in README, name

@@ -260,7 +260,7 @@ def test_the_web_page_draws_the_boxes_on_the_photo(tiny_model, tmp_path):
         import requests
 
         answer = requests.post(url + "/classify", files={"file": ("two.jpg", photo.read_bytes())}, timeout=30).json()
-    assert f"{answer['counts']['bottles']} tops" in text and len(rects) == len(answer["bottles"]) >= 1
+    assert f"{answer['counts']['bottles']} top" in text and len(rects) == len(answer["bottles"]) >= 1
     scale = shown["width"] / 480  # the drawn scene is 480 px wide
     for rect, top in zip(rects, answer["bottles"], strict=True):
         assert abs(rect["x"] - (shown["x"] + top["box"][0] * scale)) <= 3  # on the photo, where the box is
