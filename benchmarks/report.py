@@ -123,6 +123,9 @@ def main() -> None:
         f"- serving worker RSS: {mem['start']} MB at start, {mem['end']} MB after all load levels "
         f"(peak {mem['peak']} MB); baseline worker {base_mem['start']} -> {base_mem['end']} MB.",
     ]
+    stages_path = folder / "stages.json"
+    if stages_path.exists():
+        lines += ["", *stages_section(json.loads(stages_path.read_text()))]
     scaleout_path = folder / "scaleout.json"
     if scaleout_path.exists():
         lines += ["", *scaleout_section(json.loads(scaleout_path.read_text()))]
@@ -132,6 +135,29 @@ def main() -> None:
         text = text.split("-->", 1)[1] if text.startswith("<!--") else text
         lines += ["", text.strip()]
     print("\n".join(lines))
+
+
+def stages_section(data: dict) -> list[str]:
+    """Section 7: where one photo's time goes with the two-stage model (each stage alone, one thread)."""
+    ms, share = data["ms_per_photo"], data["share"]
+    lines = [
+        "## 7. Where a photo's time goes, model 2 (`benchmarks/bench_stages.py`)",
+        "",
+        f"{data['photos']} photos ({data['image']}), {data['tops_per_photo']} tops found per photo; each "
+        "stage timed alone on one thread, milliseconds per photo:",
+        "",
+        "| decode (once, at the DCT scale covering 900 px) | finder (320 px) | cutting the crops | judge (128 px) | "
+        "writing the row |",
+        "| --- | --- | --- | --- | --- |",
+        "| "
+        + " | ".join(f"{ms[k]} ({share[k]:.0%})" for k in ("decode", "finder", "crops", "judge", "writing"))
+        + " |",
+        "",
+        f"The judge costs {data['judge_ms_per_top']} ms a top. One thread does "
+        f"{data['one_thread_images_per_second']} photos/s; the finder is most of the cost, so it is "
+        "where int8 or a smaller input would pay.",
+    ]
+    return lines
 
 
 def scaleout_section(data: dict) -> list[str]:

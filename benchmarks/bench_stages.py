@@ -1,0 +1,130 @@
+"""Where a photo's time goes with the bundled two-stage model: decode, finder, crops, judge, writing.
+
+    python benchmarks/bench_stages.py [--quick] [--photos DIR] --out benchmarks/results/stages.json
+
+Each stage is timed alone, one thread, on the same photos: phone-sized JPEGs (1080x1920) with
+bottles in them when ``--photos`` is not given are the real photos in ``../shared/data/real``
+(read where they lie, never copied) re-encoded at 1080x1920, so the finder finds tops and the
+judge has work; otherwise any folder of photos. Milliseconds per photo (the judge also per top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, machine  # noqa: E402
+from bottlecheck.classifier import Classifier  # noqa: E402
+from bottlecheck.outputs import TOPS_FIELDS, open_sink  # noqa: E402
+from bottlecheck.tops import Letterbox, cut_square, decode_tops  # noqa: E402
+
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+def phone_sized(source: Path, folder: Path, count: int) -> list[Path]:
+    """Real bottle photos padded and resized to 1080x1920 JPEGs (quality 90), made once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = sorted(
+        p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png") and "other" not in p.parts
+    )
+    out = []
+    random.Random(0).shuffle(photos)  # open and closed mixed
+    for k, path in enumerate(photos[:count]):
+        target = folder / f"{k:04d}.jpg"
+        if not target.exists():
+            image = ImageOps.exif_transpose(Image.open(path)).convert("RGBA").convert("RGB")
+            image = ImageOps.pad(image, (1080, 1920), color=(200, 200, 200))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=90)
+            target.write_bytes(buffer.getvalue())
+        out.append(target)
+    return out
+
+
+def per_photo_ms(seconds: float, photos: int) -> float:
+    return round(1000 * seconds / photos, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--photos", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    classifier = Classifier.load(engine="litert", threads=1)
+    if not classifier.artifact.is_two_stage:
+        raise SystemExit("the bundled model has one stage: nothing to break down")
+    count = 40 if args.quick else 120
+    if args.photos:
+        paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    elif REAL.is_dir():
+        paths = phone_sized(REAL, Path(tempfile.gettempdir()) / "bottlecheck-bench" / "real-phone", count)
+    else:
+        raise SystemExit(f"no photos: pass --photos DIR ({REAL} is not here)")
+    n = len(paths)
+    c = classifier
+
+    start = time.perf_counter()
+    photos = [c.preprocess(p) for p in paths]
+    decode = time.perf_counter() - start
+
+    start = time.perf_counter()
+    maps = [c.engine.run(np.stack([ph.finder_input for ph in photos[i : i + 8]])) for i in range(0, n, 8)]
+    finder = time.perf_counter() - start
+    maps_flat = [m for batch in maps for m in batch]
+
+    start = time.perf_counter()
+    crops = []
+    for photo, out in zip(photos, maps_flat, strict=True):
+        geometry = Letterbox(photo.image.width, photo.image.height, c.finder_size)
+        for top in decode_tops(out[..., 0], out[..., 1], out[..., 2:4], c.stride, c.min_score, c.max_tops):
+            x, y = geometry.to_photo(top.x, top.y)
+            side = max(top.side / geometry.scale * c.crop_span, 4.0)
+            crops.append(np.asarray(cut_square(photo.image, x, y, side, c.judge_size), dtype=np.uint8))
+    cutting = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for i in range(0, len(crops), 16):
+        c.judge.run(np.stack(crops[i : i + 16]))
+    judge = time.perf_counter() - start
+
+    rows = [c.prediction_from(str(p), r) for p, r in zip(paths, c.infer(photos), strict=True)]
+    out_path = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+    start = time.perf_counter()
+    with open_sink(str(out_path), "jsonl", False, fields=TOPS_FIELDS) as sink:
+        for row in rows:
+            sink.write(row.as_dict())
+    writing = time.perf_counter() - start
+    out_path.unlink()
+
+    stages = {"decode": decode, "finder": finder, "crops": cutting, "judge": judge, "writing": writing}
+    total = sum(stages.values())
+    results = {
+        "machine": machine(),
+        "photos": n,
+        "image": "real bottle photos padded to 1080x1920 JPEG" if not args.photos else str(args.photos),
+        "tops": len(crops),
+        "tops_per_photo": round(len(crops) / n, 2),
+        "ms_per_photo": {name: per_photo_ms(seconds, n) for name, seconds in stages.items()},
+        "share": {name: round(seconds / total, 3) for name, seconds in stages.items()},
+        "judge_ms_per_top": round(1000 * judge / max(1, len(crops)), 2),
+        "one_thread_images_per_second": round(n / total, 1),
+    }
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
