@@ -1,6 +1,8 @@
 """The baseline server a user would otherwise write: Flask, one ``model.predict`` per request.
 
-Same model (the bundled Keras file), same route and answer, no batching, no letterbox.
+The seed's design: Keras ResNet50 at 224 x 224 (two classes, as bench_batch.py's baseline), the
+same route and answer, one ``model.predict`` per request, no batching, no letterbox. (Until model
+2 this loaded the bundled one-stage Keras model; a two-stage model has no single Keras file.)
 Run under the same gunicorn settings as ``bottlecheck serve`` by ``bench_serving.py``:
 
     gunicorn -k gthread --threads 8 -w 1 'benchmarks.baseline_flask_app:create_app()'
@@ -18,9 +20,7 @@ from PIL import Image
 def create_app() -> Flask:
     import keras
 
-    from bottlecheck.artifact import load_artifact
-
-    model = keras.models.load_model(load_artifact().file("keras"), compile=False)
+    model = keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3), classes=2)
     app = Flask(__name__)
 
     @app.post("/classify")
@@ -32,7 +32,8 @@ def create_app() -> Flask:
             image = Image.open(io.BytesIO(upload.read())).convert("RGB").resize((224, 224))
         except Exception:
             return jsonify({"error": "Unable to process image"}), 400
-        p_open = float(model.predict(np.asarray(image, dtype=np.float32)[None], verbose=0)[0, 0])
+        x = keras.applications.resnet50.preprocess_input(np.asarray(image, dtype=np.float32)[None])
+        p_open = float(model.predict(x, verbose=0)[0, 1])
         status = "open" if p_open >= 0.5 else "closed"
         return jsonify({"Bottle_Status": status, "Confidence": p_open if status == "open" else 1 - p_open})
 

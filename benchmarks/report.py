@@ -123,12 +123,12 @@ def main() -> None:
         f"- serving worker RSS: {mem['start']} MB at start, {mem['end']} MB after all load levels "
         f"(peak {mem['peak']} MB); baseline worker {base_mem['start']} -> {base_mem['end']} MB.",
     ]
-    stages_path = folder / "stages.json"
-    if stages_path.exists():
-        lines += ["", *stages_section(json.loads(stages_path.read_text()))]
     scaleout_path = folder / "scaleout.json"
     if scaleout_path.exists():
         lines += ["", *scaleout_section(json.loads(scaleout_path.read_text()))]
+    stages_path = folder / "stages.json"
+    if stages_path.exists():
+        lines += ["", *stages_section(json.loads(stages_path.read_text()))]
     notes = Path(__file__).resolve().parent / "NOTES.md"
     if notes.exists():  # measurements written by hand (the soak, what a figure means)
         text = notes.read_text()
