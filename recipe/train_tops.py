@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bottlecheck import __version__
+from bottlecheck import Classifier, __version__
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import finder as F
@@ -59,12 +59,19 @@ def real_crops(scenes: list[F.Scene], sizes: dict[str, tuple[int, int]], negativ
 
 
 def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_photo: int = 6) -> list[J.Crop]:
-    """``none`` crops where the trained finder sees a top in a photo that has none, plus two random ones each."""
+    """``none`` crops where the trained finder sees a top in a photo that has none, plus two random ones each.
+
+    ``head`` is a finder head just trained, or a two-stage :class:`Classifier` whose finder is reused.
+    """
     from bottlecheck.tops import Letterbox, decode_tops
 
     rng = random.Random(5)
-    fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None)
-    outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
+    if isinstance(head, Classifier):
+        prepared = [head.preprocess(scene.path) for scene in scenes]
+        outputs = [head.engine.run(photo.finder_input[None])[0] for photo in prepared]
+    else:
+        fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None)
+        outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
     crops = []
     for scene, out in zip(scenes, outputs, strict=True):
         width, height = decode_image(scene.path).size
@@ -78,6 +85,21 @@ def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_pho
                 J.Crop(scene.path, rng.uniform(0, width), rng.uniform(0, height), side, "none", scene.index, "real")
             )
     return crops
+
+
+def labelled_tops(path: Path, data_root: Path) -> tuple[list[J.Crop], list[J.Crop]]:
+    """Crops marked by eye in an annotation file like ``annotations/trashnet-tops.json``: (train, held out).
+
+    Photos at even positions by sorted name train, odd ones are held out.
+    """
+    document = json.loads(path.read_text())
+    folder = data_root / document["source"]
+    train, held = [], []
+    for k, (name, tops) in enumerate(sorted(document["images"].items())):
+        for top in tops:
+            crop = J.Crop(str(folder / name), top["x"], top["y"], top["side"], top["label"], 20_000 + k, "real")
+            (train if k % 2 == 0 else held).append(crop)
+    return train, held
 
 
 def judge_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:
@@ -115,6 +137,20 @@ def main() -> None:
         help="real photos with no bottle top (brewery logos): every other one (by sorted name) trains, the rest "
         "is held out",
     )
+    parser.add_argument(
+        "--labelled-tops",
+        type=Path,
+        action="append",
+        default=None,
+        help="crops marked by eye (default: annotations/trashnet-tops.json); half train the judge, half are held out",
+    )
+    parser.add_argument("--data-root", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument(
+        "--finder-from",
+        type=Path,
+        default=None,
+        help="reuse this two-stage model's finder (files and metrics) and train only the judge",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--version", default=None)
     parser.add_argument("--finder-views", type=int, default=6)
@@ -148,40 +184,54 @@ def main() -> None:
     log(f"photos without a top: {len(no_tops_train)} train / {len(no_tops) - len(no_tops_train)} held out")
 
     # ---- finder
-    fine, coarse, target = F.compute_features(render_train, args.finder_views, args.seed, True, log)
-    # Real photos, and real photos without a top (round logos look like caps from above): empty targets.
-    rfine, rcoarse, rtarget = F.compute_features(real_train + no_tops_train, args.real_views, args.seed + 1, True, log)
-    fine, coarse, target = (
-        np.concatenate([fine, rfine]),
-        np.concatenate([coarse, rcoarse]),
-        np.concatenate([target, rtarget]),
-    )
-    log(f"finder features: {len(target)} views")
-    head = F.finder_head(F.FINDER_SIZE // F.STRIDE)
-    steps = max(1, len(target) // 32)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, steps * args.finder_epochs, alpha=0.05)
-    head.compile(optimizer=keras.optimizers.Adam(schedule), loss=F.finder_loss)
-    head.fit(
-        [fine.astype(np.float32), coarse.astype(np.float32)],
-        target,
-        batch_size=32,
-        epochs=args.finder_epochs,
-        verbose=0,
-    )
-    finder_metrics = {}
-    for name, scenes in (("rendered_held_out", render_val), ("real_held_out", real_val)):
-        vfine, vcoarse, _ = F.compute_features(scenes, 1, 1, False, lambda _line: None)
-        outputs = head.predict([vfine.astype(np.float32), vcoarse.astype(np.float32)], verbose=0)
-        rng = random.Random(1)
-        truth = [F.augmented_view(decode_image(s.path), s.tops, rng, train=False)[1] for s in scenes]
-        finder_metrics[name] = {str(t): F.evaluate_finder(outputs, truth, t) for t in (0.2, 0.3, 0.4, 0.5)}
-        log(f"finder {name}: {finder_metrics[name]['0.3']}")
+    if args.finder_from is None:
+        fine, coarse, target = F.compute_features(render_train, args.finder_views, args.seed, True, log)
+        # Real photos, and real photos without a top (round logos look like caps from above): empty targets.
+        rfine, rcoarse, rtarget = F.compute_features(
+            real_train + no_tops_train, args.real_views, args.seed + 1, True, log
+        )
+        fine, coarse, target = (
+            np.concatenate([fine, rfine]),
+            np.concatenate([coarse, rcoarse]),
+            np.concatenate([target, rtarget]),
+        )
+        log(f"finder features: {len(target)} views")
+        head = F.finder_head(F.FINDER_SIZE // F.STRIDE)
+        steps = max(1, len(target) // 32)
+        schedule = keras.optimizers.schedules.CosineDecay(2e-3, steps * args.finder_epochs, alpha=0.05)
+        head.compile(optimizer=keras.optimizers.Adam(schedule), loss=F.finder_loss)
+        head.fit(
+            [fine.astype(np.float32), coarse.astype(np.float32)],
+            target,
+            batch_size=32,
+            epochs=args.finder_epochs,
+            verbose=0,
+        )
+        finder_metrics = {}
+        for name, scenes in (("rendered_held_out", render_val), ("real_held_out", real_val)):
+            vfine, vcoarse, _ = F.compute_features(scenes, 1, 1, False, lambda _line: None)
+            outputs = head.predict([vfine.astype(np.float32), vcoarse.astype(np.float32)], verbose=0)
+            rng = random.Random(1)
+            truth = [F.augmented_view(decode_image(s.path), s.tops, rng, train=False)[1] for s in scenes]
+            finder_metrics[name] = {str(t): F.evaluate_finder(outputs, truth, t) for t in (0.2, 0.3, 0.4, 0.5)}
+            log(f"finder {name}: {finder_metrics[name]['0.3']}")
+    else:  # keep a trained finder: its files, its metrics, and its mistakes as the judge's hard negatives
+        head = Classifier.load(args.finder_from, engine="litert")
+        finder_metrics = json.loads((args.finder_from / "metadata.json").read_text())["metrics"]["finder"]
+        log(f"finder reused from {args.finder_from}")
 
     # ---- judge
     crops = J.load_render_crops(args.renders, seed=args.seed)
     rcrops = real_crops(real_train, sizes, negatives=3, seed=args.seed)
+    real_crops_only = list(rcrops)
     hard = hard_negatives(head, no_tops_train)  # where the trained finder is fooled: the judge says none
     rcrops += hard
+    labelled = args.labelled_tops if args.labelled_tops is not None else [HERE / "annotations" / "trashnet-tops.json"]
+    vcrops_labelled = []
+    for path in labelled:
+        train_part, held_part = labelled_tops(path, args.data_root)
+        rcrops += train_part
+        vcrops_labelled += held_part
     vcrops_render = [c for c in crops if c.index % 10 == 0]
     vcrops_real = real_crops(real_val, sizes, negatives=3, seed=args.seed + 7)
     train_crops = [c for c in crops if c.index % 10 != 0]
@@ -199,6 +249,7 @@ def main() -> None:
     judge_head.fit(X, y, batch_size=64, epochs=args.judge_epochs, verbose=0, shuffle=True)
     Xv1, yv1 = J.compute_judge_features(vcrops_render, 1, 2, False, lambda _line: None)
     Xv2, yv2 = J.compute_judge_features(vcrops_real, 1, 3, False, lambda _line: None)
+    # The labelled tops' held-out half measures, it does not calibrate (it is also the card's check set).
     logits_val = judge_head.predict(np.concatenate([Xv1, Xv2]), verbose=0)
     temperature = J.fit_temperature_multiclass(logits_val, np.concatenate([yv1, yv2]))
 
@@ -211,6 +262,9 @@ def main() -> None:
         "rendered_held_out": judge_report(probabilities(Xv1), yv1),
         "real_held_out": judge_report(probabilities(Xv2), yv2),
     }
+    if vcrops_labelled:
+        Xv3, yv3 = J.compute_judge_features(vcrops_labelled, 1, 4, False, lambda _line: None)
+        judge_metrics["labelled_tops_held_out"] = judge_report(probabilities(Xv3), yv3)
     log(f"judge: temperature {temperature:.3f}; {json.dumps(judge_metrics)}")
 
     from bottlecheck.training.tops_model import save_tops_artifact
@@ -227,6 +281,12 @@ def main() -> None:
                 "renders": {"scenes": len(render_train), "by_scene": dict(Counter(_scene_kinds(args.renders)))},
                 "real": {"photos": len(real_train), "annotations": "recipe/annotations/real-tops.json"},
                 "real_without_tops": {"photos": len(no_tops_train), "folder": "real/other (brewery logos)"},
+                "labelled_tops": {
+                    "files": [
+                        str(p.relative_to(HERE.parent)) if p.is_relative_to(HERE.parent) else p.name for p in labelled
+                    ],
+                    "crops": len(rcrops) - len(hard) - len(real_crops_only),
+                },
             },
             "held_out": {
                 "renders": len(render_val),
@@ -238,13 +298,13 @@ def main() -> None:
             "config": {
                 k: str(v) if isinstance(v, Path) else v
                 for k, v in vars(args).items()
-                if k not in ("renders", "real", "out", "annotations", "no_tops")
+                if k not in ("renders", "real", "out", "annotations", "no_tops", "labelled_tops", "data_root")
             },
             "seconds": round(time.time() - started, 1),
         },
         "metrics": {"finder": finder_metrics, "judge": judge_metrics},
     }
-    save_tops_artifact(head, judge_head, temperature, args.out, metadata)
+    save_tops_artifact(head, judge_head, temperature, args.out, metadata, finder_from=args.finder_from)
     log(f"wrote {args.out}")
 
 

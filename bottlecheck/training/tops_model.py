@@ -8,6 +8,7 @@ span, labels and temperature, and the decision rule that turns tops into an answ
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,24 @@ def save_tops_artifact(
     min_score: float = 0.3,
     threshold: float = 0.5,
     min_top_probability: float = 0.5,
+    finder_from: str | Path | None = None,
 ) -> Path:
-    """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``."""
+    """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``.
+
+    With ``finder_from`` (a two-stage model directory) its finder files are copied as they are and
+    ``finder_head`` is not used: a judge retrained alone answers beside the same finder.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    finder = build_finder(_fresh(lambda: finder_head_model(FINDER_SIZE // STRIDE), finder_head), FINDER_SIZE)
+    if finder_from is None:
+        finder = build_finder(_fresh(lambda: finder_head_model(FINDER_SIZE // STRIDE), finder_head), FINDER_SIZE)
+        finder.save(directory / "finder.keras")
+        export_tflite(finder, directory / "finder.tflite")
+    else:
+        for name in ("finder.keras", "finder.tflite"):
+            shutil.copy2(Path(finder_from) / name, directory / name)
     judge = build_judge(_fresh(judge_head_model, judge_head), temperature)
-    finder.save(directory / "finder.keras")
     judge.save(directory / "judge.keras")
-    export_tflite(finder, directory / "finder.tflite")
     export_tflite(judge, directory / "judge.tflite")
     crop_input = input_spec(JUDGE_SIZE)
     crop_input["resize"] = f"a square {CROP_SPAN:g} times the top's box side around its centre, bilinear"
