@@ -220,16 +220,41 @@ def info(model_path, engine, as_json):
     if facts.get("decision"):
         click.echo(f"{'decision:':<15} {facts['decision'].get('rule', facts['decision'])}")
     click.echo("metrics:")
-    for name, value in artifact.metrics.items():
+    for line in metric_lines(artifact.metrics, artifact.stages):
+        click.echo(f"  {line}")
+
+
+def metric_lines(metrics: dict[str, Any], stages: dict[str, Any]) -> list[str]:
+    """One line per recorded evaluation: photos (with how many were answered unknown), or a stage's crops."""
+    lines = []
+    for name, value in metrics.items():
         if isinstance(value, dict) and "accuracy" in value:
-            click.echo(
-                f"  {name}: accuracy {value['accuracy']}, ROC AUC {value.get('roc_auc')}, "
-                f"ECE {value.get('ece')}, {value.get('count')} images"
+            line = (
+                f"{name}: accuracy {value['accuracy']}, ROC AUC {value.get('roc_auc')}, "
+                f"ECE {value.get('ece')}, {value.get('count')} images answered"
             )
-        elif isinstance(value, dict):  # grouped, e.g. validation by source
+            unknown = value.get("unknown")
+            if unknown:  # a two-stage model: the photos it did not answer, and what that costs
+                line += (
+                    f"; unknown {unknown['by_label']}, balanced accuracy with unknown as wrong "
+                    f"{unknown['balanced_accuracy_unknown_as_wrong']}"
+                )
+            lines.append(line)
+        elif name == "finder" and isinstance(value, dict):  # recall/precision by score threshold
+            at = str(stages.get("finder", {}).get("min_score"))
+            for group, by_threshold in value.items():
+                if isinstance(by_threshold, dict) and at in by_threshold:
+                    found = by_threshold[at]
+                    lines.append(
+                        f"finder.{group}: recall {found['recall']}, precision {found['precision']} "
+                        f"at score {at}, {found['tops']} tops"
+                    )
+        elif isinstance(value, dict):  # grouped, e.g. validation by source, or the judge's crops
+            unit = "crops" if name == "judge" else "images"
             for group, sub in value.items():
                 if isinstance(sub, dict) and "accuracy" in sub:
-                    click.echo(f"  {name}.{group}: accuracy {sub['accuracy']}, {sub.get('count')} images")
+                    lines.append(f"{name}.{group}: accuracy {sub['accuracy']}, {sub.get('count')} {unit}")
+    return lines
 
 
 @main.command()

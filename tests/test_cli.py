@@ -198,6 +198,8 @@ def test_info_reports_model(tmp_path):
     if artifact.is_two_stage:  # each stage's input size, and the rule that makes the answer
         assert set(facts["stages"]) == {"finder", "judge"} and "unknown" in facts["decision"]["rule"]
         assert facts["stages"]["judge"]["labels"] == ["closed", "open", "none"]
+        text = run("info").output  # what a person reads: the unknown answers are not hidden
+        assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
     else:
         assert facts["input_size"] == 224
 
