@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, machine  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
 from bottlecheck.outputs import TOPS_FIELDS, open_sink  # noqa: E402
-from bottlecheck.tops import Letterbox, cut_square, decode_tops  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 
@@ -86,11 +85,7 @@ def main() -> None:
     start = time.perf_counter()
     crops = []
     for photo, out in zip(photos, maps_flat, strict=True):
-        geometry = Letterbox(photo.image.width, photo.image.height, c.finder_size)
-        for top in decode_tops(out[..., 0], out[..., 1], out[..., 2:4], c.stride, c.min_score, c.max_tops):
-            x, y = geometry.to_photo(top.x, top.y)
-            side = max(top.side / geometry.scale * c.crop_span, 4.0)
-            crops.append(np.asarray(cut_square(photo.image, x, y, side, c.judge_size), dtype=np.uint8))
+        crops += [c.crop(photo, x, y, side) for x, y, side, _ in c.tops_in(photo, out)]
     cutting = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -86,22 +86,54 @@ class TopsClassifier(Classifier):
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         raise TypeError("a two-stage model answers photos, not arrays: use classify or classify_paths")
 
+    def tops_in(
+        self,
+        photo: PreparedPhoto,
+        finder_output: np.ndarray,
+        min_score: float | None = None,
+        max_tops: int | None = None,
+    ) -> list[tuple[float, float, float, float]]:
+        """The tops the finder's output map marks in ``photo``: (x, y, side, score) in the decoded image's pixels.
+
+        Multiply by ``photo.size[0] / photo.image.width`` for the photo's own pixels. ``min_score``
+        and ``max_tops`` default to the model's.
+        """
+        geometry = Letterbox(photo.image.width, photo.image.height, self.finder_size)
+        out = finder_output
+        tops = decode_tops(
+            out[..., 0],
+            out[..., 1],
+            out[..., 2:4],
+            self.stride,
+            self.min_score if min_score is None else min_score,
+            self.max_tops if max_tops is None else max_tops,
+        )
+        placed = []
+        for top in tops:
+            x, y = geometry.to_photo(top.x, top.y)
+            placed.append((x, y, top.side / geometry.scale, top.score))
+        return placed
+
+    def find_tops(
+        self, photo: PreparedPhoto, min_score: float | None = None, max_tops: int | None = None
+    ) -> list[tuple[float, float, float, float]]:
+        """Run the finder on one photo: :meth:`tops_in` of its output."""
+        return self.tops_in(photo, self.engine.run(photo.finder_input[None])[0], min_score, max_tops)
+
+    def crop(self, photo: PreparedPhoto, x: float, y: float, side: float) -> np.ndarray:
+        """The judge's view of the top at (x, y) with box ``side`` (decoded-image pixels)."""
+        square = cut_square(photo.image, x, y, max(side * self.crop_span, 4.0), self.judge_size)
+        return np.asarray(square, dtype=np.uint8)
+
     def analyse(self, photos: list[PreparedPhoto]) -> list[dict[str, Any]]:
         """Find and judge the tops of a batch of photos; one answer (a dict) per photo."""
         maps = self.engine.run(np.stack([photo.finder_input for photo in photos]))
-        found: list[list[tuple[float, float, float, float]]] = []
-        crops = []
-        for photo, out in zip(photos, maps, strict=True):
-            geometry = Letterbox(photo.image.width, photo.image.height, self.finder_size)
-            tops = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], self.stride, self.min_score, self.max_tops)
-            placed = []
-            for top in tops:
-                x, y = geometry.to_photo(top.x, top.y)
-                side = top.side / geometry.scale
-                placed.append((x, y, side, top.score))
-                crop = cut_square(photo.image, x, y, max(side * self.crop_span, 4.0), self.judge_size)
-                crops.append(np.asarray(crop, dtype=np.uint8))
-            found.append(placed)
+        found = [self.tops_in(photo, out) for photo, out in zip(photos, maps, strict=True)]
+        crops = [
+            self.crop(photo, x, y, side)
+            for photo, placed in zip(photos, found, strict=True)
+            for x, y, side, _ in placed
+        ]
         judged = iter(self.judge.run(np.stack(crops)) if crops else [])
         return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
 

@@ -27,7 +27,6 @@ import numpy as np
 from bottlecheck import Classifier
 from bottlecheck.artifact import load_artifact, write_metadata
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.tops import Letterbox, cut_square, decode_tops
 from bottlecheck.training.finder import render_records
 
 
@@ -46,12 +45,7 @@ def stage_inputs(classifier, paths: list[str]) -> tuple[list[np.ndarray], list[n
     for path in paths:
         photo = classifier.preprocess(path)
         finder_inputs.append(photo.finder_input)
-        out = classifier.engine.run(photo.finder_input[None])[0]
-        geometry = Letterbox(photo.image.width, photo.image.height, classifier.finder_size)
-        for top in decode_tops(out[..., 0], out[..., 1], out[..., 2:4], classifier.stride, 0.2, 8):
-            x, y = geometry.to_photo(top.x, top.y)
-            side = top.side / geometry.scale * classifier.crop_span
-            crops.append(np.asarray(cut_square(photo.image, x, y, max(side, 4.0), classifier.judge_size), np.uint8))
+        crops += [classifier.crop(photo, x, y, side) for x, y, side, _ in classifier.find_tops(photo, 0.2, 8)]
     return finder_inputs, crops
 
 

@@ -66,19 +66,27 @@ def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_pho
     from bottlecheck.tops import Letterbox, decode_tops
 
     rng = random.Random(5)
-    if isinstance(head, Classifier):
-        prepared = [head.preprocess(scene.path) for scene in scenes]
-        outputs = [head.engine.run(photo.finder_input[None])[0] for photo in prepared]
+    if isinstance(head, Classifier):  # an exported finder: the classifier finds, in its decoded image
+        found = []
+        for scene in scenes:
+            photo = head.preprocess(scene.path)
+            to_full = photo.size[0] / photo.image.width
+            tops = head.find_tops(photo, min_score, per_photo)  # type: ignore[attr-defined]
+            found.append([(x * to_full, y * to_full, side * to_full) for x, y, side, _ in tops])
     else:
         fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None)
         outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
+        found = []
+        for scene, out in zip(scenes, outputs, strict=True):
+            width, height = decode_image(scene.path).size
+            geometry = Letterbox(width, height, F.FINDER_SIZE)
+            tops = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], F.STRIDE, min_score, per_photo)
+            found.append([(*geometry.to_photo(t.x, t.y), t.side / geometry.scale) for t in tops])
     crops = []
-    for scene, out in zip(scenes, outputs, strict=True):
+    for scene, placed in zip(scenes, found, strict=True):
         width, height = decode_image(scene.path).size
-        geometry = Letterbox(width, height, F.FINDER_SIZE)
-        for top in decode_tops(out[..., 0], out[..., 1], out[..., 2:4], F.STRIDE, min_score, per_photo):
-            x, y = geometry.to_photo(top.x, top.y)
-            crops.append(J.Crop(scene.path, x, y, top.side / geometry.scale, "none", scene.index, "real"))
+        for x, y, side in placed:
+            crops.append(J.Crop(scene.path, x, y, side, "none", scene.index, "real"))
         for _ in range(2):
             side = max(width, height) * rng.uniform(0.08, 0.3)
             crops.append(

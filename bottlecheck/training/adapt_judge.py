@@ -37,7 +37,6 @@ from bottlecheck.classifier import Classifier
 from bottlecheck.datasets import Example, describe_sources, scan_data_dirs, stratified_split
 from bottlecheck.evaluation import evaluate
 from bottlecheck.labels import LABELS
-from bottlecheck.tops import Letterbox, decode_tops
 from bottlecheck.tops_classifier import TopsClassifier
 from bottlecheck.training.config import TrainConfig
 from bottlecheck.training.judge import JUDGE_LABELS, Crop, compute_judge_features, fit_temperature_multiclass
@@ -62,18 +61,13 @@ def find_top_crops(
     missed: list[str] = []
     for number, example in enumerate(examples):
         photo = classifier.preprocess(example.path)
-        out = classifier.engine.run(photo.finder_input[None])[0]
-        tops = decode_tops(
-            out[..., 0], out[..., 1], out[..., 2:4], classifier.stride, classifier.min_score, classifier.max_tops
-        )
+        tops = classifier.find_tops(photo)
         if not tops:
             missed.append(example.path)
             continue
-        best = max(tops, key=lambda top: top.score)
-        geometry = Letterbox(photo.image.width, photo.image.height, classifier.finder_size)
-        x, y = geometry.to_photo(best.x, best.y)
+        x, y, side, _score = max(tops, key=lambda top: top[3])
         to_full = photo.size[0] / photo.image.width
-        x, y, side = x * to_full, y * to_full, best.side / geometry.scale * to_full
+        x, y, side = x * to_full, y * to_full, side * to_full
         crops.append(Crop(example.path, x, y, side, example.label_name, number, example.source))
         width, height = photo.size
         for _ in range(NONE_PER_PHOTO):
