@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import machine, make_photos, summary  # noqa: E402
+from benchmarks.common import machine, make_photos, summary, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
 
 SIZES = {"phone_1080x1920": (1080, 1920), "camera_640x480": (640, 480)}
@@ -160,10 +160,7 @@ def main() -> None:
             f"{name}: {json.dumps({k: round(v['median'], 1) for k, v in entry.items() if 'median' in v})}",
             file=sys.stderr,
         )
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -16,25 +16,18 @@ Two measurements, both with the bundled model:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_serving import start, wrk  # noqa: E402
-from benchmarks.common import machine, make_photos  # noqa: E402
-from tests.server_process import free_port  # noqa: E402
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from benchmarks.common import machine, make_photos, write_results  # noqa: E402
+from tests.server_process import NGINX, nginx_in_front  # noqa: E402
 
 
 def timed_classify(paths: list[str], extra: list[str]) -> float:
@@ -65,52 +58,6 @@ def bench_ray(count: int) -> dict:
         "one_photo_local_s": round(local_one, 2),
         "one_photo_ray_local_s": round(ray_one, 2),
     }
-
-
-@contextmanager
-def nginx_in_front(upstreams: list[str]):
-    """A real nginx on a free port, round robin over ``upstreams`` (``http://host:port``)."""
-    work = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-    port = free_port()
-    servers = "\n".join(f"    server {url[7:]} max_fails=1 fail_timeout=5s;" for url in upstreams)
-    (work / "nginx.conf").write_text(
-        f"""daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/error.log;
-user root;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off; client_max_body_size 25m;
-  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
-  fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
-  upstream bottlecheck {{
-{servers}
-    keepalive 64;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://bottlecheck;
-      proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_next_upstream error timeout http_502 non_idempotent;
-      proxy_next_upstream_tries 2;
-    }}
-  }}
-}}
-"""
-    )
-    proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)], stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(url + "/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        proc.send_signal(signal.SIGQUIT)
-        proc.wait(timeout=10)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def bench_replicas(levels: list[int], duration: int) -> dict:
@@ -154,14 +101,11 @@ def main() -> None:
         results["ray"] = bench_ray(100 if args.quick else 400)
     except ImportError:
         results["ray"] = {"skipped": "pip install 'bottlecheck[ray]'"}
-    if os.path.exists(NGINX) and shutil.which("wrk"):
+    if NGINX and shutil.which("wrk"):
         results["replicas"] = bench_replicas([8] if args.quick else [8, 32], 4 if args.quick else 15)
     else:
         results["replicas"] = {"skipped": "needs Debian's nginx and wrk"}
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, machine, make_photos, rss_kb, worker_pids  # noqa: E402
+from benchmarks.common import ROOT, machine, make_photos, rss_kb, worker_pids, write_results  # noqa: E402
 from tests.server_process import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -131,10 +131,7 @@ def main() -> None:
         "bottlecheck": measure("bottlecheck", bottlecheck, env, levels, duration, files),
         "baseline_flask_predict": measure("baseline", gunicorn, env, levels, duration, files),
     }
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

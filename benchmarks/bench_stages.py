@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import random
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, machine  # noqa: E402
+from benchmarks.common import ROOT, machine, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
 from bottlecheck.outputs import TOPS_FIELDS, open_sink  # noqa: E402
 
@@ -115,10 +114,7 @@ def main() -> None:
         "judge_ms_per_top": round(1000 * judge / max(1, len(crops)), 2),
         "one_thread_images_per_second": round(n / total, 1),
     }
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import machine, make_photos, summary  # noqa: E402
+from benchmarks.common import machine, make_photos, summary, write_results  # noqa: E402
 
 BASELINE_ONE = r"""
 import sys, numpy as np
@@ -99,10 +98,7 @@ def main() -> None:
         "seconds": round(seconds, 1),
     }
     _ = resource  # getrusage is used in the child script
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

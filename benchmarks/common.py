@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import platform
 import statistics
@@ -94,3 +95,11 @@ def rss_kb(pid: int) -> tuple[int, int]:
 def worker_pids(master_pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def write_results(results: dict, out: Path | None) -> None:
+    """Print a benchmark's results as JSON, and write them to ``out`` when given (benchmarks/run reads them)."""
+    text = json.dumps(results, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    print(text)

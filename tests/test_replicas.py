@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -16,10 +15,9 @@ import pytest
 import requests
 
 from tests.helpers import bottle_photo
-from tests.server_process import free_port, running_server
+from tests.server_process import NGINX, free_port, nginx_in_front, running_server
 
 pytestmark = pytest.mark.server
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 REDIS = shutil.which("redis-server")
 
 
@@ -51,45 +49,8 @@ def cluster(tmp_path, request):
         running_server(env=env, threads=4) as (first, first_proc),
         running_server(env=env, threads=4) as (second, second_proc),
     ):
-        port = free_port()
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(
-            f"""daemon off; worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
-user root;
-events {{ worker_connections 256; }}
-http {{
-  access_log off; client_max_body_size 25m;
-  client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;
-  fastcgi_temp_path {tmp_path}/fcgi; uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;
-  upstream bottlecheck {{
-    server {first[7:]} max_fails=1 fail_timeout=5s;
-    server {second[7:]} max_fails=1 fail_timeout=5s;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://bottlecheck;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_next_upstream error timeout http_502 non_idempotent;
-      proxy_next_upstream_tries 2;
-    }}
-  }}
-}}
-"""
-        )
-        nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                requests.get(url + "/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        try:
+        with nginx_in_front([first, second]) as url:
             yield {"url": url, "replicas": [(first, first_proc), (second, second_proc)], "redis": redis}
-        finally:
-            nginx.send_signal(signal.SIGQUIT)
-            nginx.wait(timeout=10)
     if redis.poll() is None:
         redis.terminate()
         redis.wait(timeout=10)

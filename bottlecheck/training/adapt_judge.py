@@ -34,13 +34,13 @@ import numpy as np
 from bottlecheck import __version__
 from bottlecheck.artifact import load_artifact, write_metadata
 from bottlecheck.classifier import Classifier
-from bottlecheck.datasets import Example, describe_sources, scan_data_dirs, stratified_split
+from bottlecheck.datasets import Example, describe_sources
 from bottlecheck.evaluation import evaluate
 from bottlecheck.labels import LABELS
 from bottlecheck.tops_classifier import TopsClassifier
 from bottlecheck.training.config import TrainConfig
 from bottlecheck.training.judge import JUDGE_LABELS, Crop, compute_judge_features, fit_temperature_multiclass
-from bottlecheck.training.train import MIN_CALIBRATION_PER_CLASS
+from bottlecheck.training.train import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
 
 #: Views of each crop while training (position, size, mirror jitter: the finder's errors).
 TRAIN_VIEWS = 8
@@ -105,14 +105,10 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     keras.utils.set_random_seed(config.seed)
     artifact = load_artifact(None if config.base == "bundled" else config.base)
     base = TopsClassifier.load_stages(artifact, engine="litert")
-    examples = [e for e in scan_data_dirs(config.data_dirs) if e.label_name in LABELS]  # none/: evaluation only
-    train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
-    if not val_set:
-        raise ValueError("too few images for a validation split: need at least 3 per class")
+    train_set, val_set = split_training_data(config)
     log(
-        f"data: {len(train_set)} train, {len(val_set)} validation "
-        f"({dict(Counter(LABELS[e.label] for e in train_set))} train); "
-        f"base {artifact.name} {artifact.version}: the finder is kept, the judge is refit"
+        f"{describe_split(train_set, val_set)}; base {artifact.name} {artifact.version}: "
+        "the finder is kept, the judge is refit"
     )
     train_crops, missed = find_top_crops(base, train_set, config.seed)
     val_crops, val_missed = find_top_crops(base, val_set, config.seed + 1)

@@ -90,6 +90,22 @@ def predict_logits(model, examples: Sequence[Example], size: int, batch_size: in
     return logit_model(model).predict(batches, verbose=0).reshape(-1)
 
 
+def split_training_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
+    """The labelled photos of ``config.data_dirs`` (``none/`` is for evaluation only), split for validation."""
+    examples = [e for e in scan_data_dirs(config.data_dirs) if e.label_name in LABELS]
+    train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
+    if not val_set:
+        raise ValueError("too few images for a validation split: need at least 3 per class")
+    return train_set, val_set
+
+
+def describe_split(train_set: Sequence[Example], val_set: Sequence[Example]) -> str:
+    return (
+        f"data: {len(train_set)} train, {len(val_set)} validation "
+        f"({dict(Counter(LABELS[e.label] for e in train_set))} train)"
+    )
+
+
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, calibrate, choose the threshold, and save the artefact to ``config.out``.
 
@@ -109,14 +125,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
 
     started = time.time()
     keras.utils.set_random_seed(config.seed)
-    examples = [e for e in scan_data_dirs(config.data_dirs) if e.label_name in LABELS]  # none/: evaluation only
-    train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
-    if not val_set:
-        raise ValueError("too few images for a validation split: need at least 3 per class")
-    log(
-        f"data: {len(train_set)} train, {len(val_set)} validation "
-        f"({dict(Counter(LABELS[e.label] for e in train_set))} train)"
-    )
+    train_set, val_set = split_training_data(config)
+    examples = [*train_set, *val_set]
+    log(describe_split(train_set, val_set))
 
     model, base_name = _load_base(config)
     weights = _sample_weights(train_set, config.source_weights)
