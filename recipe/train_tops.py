@@ -13,7 +13,6 @@ on frozen ImageNet EfficientNet-Lite0 features (see ``bottlecheck/training/finde
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import random
 import time
@@ -72,19 +71,18 @@ def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_pho
             photo = head.preprocess(scene.path)
             to_full = photo.size[0] / photo.image.width
             tops = head.find_tops(photo, min_score, per_photo)  # type: ignore[attr-defined]
-            found.append([(x * to_full, y * to_full, side * to_full) for x, y, side, _ in tops])
+            found.append((photo.size, [(x * to_full, y * to_full, side * to_full) for x, y, side, _ in tops]))
     else:
         fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None)
         outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
         found = []
         for scene, out in zip(scenes, outputs, strict=True):
-            width, height = decode_image(scene.path).size
-            geometry = Letterbox(width, height, F.FINDER_SIZE)
+            size = decode_image(scene.path).size
+            geometry = Letterbox(*size, F.FINDER_SIZE)
             tops = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], F.STRIDE, min_score, per_photo)
-            found.append([(*geometry.to_photo(t.x, t.y), t.side / geometry.scale) for t in tops])
+            found.append((size, [(*geometry.to_photo(t.x, t.y), t.side / geometry.scale) for t in tops]))
     crops = []
-    for scene, placed in zip(scenes, found, strict=True):
-        width, height = decode_image(scene.path).size
+    for scene, ((width, height), placed) in zip(scenes, found, strict=True):
         for x, y, side in placed:
             crops.append(J.Crop(scene.path, x, y, side, "none", scene.index, "real"))
         for _ in range(2):
@@ -275,13 +273,11 @@ def main() -> None:
         judge_metrics["labelled_tops_held_out"] = judge_report(probabilities(Xv3), yv3)
     log(f"judge: temperature {temperature:.3f}; {json.dumps(judge_metrics)}")
 
+    from bottlecheck.training.model import artifact_identity
     from bottlecheck.training.tops_model import save_tops_artifact
 
-    now = dt.datetime.now(dt.timezone.utc)
     metadata = {
-        "name": "bottlecheck-tops",
-        "version": args.version or now.strftime("%Y.%m.%d.%H%M"),
-        "created": now.isoformat(timespec="seconds"),
+        **artifact_identity("bottlecheck-tops", args.version),
         "training": {
             "bottlecheck": __version__,
             "recipe": "recipe/train_tops.py",

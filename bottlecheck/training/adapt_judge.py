@@ -19,7 +19,6 @@ the base model and of the adapted one are both written down, so a worse result i
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import random
 import shutil
@@ -99,6 +98,7 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     import_tensorflow()
     import keras
 
+    from bottlecheck.training.model import artifact_identity
     from bottlecheck.training.tops_model import build_judge
 
     started = time.time()
@@ -147,15 +147,15 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
 
     export_tflite(judge, out / "judge.tflite")
 
-    now = dt.datetime.now(dt.timezone.utc)
     metadata = dict(artifact.metadata)
     metadata["stages"] = {**artifact.stages, "judge": {**artifact.stage("judge")}}
     metadata["stages"]["judge"].update(
         files={"tflite": "judge.tflite", "keras": "judge.keras"}, temperature=round(calibration["temperature"], 4)
     )
+    identity = artifact_identity(artifact.name, config.version, base_version=artifact.version)
     metadata.update(
-        version=config.version or f"{artifact.version}+{now.strftime('%Y%m%d%H%M')}",
-        created=now.isoformat(timespec="seconds"),
+        version=identity["version"],
+        created=identity["created"],
         training={
             "bottlecheck": __version__,
             "recipe": "bottlecheck train on a two-stage base: the finder kept, the judge's head refit on the "

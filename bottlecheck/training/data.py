@@ -32,6 +32,18 @@ def _motion_blur(image: Image.Image, rng: random.Random) -> Image.Image:
     return back.crop((left, top, left + image.size[0], top + image.size[1]))
 
 
+def tone_jitter(image: Image.Image, rng: random.Random, chance: float, colour: tuple[float, float]) -> Image.Image:
+    """Exposure and contrast (0.6-1.4) and saturation (``colour``), each changed with probability ``chance``."""
+    for enhancer, low, high in (
+        (ImageEnhance.Brightness, 0.6, 1.4),
+        (ImageEnhance.Contrast, 0.6, 1.4),
+        (ImageEnhance.Color, *colour),
+    ):
+        if rng.random() < chance:
+            image = enhancer(image).enhance(rng.uniform(low, high))
+    return image
+
+
 def augment(image: Image.Image, size: int, rng: random.Random) -> np.ndarray:
     """One random training view of ``image`` as a letterboxed ``uint8`` array."""
     # Work near the output resolution: cheap, and the blur radii mean the same for every photo.
@@ -43,13 +55,7 @@ def augment(image: Image.Image, size: int, rng: random.Random) -> np.ndarray:
         image = image.rotate(
             rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(PAD_VALUE,) * 3
         )
-    for enhancer, low, high in (
-        (ImageEnhance.Brightness, 0.6, 1.4),
-        (ImageEnhance.Contrast, 0.6, 1.4),
-        (ImageEnhance.Color, 0.4, 1.6),
-    ):
-        if rng.random() < 0.8:
-            image = enhancer(image).enhance(rng.uniform(low, high))
+    image = tone_jitter(image, rng, chance=0.8, colour=(0.4, 1.6))
     if rng.random() < 0.3:  # colour cast: white balance of another light
         cast = np.array([rng.uniform(0.8, 1.2) for _ in range(3)], dtype=np.float32)
         image = Image.fromarray(np.clip(np.asarray(image, dtype=np.float32) * cast, 0, 255).astype(np.uint8))

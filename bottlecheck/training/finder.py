@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageFilter
 
 from bottlecheck.imaging import PAD_VALUE, decode_image
 from bottlecheck.tops import decode_tops
+from bottlecheck.training.data import tone_jitter
 
 FINDER_SIZE = 320
 STRIDE = 8
@@ -72,13 +73,7 @@ def load_render_scenes(render_dirs: Sequence[str | Path]) -> list[Scene]:
 
 def photometric(image: Image.Image, rng: random.Random) -> Image.Image:
     """What a phone does to a photo: exposure, contrast, saturation, white balance, blur, noise, JPEG."""
-    for enhancer, low, high in (
-        (ImageEnhance.Brightness, 0.6, 1.4),
-        (ImageEnhance.Contrast, 0.6, 1.4),
-        (ImageEnhance.Color, 0.5, 1.5),
-    ):
-        if rng.random() < 0.7:
-            image = enhancer(image).enhance(rng.uniform(low, high))
+    image = tone_jitter(image, rng, chance=0.7, colour=(0.5, 1.5))
     array = np.asarray(image, dtype=np.float32)
     if rng.random() < 0.4:
         array = array * np.array([rng.uniform(0.85, 1.15) for _ in range(3)], dtype=np.float32)

@@ -14,6 +14,7 @@ would save disk only.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,16 @@ def export_tflite(model, path: str | Path) -> int:
         data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     Path(path).write_bytes(data)
     return len(data)
+
+
+def artifact_identity(name: str, version: str | None, base_version: str | None = None) -> dict[str, str]:
+    """``name``, ``version`` and ``created`` of a new artefact.
+
+    The version defaults to the UTC time, or for a model refit from another to ``BASE+time``.
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = now.strftime("%Y.%m.%d.%H%M") if base_version is None else f"{base_version}+{now.strftime('%Y%m%d%H%M')}"
+    return {"name": name, "version": version or stamp, "created": now.isoformat(timespec="seconds")}
 
 
 def input_spec(size: int) -> dict[str, Any]:

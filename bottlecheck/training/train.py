@@ -10,7 +10,6 @@ balanced accuracy.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import time
@@ -121,7 +120,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     import_tensorflow()
     import keras
 
-    from bottlecheck.training.model import freeze_backbone, save_artifact, set_temperature
+    from bottlecheck.training.model import artifact_identity, freeze_backbone, save_artifact, set_temperature
 
     started = time.time()
     keras.utils.set_random_seed(config.seed)
@@ -206,11 +205,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     if not calibration["fitted"]:
         log(f"note: {calibration['reason']}")
 
-    now = dt.datetime.now(dt.timezone.utc)
     metadata = {
-        "name": "bottlecheck-lite0",
-        "version": config.version or now.strftime("%Y.%m.%d.%H%M"),
-        "created": now.isoformat(timespec="seconds"),
+        **artifact_identity("bottlecheck-lite0", config.version),
         "threshold": round(threshold, 4),
         "training": {
             "bottlecheck": __version__,

@@ -61,18 +61,28 @@ CAP_COLOURS = [
 SKIN = [(0.87, 0.68, 0.55), (0.72, 0.5, 0.36), (0.45, 0.3, 0.2), (0.95, 0.78, 0.66), (0.3, 0.2, 0.14)]
 
 
-def parse_args() -> argparse.Namespace:
-    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+def shard_parser(seed: int, size: int, samples: int) -> argparse.ArgumentParser:
+    """The options every render script takes: where to, which scenes (a shard), and quality."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--backgrounds", type=Path, required=True)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--size", type=int, default=256, help="long side in pixels")
-    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--size", type=int, default=size, help="long side in pixels")
+    parser.add_argument("--samples", type=int, default=samples)
+    return parser
+
+
+def script_argv() -> list[str]:
+    """What follows ``--`` on Blender's command line (the script's own arguments)."""
+    return sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+
+
+def parse_args() -> argparse.Namespace:
+    parser = shard_parser(seed=1, size=256, samples=16)
     parser.add_argument("--only", choices=["open", "closed"], help="render only the images of this label")
-    return parser.parse_args(argv)
+    return parser.parse_args(script_argv())
 
 
 # ---------------------------------------------------------------- geometry
@@ -540,17 +550,7 @@ def render_one(index: int, args, backgrounds: list[Path]) -> dict:
         table(rng, backgrounds, scene_kind)
 
     # camera
-    scene = bpy.context.scene
-    cam_data = bpy.data.cameras.new("camera")
-    cam_data.lens = rng.uniform(22, 85)
-    cam_data.sensor_width = 36
-    cam = bpy.data.objects.new("camera", cam_data)
-    bpy.context.collection.objects.link(cam)
-    scene.camera = cam
-    aspect = rng.choices([(3, 4), (1, 1), (4, 3), (9, 16)], weights=[4, 2, 3, 1])[0]
-    scale = args.size / max(aspect)
-    scene.render.resolution_x = int(aspect[0] * scale)
-    scene.render.resolution_y = int(aspect[1] * scale)
+    scene, cam, cam_data, aspect = new_camera(rng, args.size, (22, 85))
     top = main_loc + Vector((0, 0, main_p.top + 0.003))
     height_total = main_p.top
     azimuth = rng.uniform(0, 2 * math.pi)
@@ -608,11 +608,7 @@ def render_one(index: int, args, backgrounds: list[Path]) -> dict:
         }
     )
 
-    if rng.random() < 0.4:
-        cam_data.dof.use_dof = True
-        cam_data.dof.focus_distance = (top - cam.location).length
-        cam_data.dof.aperture_fstop = rng.uniform(1.4, 8.0)
-        meta["dof_fstop"] = round(cam_data.dof.aperture_fstop, 2)
+    depth_of_field(rng, cam, cam_data, top, 0.4, (1.4, 8.0), meta)
 
     facing = (main_loc - cam.location).normalized()
     facing.z *= 0.3
@@ -686,13 +682,46 @@ def render_one(index: int, args, backgrounds: list[Path]) -> dict:
     return meta
 
 
-def main() -> None:
-    args = parse_args()
-    backgrounds = sorted(p for p in args.backgrounds.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not backgrounds:
-        raise SystemExit(f"no background images in {args.backgrounds}")
-    for label in ("open", "closed"):
-        (args.out / label).mkdir(parents=True, exist_ok=True)
+def background_plates(folder: Path) -> list[Path]:
+    """The photos ``make_backgrounds.py`` wrote (or any folder of JPEG/PNG plates)."""
+    plates = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not plates:
+        raise SystemExit(f"no background images in {folder}")
+    return plates
+
+
+def new_camera(rng: random.Random, size: int, lens_range: tuple[float, float]):
+    """A camera with a random lens and frame shape (long side ``size`` px), made the scene's camera."""
+    scene = bpy.context.scene
+    cam_data = bpy.data.cameras.new("camera")
+    cam_data.lens = rng.uniform(*lens_range)
+    cam_data.sensor_width = 36
+    cam = bpy.data.objects.new("camera", cam_data)
+    bpy.context.collection.objects.link(cam)
+    scene.camera = cam
+    aspect = rng.choices([(3, 4), (1, 1), (4, 3), (9, 16)], weights=[4, 2, 3, 1])[0]
+    scale = size / max(aspect)
+    scene.render.resolution_x = int(aspect[0] * scale)
+    scene.render.resolution_y = int(aspect[1] * scale)
+    return scene, cam, cam_data, aspect
+
+
+def depth_of_field(rng: random.Random, cam, cam_data, focus: Vector, chance: float, fstops, meta: dict) -> None:
+    """Now and then a shallow focus on ``focus``, as a phone's portrait mode or a fast lens gives."""
+    if rng.random() < chance:
+        cam_data.dof.use_dof = True
+        cam_data.dof.focus_distance = (focus - cam.location).length
+        cam_data.dof.aperture_fstop = rng.uniform(*fstops)
+        meta["dof_fstop"] = round(cam_data.dof.aperture_fstop, 2)
+
+
+def render_range(args: argparse.Namespace, render, describe) -> None:
+    """Render scenes ``args.start`` .. ``start + count - 1``, one JSON line each in ``labels-START.jsonl``.
+
+    Resumable: indices already in the log are skipped, so a killed shard starts where it stopped.
+    ``render(index)`` returns the scene's record (or None to skip it); ``describe(record)`` the
+    progress line's middle.
+    """
     log_path = args.out / f"labels-{args.start:06d}.jsonl"
     done = set()
     if log_path.exists():
@@ -702,13 +731,21 @@ def main() -> None:
             if index in done:
                 continue
             started = time.time()
-            meta = render_one(index, args, backgrounds)
+            meta = render(index)
             if meta is None:
                 continue
             meta["seconds"] = round(time.time() - started, 2)
             log.write(json.dumps(meta) + "\n")
             log.flush()
-            print(f"[render] {index} {meta['label']} {meta['scene']} {meta['seconds']}s", flush=True)
+            print(f"[render] {index} {describe(meta)} {meta['seconds']}s", flush=True)
+
+
+def main() -> None:
+    args = parse_args()
+    backgrounds = background_plates(args.backgrounds)
+    for label in ("open", "closed"):
+        (args.out / label).mkdir(parents=True, exist_ok=True)
+    render_range(args, lambda index: render_one(index, args, backgrounds), lambda m: f"{m['label']} {m['scene']}")
 
 
 if __name__ == "__main__":

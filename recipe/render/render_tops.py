@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import math
 import random
 import sys
-import time
 from pathlib import Path
 
 import bpy
@@ -64,19 +62,11 @@ TOP_BELOW, TOP_ABOVE, TOP_MARGIN = 0.010, 0.002, 0.002  # the top's box: a cylin
 
 
 def parse_args() -> argparse.Namespace:
-    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--backgrounds", type=Path, required=True)
-    parser.add_argument("--start", type=int, default=0)
-    parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--size", type=int, default=384, help="long side of the full frame in pixels")
-    parser.add_argument("--samples", type=int, default=24)
+    parser = rb.shard_parser(seed=11, size=384, samples=24)
     parser.add_argument("--crops", type=int, default=2, help="close-ups rendered per scene (tops in the frame)")
     parser.add_argument("--crop-size", type=int, default=160, help="side of a close-up in pixels")
     parser.add_argument("--crop-span", type=float, default=3.0, help="close-up side in units of the top's box")
-    return parser.parse_args(argv)
+    return parser.parse_args(rb.script_argv())
 
 
 def hdri_paths() -> list[str]:
@@ -475,17 +465,8 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     if scene_kind != "single" or rng.random() < 0.75:
         rb.table(rng, backgrounds, "line" if scene_kind in ("line", "crate") else "studio")
 
-    scene = bpy.context.scene
-    cam_data = bpy.data.cameras.new("camera")
-    cam_data.lens = rng.uniform(22, 70)
-    cam_data.sensor_width = 36
-    cam = bpy.data.objects.new("camera", cam_data)
-    bpy.context.collection.objects.link(cam)
-    scene.camera = cam
-    aspect = rng.choices([(3, 4), (1, 1), (4, 3), (9, 16)], weights=[4, 2, 3, 1])[0]
-    scale = args.size / max(aspect)
-    width, height = int(aspect[0] * scale), int(aspect[1] * scale)
-    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene, cam, cam_data, aspect = rb.new_camera(rng, args.size, (22, 70))
+    width, height = scene.render.resolution_x, scene.render.resolution_y
     scene.render.resolution_percentage = 100
 
     if cutoff:
@@ -519,11 +500,7 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
             "framed": framed,
         }
     )
-    if rng.random() < 0.35:
-        cam_data.dof.use_dof = True
-        cam_data.dof.focus_distance = (main_frame @ Vector((0, 0, main_p.top)) - cam.location).length
-        cam_data.dof.aperture_fstop = rng.uniform(1.8, 8.0)
-        meta["dof_fstop"] = round(cam_data.dof.aperture_fstop, 2)
+    rb.depth_of_field(rng, cam, cam_data, main_frame @ Vector((0, 0, main_p.top)), 0.35, (1.8, 8.0), meta)
 
     facing = (main_loc - cam.location).normalized()
     facing.z *= 0.3
@@ -606,31 +583,17 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
 
 def main() -> None:
     args = parse_args()
-    backgrounds = sorted(p for p in args.backgrounds.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not backgrounds:
-        raise SystemExit(f"no background images in {args.backgrounds}")
+    backgrounds = rb.background_plates(args.backgrounds)
     hdris = hdri_paths()
     print(f"[render] {len(hdris)} HDRI environments", flush=True)
     for sub in ("images", "crops"):
         (args.out / sub).mkdir(parents=True, exist_ok=True)
-    log_path = args.out / f"labels-{args.start:06d}.jsonl"
-    done = set()
-    if log_path.exists():
-        done = {json.loads(line)["index"] for line in log_path.read_text().splitlines() if line.strip()}
-    with log_path.open("a") as log:
-        for index in range(args.start, args.start + args.count):
-            if index in done:
-                continue
-            started = time.time()
-            meta = render_one(index, args, backgrounds, hdris)
-            meta["seconds"] = round(time.time() - started, 2)
-            log.write(json.dumps(meta) + "\n")
-            log.flush()
-            n_in = sum(t["in_frame"] for t in meta["tops"])
-            print(
-                f"[render] {index} {meta['scene']} {meta['label']} tops {n_in}/{len(meta['tops'])} {meta['seconds']}s",
-                flush=True,
-            )
+
+    def describe(meta: dict) -> str:
+        in_frame = sum(t["in_frame"] for t in meta["tops"])
+        return f"{meta['scene']} {meta['label']} tops {in_frame}/{len(meta['tops'])}"
+
+    rb.render_range(args, lambda index: render_one(index, args, backgrounds, hdris), describe)
 
 
 if __name__ == "__main__":
