@@ -171,6 +171,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
+def canvas_size(width: int, height: int, size: int, multiple: int | None = None) -> tuple[int, int]:
+    """The letterbox canvas for an image already fitted to ``width`` x ``height`` (long side at most ``size``).
+
+    Square (``size`` x ``size``) without ``multiple``; otherwise each side rounded up to a multiple of it.
+    """
+    if not multiple:
+        return size, size
+    return (min(size, -(-width // multiple) * multiple), min(size, -(-height // multiple) * multiple))
+
+
 def letterbox(
     image: Image.Image,
     size: int,
@@ -178,6 +188,8 @@ def letterbox(
     center: tuple[float, float] = (0.5, 0.5),
     resample: int = Image.Resampling.BILINEAR,
     pad_value: int = PAD_VALUE,
+    multiple: int | None = None,
+    reducing_gap: float | None = None,
 ) -> np.ndarray:
     """Fit ``image`` inside a ``size`` x ``size`` canvas without cropping it.
 
@@ -185,15 +197,21 @@ def letterbox(
     Training passes a ``scale`` below 1 and an off-centre ``center`` to vary the
     bottle's size and position; the whole image always stays inside the canvas,
     so the top of the bottle is never cut.
+
+    With ``multiple``, the canvas is only as wide and high as the image needs, rounded up to a
+    multiple of it (a 1080x1920 photo at 320: 192x320, not 320x320): a fully convolutional model
+    then spends no time on grey bands (the finder: 40% less for a phone photo). ``reducing_gap``
+    is Pillow's: shrink by a whole factor with a box filter first (faster; what the finder trains on).
     """
     width, height = image.size
     fit = size / max(width, height) * min(max(scale, 0.05), 1.0)
     new_w, new_h = max(1, round(width * fit)), max(1, round(height * fit))
     if (new_w, new_h) != (width, height):
-        image = image.resize((new_w, new_h), resample)
-    canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    left = round((size - new_w) * min(max(center[0], 0.0), 1.0))
-    top = round((size - new_h) * min(max(center[1], 0.0), 1.0))
+        image = image.resize((new_w, new_h), resample, reducing_gap=reducing_gap)
+    canvas_w, canvas_h = canvas_size(new_w, new_h, size, multiple)
+    canvas = np.full((canvas_h, canvas_w, 3), pad_value, dtype=np.uint8)
+    left = round((canvas_w - new_w) * min(max(center[0], 0.0), 1.0))
+    top = round((canvas_h - new_h) * min(max(center[1], 0.0), 1.0))
     canvas[top : top + new_h, left : left + new_w] = np.asarray(image, dtype=np.uint8)
     return canvas
 

@@ -15,25 +15,39 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from bottlecheck.imaging import PAD_VALUE
+from bottlecheck.imaging import PAD_VALUE, canvas_size
 
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where a photo of ``width`` x ``height`` sits inside a ``size`` x ``size`` model input."""
+    """Where a photo of ``width`` x ``height`` sits inside the model input :func:`~bottlecheck.imaging.letterbox` makes.
+
+    The input is ``size`` x ``size``, or with ``multiple`` just the fitted photo's sides rounded up
+    to multiples of it.
+    """
 
     width: int
     height: int
     size: int
+    multiple: int | None = None
 
     @property
     def scale(self) -> float:
         return self.size / max(self.width, self.height)
 
     @property
+    def fitted(self) -> tuple[int, int]:
+        return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        """The model input's width and height."""
+        return canvas_size(*self.fitted, self.size, self.multiple)
+
+    @property
     def offset(self) -> tuple[float, float]:
-        new_w, new_h = round(self.width * self.scale), round(self.height * self.scale)
-        return round((self.size - new_w) * 0.5), round((self.size - new_h) * 0.5)
+        (new_w, new_h), (canvas_w, canvas_h) = self.fitted, self.canvas
+        return round((canvas_w - new_w) * 0.5), round((canvas_h - new_h) * 0.5)
 
     def to_photo(self, x: float, y: float) -> tuple[float, float]:
         left, top = self.offset

@@ -54,6 +54,9 @@ class TopsClassifier(Classifier):
         self.judge = judge
         finder_meta, judge_meta = artifact.stage("finder"), artifact.stage("judge")
         self.finder_size = int(finder_meta["input"]["size"])
+        # A finder that takes any size gets the photo padded only to a multiple of this, not to a square.
+        self.pad_multiple = finder_meta["input"].get("pad_to_multiple")
+        self.reducing_gap = finder_meta["input"].get("reducing_gap")
         self.stride = int(finder_meta["stride"])
         self.min_score = float(finder_meta.get("min_score", 0.3))
         self.max_tops = int(finder_meta.get("max_tops", 16))
@@ -80,7 +83,13 @@ class TopsClassifier(Classifier):
         if max(image.size) > 2 * self.decode_side:
             image = image.copy()
             image.thumbnail((self.decode_side, self.decode_side), Image.Resampling.BILINEAR)
-        array = letterbox(image, self.finder_size, pad_value=self.artifact.pad_value)
+        array = letterbox(
+            image,
+            self.finder_size,
+            pad_value=self.artifact.pad_value,
+            multiple=self.pad_multiple,
+            reducing_gap=self.reducing_gap,
+        )
         return PreparedPhoto(image, size, array)
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
@@ -98,7 +107,7 @@ class TopsClassifier(Classifier):
         Multiply by ``photo.size[0] / photo.image.width`` for the photo's own pixels. ``min_score``
         and ``max_tops`` default to the model's.
         """
-        geometry = Letterbox(photo.image.width, photo.image.height, self.finder_size)
+        geometry = Letterbox(photo.image.width, photo.image.height, self.finder_size, self.pad_multiple)
         out = finder_output
         tops = decode_tops(
             out[..., 0],
@@ -127,8 +136,7 @@ class TopsClassifier(Classifier):
 
     def analyse(self, photos: list[PreparedPhoto]) -> list[dict[str, Any]]:
         """Find and judge the tops of a batch of photos; one answer (a dict) per photo."""
-        maps = self.engine.run(np.stack([photo.finder_input for photo in photos]))
-        found = [self.tops_in(photo, out) for photo, out in zip(photos, maps, strict=True)]
+        found = [self.tops_in(photo, out) for photo, out in zip(photos, self._finder_maps(photos), strict=True)]
         crops = [
             self.crop(photo, x, y, side)
             for photo, placed in zip(photos, found, strict=True)
@@ -136,6 +144,18 @@ class TopsClassifier(Classifier):
         ]
         judged = iter(self.judge.run(np.stack(crops)) if crops else [])
         return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
+
+    def _finder_maps(self, photos: list[PreparedPhoto]) -> list[np.ndarray]:
+        """The finder's output for each photo; photos of one input shape (orientation, aspect) run together."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, photo in enumerate(photos):
+            by_shape.setdefault(photo.finder_input.shape, []).append(index)
+        maps: list[np.ndarray] = [np.empty(0)] * len(photos)
+        for indices in by_shape.values():
+            outputs = self.engine.run(np.stack([photos[i].finder_input for i in indices]))
+            for i, output in zip(indices, outputs, strict=True):
+                maps[i] = output
+        return maps
 
     def _answer(self, photo: PreparedPhoto, placed: list, judged) -> dict[str, Any]:
         closed_i, open_i, none_i = (self.judge_labels.index(label) for label in (CLOSED, OPEN, "none"))

@@ -57,7 +57,9 @@ def real_crops(scenes: list[F.Scene], sizes: dict[str, tuple[int, int]], negativ
     return crops
 
 
-def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_photo: int = 6) -> list[J.Crop]:
+def hard_negatives(
+    head, scenes: list[F.Scene], min_score: float = 0.15, per_photo: int = 6, size: int = F.FINDER_SIZE
+) -> list[J.Crop]:
     """``none`` crops where the trained finder sees a top in a photo that has none, plus two random ones each.
 
     ``head`` is a finder head just trained, or a two-stage :class:`Classifier` whose finder is reused.
@@ -73,14 +75,14 @@ def hard_negatives(head, scenes: list[F.Scene], min_score: float = 0.15, per_pho
             tops = head.find_tops(photo, min_score, per_photo)  # type: ignore[attr-defined]
             found.append((photo.size, [(x * to_full, y * to_full, side * to_full) for x, y, side, _ in tops]))
     else:
-        fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None)
+        fine, coarse, _ = F.compute_features(scenes, 1, 0, False, lambda _line: None, size)
         outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
         found = []
         for scene, out in zip(scenes, outputs, strict=True):
-            size = decode_image(scene.path).size
-            geometry = Letterbox(*size, F.FINDER_SIZE)
+            photo_size = decode_image(scene.path).size
+            geometry = Letterbox(*photo_size, size)
             tops = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], F.STRIDE, min_score, per_photo)
-            found.append((size, [(*geometry.to_photo(t.x, t.y), t.side / geometry.scale) for t in tops]))
+            found.append((photo_size, [(*geometry.to_photo(t.x, t.y), t.side / geometry.scale) for t in tops]))
     crops = []
     for scene, ((width, height), placed) in zip(scenes, found, strict=True):
         for x, y, side in placed:
@@ -164,6 +166,9 @@ def main() -> None:
     parser.add_argument("--judge-views", type=int, default=4)
     parser.add_argument("--real-judge-views", type=int, default=12)
     parser.add_argument("--finder-epochs", type=int, default=25)
+    parser.add_argument(
+        "--finder-size", type=int, default=F.FINDER_SIZE, help="the photo's long side in the finder's input"
+    )
     parser.add_argument("--judge-epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -191,10 +196,11 @@ def main() -> None:
 
     # ---- finder
     if args.finder_from is None:
-        fine, coarse, target = F.compute_features(render_train, args.finder_views, args.seed, True, log)
+        size = args.finder_size
+        fine, coarse, target = F.compute_features(render_train, args.finder_views, args.seed, True, log, size)
         # Real photos, and real photos without a top (round logos look like caps from above): empty targets.
         rfine, rcoarse, rtarget = F.compute_features(
-            real_train + no_tops_train, args.real_views, args.seed + 1, True, log
+            real_train + no_tops_train, args.real_views, args.seed + 1, True, log, size
         )
         fine, coarse, target = (
             np.concatenate([fine, rfine]),
@@ -202,7 +208,7 @@ def main() -> None:
             np.concatenate([target, rtarget]),
         )
         log(f"finder features: {len(target)} views")
-        head = F.finder_head(F.FINDER_SIZE // F.STRIDE)
+        head = F.finder_head(size // F.STRIDE)
         steps = max(1, len(target) // 32)
         schedule = keras.optimizers.schedules.CosineDecay(2e-3, steps * args.finder_epochs, alpha=0.05)
         head.compile(optimizer=keras.optimizers.Adam(schedule), loss=F.finder_loss)
@@ -215,10 +221,10 @@ def main() -> None:
         )
         finder_metrics = {}
         for name, scenes in (("rendered_held_out", render_val), ("real_held_out", real_val)):
-            vfine, vcoarse, _ = F.compute_features(scenes, 1, 1, False, lambda _line: None)
+            vfine, vcoarse, _ = F.compute_features(scenes, 1, 1, False, lambda _line: None, size)
             outputs = head.predict([vfine.astype(np.float32), vcoarse.astype(np.float32)], verbose=0)
             rng = random.Random(1)
-            truth = [F.augmented_view(decode_image(s.path), s.tops, rng, train=False)[1] for s in scenes]
+            truth = [F.augmented_view(decode_image(s.path), s.tops, rng, size, train=False)[1] for s in scenes]
             finder_metrics[name] = {str(t): F.evaluate_finder(outputs, truth, t) for t in (0.2, 0.3, 0.4, 0.5)}
             log(f"finder {name}: {finder_metrics[name]['0.3']}")
     else:  # keep a trained finder: its files, its metrics, and its mistakes as the judge's hard negatives
@@ -230,7 +236,8 @@ def main() -> None:
     crops = J.load_render_crops(args.renders, seed=args.seed)
     rcrops = real_crops(real_train, sizes, negatives=3, seed=args.seed)
     real_crops_only = list(rcrops)
-    hard = hard_negatives(head, no_tops_train)  # where the trained finder is fooled: the judge says none
+    # Where the trained finder is fooled: the judge says none.
+    hard = hard_negatives(head, no_tops_train, size=args.finder_size)
     rcrops += hard
     labelled = args.labelled_tops if args.labelled_tops is not None else [HERE / "annotations" / "trashnet-tops.json"]
     vcrops_labelled = []
@@ -308,7 +315,9 @@ def main() -> None:
         },
         "metrics": {"finder": finder_metrics, "judge": judge_metrics},
     }
-    save_tops_artifact(head, judge_head, temperature, args.out, metadata, finder_from=args.finder_from)
+    save_tops_artifact(
+        head, judge_head, temperature, args.out, metadata, finder_from=args.finder_from, finder_size=args.finder_size
+    )
     log(f"wrote {args.out}")
 
 

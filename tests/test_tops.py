@@ -22,6 +22,28 @@ def test_letterbox_geometry_round_trips(width, height):
         assert geometry.to_photo(ix, iy) == pytest.approx((x, y), abs=1e-6)
 
 
+@pytest.mark.parametrize("width, height", [(1080, 1920), (1920, 1080), (500, 500), (37, 900), (3000, 4000)])
+def test_a_snug_letterbox_pads_only_to_a_multiple_and_round_trips(width, height):
+    from bottlecheck.imaging import letterbox
+
+    geometry = Letterbox(width, height, 320, multiple=16)
+    array = letterbox(Image.new("RGB", (width, height), (200, 10, 10)), 320, multiple=16)
+    canvas_w, canvas_h = geometry.canvas
+    assert array.shape == (canvas_h, canvas_w, 3)
+    assert max(canvas_w, canvas_h) == 320 and canvas_w % 16 == 0 and canvas_h % 16 == 0
+    # Less than 16 pixels of grey on the short side, split evenly: the photo fills the rest.
+    fitted_w, fitted_h = geometry.fitted
+    assert canvas_w - fitted_w < 16 and canvas_h - fitted_h < 16
+    left, top = geometry.offset
+    assert (array[top + fitted_h // 2, left + fitted_w // 2] == (200, 10, 10)).all()
+    for x, y in ((0, 0), (width / 3, height / 2), (width - 1, height - 1)):
+        ix, iy = geometry.to_input(x, y)
+        assert 0 <= ix <= canvas_w and 0 <= iy <= canvas_h
+        assert geometry.to_photo(ix, iy) == pytest.approx((x, y), abs=1e-6)
+    if (width, height) == (1080, 1920):
+        assert (canvas_w, canvas_h) == (192, 320)  # a phone photo: 40% fewer pixels than 320x320
+
+
 def test_encoded_tops_decode_to_the_same_places_and_sizes():
     tops = [(40.0, 52.0, 24.0, True), (250.5, 100.0, 10.0, True), (161.0, 290.0, 60.0, True)]
     target = encode_targets(tops)

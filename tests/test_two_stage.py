@@ -104,12 +104,50 @@ def test_the_artefact_describes_both_stages(tiny_model):
     from click.testing import CliRunner
 
     from bottlecheck.cli import main
+    from bottlecheck.training import finder as F
 
     metadata = json.loads((tiny_model / "metadata.json").read_text())
     assert set(metadata["stages"]) == {"finder", "judge"}
     assert metadata["stages"]["judge"]["labels"] == ["closed", "open", "none"]
     info = json.loads(CliRunner().invoke(main, ["info", "--model", str(tiny_model), "--json"]).output)
-    assert info["stages"]["finder"]["input_size"] == 320 and info["stages"]["judge"]["input_size"] == 128
+    assert info["stages"]["finder"]["input_size"] == F.FINDER_SIZE and info["stages"]["judge"]["input_size"] == 128
+
+
+def test_the_any_size_upsampling_equals_keras_bilinear_upsampling():
+    import keras
+
+    from bottlecheck.training.layers import Upsample2x
+
+    features = np.random.default_rng(0).normal(size=(2, 7, 12, 5)).astype(np.float32)
+    ours = np.asarray(Upsample2x()(features))
+    theirs = np.asarray(keras.layers.UpSampling2D(2, interpolation="bilinear")(features))
+    assert ours.shape == (2, 14, 24, 5)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_finder_takes_each_photo_at_its_own_shape_and_a_mixed_batch_answers_as_one_by_one(tiny_model, tmp_path):
+    from bottlecheck import Classifier
+
+    metadata = json.loads((tiny_model / "metadata.json").read_text())
+    assert metadata["stages"]["finder"]["input"]["pad_to_multiple"] == 16
+    classifier = Classifier.load(tiny_model, engine="litert")
+    rng = random.Random(5)
+    paths = []
+    for k, size in enumerate([(480, 360), (360, 480), (480, 360), (300, 500), (500, 500)]):
+        data, _ = drawn_scene(rng, [True, False])
+        path = tmp_path / f"{k}.jpg"
+        Image.open(io.BytesIO(data)).resize(size).save(path)
+        paths.append(str(path))
+    shapes = {classifier.preprocess(p).finder_input.shape for p in paths}
+    size = metadata["stages"]["finder"]["input"]["size"]
+    assert len(shapes) == 4  # landscape, portrait, narrower portrait, square: each at its own shape
+    assert all(max(h, w) == size and h % 16 == 0 and w % 16 == 0 for h, w, _ in shapes)
+    together = list(classifier.classify_paths(paths, batch_size=8))
+    alone = [classifier.classify(p) for p in paths]
+    assert [(r.status, r.bottles, [t["box"] for t in r.tops]) for r in together] == [
+        (r.status, r.bottles, [t["box"] for t in r.tops]) for r in alone
+    ]
+    assert [r.confidence for r in together] == pytest.approx([r.confidence for r in alone], abs=1e-4)
 
 
 def test_tops_are_found_where_they_are_and_judged(tiny_model):

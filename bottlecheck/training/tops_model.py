@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bottlecheck.artifact import write_metadata
-from bottlecheck.training.finder import FINDER_SIZE, STRIDE, build_finder
+from bottlecheck.training.finder import FINDER_PAD_MULTIPLE, FINDER_REDUCING_GAP, FINDER_SIZE, STRIDE, build_finder
 from bottlecheck.training.finder import finder_head as finder_head_model
 from bottlecheck.training.judge import CROP_SPAN, JUDGE_LABELS, JUDGE_SIZE, judge_features_model
 from bottlecheck.training.judge import judge_head as judge_head_model
@@ -38,6 +38,26 @@ def _fresh(make, trained):
     return head
 
 
+def finder_input_spec(size: int = FINDER_SIZE, reducing_gap: float | None = FINDER_REDUCING_GAP) -> dict[str, Any]:
+    """The finder's input as the metadata records it: the photo's long side at ``size``, padded to multiples of 16."""
+    spec = input_spec(size)
+    spec["resize"] = (
+        "letterbox: long side to size, bilinear (Pillow's reducing_gap where given), centred, no crop; the "
+        "short side padded only up to a multiple of pad_to_multiple (inputs with sides multiples of 16 work)"
+    )
+    spec["pad_to_multiple"] = FINDER_PAD_MULTIPLE
+    if reducing_gap:
+        spec["reducing_gap"] = reducing_gap
+    return spec
+
+
+def export_finder(head, directory: Path) -> None:
+    """Write ``finder.keras`` and ``finder.tflite``: the frozen backbone and ``head``, for inputs of any size."""
+    finder = build_finder(_fresh(lambda: finder_head_model(None), head), None)
+    finder.save(directory / "finder.keras")
+    export_tflite(finder, directory / "finder.tflite")
+
+
 def save_tops_artifact(
     finder_head,
     judge_head,
@@ -48,6 +68,7 @@ def save_tops_artifact(
     threshold: float = 0.5,
     min_top_probability: float = 0.5,
     finder_from: str | Path | None = None,
+    finder_size: int = FINDER_SIZE,
 ) -> Path:
     """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``.
 
@@ -57,9 +78,7 @@ def save_tops_artifact(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if finder_from is None:
-        finder = build_finder(_fresh(lambda: finder_head_model(FINDER_SIZE // STRIDE), finder_head), FINDER_SIZE)
-        finder.save(directory / "finder.keras")
-        export_tflite(finder, directory / "finder.tflite")
+        export_finder(finder_head, directory)
     else:
         for name in ("finder.keras", "finder.tflite"):
             shutil.copy2(Path(finder_from) / name, directory / name)
@@ -71,12 +90,12 @@ def save_tops_artifact(
     full = {
         "labels": ["closed", "open"],
         "positive_label": "open",
-        "input": input_spec(FINDER_SIZE),
+        "input": finder_input_spec(finder_size),
         "threshold": threshold,
         "stages": {
             "finder": {
                 "files": {"tflite": "finder.tflite", "keras": "finder.keras"},
-                "input": input_spec(FINDER_SIZE),
+                "input": finder_input_spec(finder_size),
                 "stride": STRIDE,
                 "output": "(N, G, G, 4) per 8-px cell: top-centre heatmap, log of the box side in input "
                 "pixels, centre offset x and y in cells",
