@@ -77,9 +77,8 @@ def main() -> None:
     decode = time.perf_counter() - start
 
     start = time.perf_counter()
-    maps = [c.engine.run(np.stack([ph.finder_input for ph in photos[i : i + 8]])) for i in range(0, n, 8)]
+    maps_flat = [m for i in range(0, n, 8) for m in c.finder_maps(photos[i : i + 8])]
     finder = time.perf_counter() - start
-    maps_flat = [m for batch in maps for m in batch]
 
     start = time.perf_counter()
     crops = []
@@ -107,6 +106,7 @@ def main() -> None:
         "machine": machine(),
         "photos": n,
         "image": "real bottle photos padded to 1080x1920 JPEG" if not args.photos else str(args.photos),
+        "finder_input": " or ".join(sorted({f"{p.finder_input.shape[1]}x{p.finder_input.shape[0]}" for p in photos})),
         "tops": len(crops),
         "tops_per_photo": round(len(crops) / n, 2),
         "ms_per_photo": {name: per_photo_ms(seconds, n) for name, seconds in stages.items()},

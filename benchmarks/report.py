@@ -129,12 +129,62 @@ def main() -> None:
     stages_path = folder / "stages.json"
     if stages_path.exists():
         lines += ["", *stages_section(json.loads(stages_path.read_text()))]
+    int8_path = folder / "int8.json"
+    if int8_path.exists():
+        lines += ["", *int8_section(json.loads(int8_path.read_text()))]
     notes = Path(__file__).resolve().parent / "NOTES.md"
     if notes.exists():  # measurements written by hand (the soak, what a figure means)
         text = notes.read_text()
         text = text.split("-->", 1)[1] if text.startswith("<!--") else text
         lines += ["", text.strip()]
     print("\n".join(lines))
+
+
+def int8_section(data: dict) -> list[str]:
+    """Section 8: the int8 models beside float32, on every evaluation set of the model card, and the bar."""
+    lines = [
+        "## 8. int8 against float32 (`recipe/quantize_tops.py`)",
+        "",
+        f"{data['model']}, both stages full-integer int8 (float32 input and output), calibrated on "
+        f"{data['representative']['photos']} representative photos ({data['representative']['finder_inputs']} "
+        f"finder inputs, {data['representative']['judge_crops']} judge crops). The bar to ship: on every set, "
+        "accuracy at most 0.5 points lower and calibration error (ECE) within 0.01.",
+        "",
+        "| set | photos | balanced accuracy (unknown = wrong) float32 / int8 | accuracy of answers float32 / int8 "
+        "| ECE float32 / int8 | within the bar |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in data["sets"].items():
+        f, q = entry["float32"], entry["int8"]
+
+        def pair(key: str, f: dict = f, q: dict = q) -> str:
+            return "-" if f[key] is None else f"{f[key]} / {q[key]}"
+
+        lines.append(
+            f"| {name} | {f['photos']} | {pair('balanced_accuracy_unknown_as_wrong')} | {pair('answered_accuracy')} "
+            f"| {pair('answered_ece')} | {'yes' if entry['within_the_bar'] else '**no**'} |"
+        )
+    sizes = data["sizes_mb"]
+    lines += [
+        "",
+        f"{data['status_flips']} of {data['photos']} answers change status; a photo's confidence moves by up to "
+        f"{data['confidence_change_max']} (mean {data['confidence_change_mean']}). Files: finder "
+        f"{sizes['float32']['finder.tflite']} -> {sizes['int8']['finder.tflite']} MB, judge "
+        f"{sizes['float32']['judge.tflite']} -> {sizes['int8']['judge.tflite']} MB.",
+    ]
+    speed = data.get("photos_per_second")
+    if speed:
+        lines.append(
+            f"Speed, {speed['photos']} phone-sized photos, in-process pipeline: float32 **{speed['float32']}**, "
+            f"int8 **{speed['int8']}** photos/s ({speed['int8'] / speed['float32']:.2f}x)."
+        )
+    lines += [
+        "",
+        "**int8 ships**: it holds the bar on every set."
+        if data["ships"]
+        else "**int8 does not ship**: it misses the bar on at least one set (above); the bundled model stays float32.",
+    ]
+    return lines
 
 
 def stages_section(data: dict) -> list[str]:
@@ -146,8 +196,8 @@ def stages_section(data: dict) -> list[str]:
         f"{data['photos']} photos ({data['image']}), {data['tops_per_photo']} tops found per photo; each "
         "stage timed alone on one thread, milliseconds per photo:",
         "",
-        "| decode (once, at the DCT scale covering 900 px) | finder (320 px) | cutting the crops | judge (128 px) | "
-        "writing the row |",
+        f"| decode (once, at the DCT scale covering 900 px) | finder ({data.get('finder_input', '320x320')}) "
+        "| cutting the crops | judge (128 px) | writing the row |",
         "| --- | --- | --- | --- | --- |",
         "| "
         + " | ".join(f"{ms[k]} ({share[k]:.0%})" for k in ("decode", "finder", "crops", "judge", "writing"))

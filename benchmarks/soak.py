@@ -4,6 +4,7 @@
 
 Samples the worker's RSS every 10 s; prints a JSON summary (RSS first/last/max, requests by
 status, latency percentiles). The cache is disabled so every request decodes and runs the model.
+The photos mix three shapes (640x480, 480x640, 1080x1920).
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    photos = [
-        p.read_bytes()
-        for p in make_photos(Path(tempfile.gettempdir()) / "bottlecheck-bench", args.images, (640, 480), seed=7)
-    ]
+    # Three shapes, interleaved: landscape and portrait camera frames and phone photos. The finder
+    # takes each photo at its own shape, so the worker keeps resizing its input: memory must not grow.
+    folder = Path(tempfile.gettempdir()) / "bottlecheck-bench"
+    shapes = [((640, 480), 7), ((480, 640), 8), ((1080, 1920), 9)]
+    made = [make_photos(folder, -(-args.images // 3), size, seed=seed) for size, seed in shapes]
+    photos = [path.read_bytes() for trio in zip(*made, strict=True) for path in trio][: args.images]
     env = {"BOTTLECHECK_CACHE_SIZE": "0", "BOTTLECHECK_RATE_LIMIT": "1000000/minute"}
     statuses: Counter[int] = Counter()
     latencies: list[float] = []

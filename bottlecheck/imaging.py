@@ -128,7 +128,7 @@ def decode_photo(
                 scale = max_side / max(width, height)
                 image.draft(image.mode, (int(width * scale) + 1, int(height * scale) + 1))
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # not a copy of every upright photo (0.1-0.8 ms)
             if (image.width > image.height) != (width > height):  # EXIF turned it a quarter
                 width, height = height, width
             return _to_rgb(image), (width, height)

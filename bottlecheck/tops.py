@@ -119,4 +119,7 @@ def cut_square(
     canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (pad_value,) * 3)
     if inside[2] > inside[0] and inside[3] > inside[1]:
         canvas.paste(image.crop(inside), (inside[0] - box[0], inside[1] - box[1]))
-    return canvas.resize((size, size), Image.Resampling.BILINEAR)
+    # reducing_gap: a square far larger than ``size`` (a close-up's top, or a big false candidate
+    # the judge will turn down) is first shrunk by a whole factor with a box filter: 0.7 against
+    # 1.4 ms a crop, pixels within 0.07 of a level on average. Training cuts its crops here too.
+    return canvas.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)

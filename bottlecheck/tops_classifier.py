@@ -136,7 +136,7 @@ class TopsClassifier(Classifier):
 
     def analyse(self, photos: list[PreparedPhoto]) -> list[dict[str, Any]]:
         """Find and judge the tops of a batch of photos; one answer (a dict) per photo."""
-        found = [self.tops_in(photo, out) for photo, out in zip(photos, self._finder_maps(photos), strict=True)]
+        found = [self.tops_in(photo, out) for photo, out in zip(photos, self.finder_maps(photos), strict=True)]
         crops = [
             self.crop(photo, x, y, side)
             for photo, placed in zip(photos, found, strict=True)
@@ -145,7 +145,7 @@ class TopsClassifier(Classifier):
         judged = iter(self.judge.run(np.stack(crops)) if crops else [])
         return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
 
-    def _finder_maps(self, photos: list[PreparedPhoto]) -> list[np.ndarray]:
+    def finder_maps(self, photos: list[PreparedPhoto]) -> list[np.ndarray]:
         """The finder's output for each photo; photos of one input shape (orientation, aspect) run together."""
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, photo in enumerate(photos):

@@ -18,7 +18,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from bottlecheck import Classifier
+from bottlecheck.metrics import expected_calibration_error
 from bottlecheck.training.finder import render_records
 
 HERE = Path(__file__).resolve().parent
@@ -45,8 +48,23 @@ def held_out(
     return held
 
 
+def unseen_renders(directories: list[Path]) -> list[tuple[str, str, str]]:
+    """Every render in ``directories``: rendered apart from the training renders (another seed, other backgrounds)."""
+    scenes = []
+    for directory, meta in render_records(directories):
+        if (directory / meta["path"]).is_file():
+            group = meta["scene"] + ("-lying" if meta.get("lying") else "") + ("-cutoff" if meta["cutoff"] else "")
+            scenes.append((str(directory / meta["path"]), meta["label"], group))
+    return scenes
+
+
 def score(classifier: Classifier, items: list[tuple[str, str, str]]) -> dict:
     predictions = list(classifier.classify_paths([path for path, _, _ in items]))
+    answered = [
+        (t == "open", p.p_open)
+        for (_, t, _), p in zip(items, predictions, strict=True)
+        if t in ("open", "closed") and p.p_open is not None
+    ]
     recalls = []
     for label in ("open", "closed"):
         truth = [p for (_, t, _), p in zip(items, predictions, strict=True) if t == label]
@@ -63,6 +81,12 @@ def score(classifier: Classifier, items: list[tuple[str, str, str]]) -> dict:
         "photos": len(items),
         "balanced_accuracy_unknown_as_wrong": round(sum(recalls) / len(recalls), 3) if recalls else None,
         "no_top_answered_unknown": f"{sum(p.status == 'unknown' for p in no_top)} of {len(no_top)}",
+        "answered_accuracy": round(sum((p >= 0.5) == o for o, p in answered) / len(answered), 3) if answered else None,
+        "answered_ece": round(
+            expected_calibration_error(np.array([o for o, _ in answered]), np.array([p for _, p in answered])), 3
+        )
+        if answered
+        else None,
         "by_group": {g: f"{r} right, {u} unknown of {n}" for g, (r, u, n) in sorted(groups.items())},
     }
 
@@ -75,6 +99,13 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=HERE.parent.parent / "shared" / "data" / "real")
     parser.add_argument("--annotations", type=Path, default=HERE / "annotations" / "real-tops.json")
     parser.add_argument("--no-tops", type=Path, default=None, help="default: REAL/other (brewery logos)")
+    parser.add_argument(
+        "--unseen-renders",
+        action="append",
+        type=Path,
+        default=[],
+        help="renders made apart from the training ones (another seed and backgrounds): all count",
+    )
     args = parser.parse_args()
     models = {
         "baseline": Classifier.load(args.baseline, engine="litert"),
@@ -82,7 +113,10 @@ def main() -> None:
     }
     report = {}
     no_tops = args.no_tops or args.real / "other"
-    for name, items in held_out(args.renders, args.real, args.annotations, no_tops).items():
+    sets = held_out(args.renders, args.real, args.annotations, no_tops)
+    if args.unseen_renders:
+        sets["unseen renders"] = unseen_renders(args.unseen_renders)
+    for name, items in sets.items():
         report[name] = {
             f"{role} {model.artifact.name} {model.artifact.version}": score(model, items)
             for role, model in models.items()

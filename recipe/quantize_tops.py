@@ -1,21 +1,23 @@
-"""Post-training int8 quantization of model 2's two stages, and how far it moves the answers.
+"""Post-training int8 quantization of model 2's two stages, and whether it holds the accuracy bar.
 
     python recipe/quantize_tops.py --model model/ --renders /var/tmp/tops --real ../shared/data/real \
-        --out /var/tmp/m2-int8
+        --out /var/tmp/m2-int8 [--unseen-renders DIR] [--speed-photos DIR] [--report int8.json]
 
 Full-integer weights and activations (float32 input and output kept, so the engines' interface
 does not change), calibrated on a representative set: finder inputs from renders and real
-photos, judge crops where the float32 finder puts tops in them. Then, on held-out photos, the
-float32 and int8 answers side by side: how many statuses flip, the largest change of a photo's
-confidence, and each stage's raw output difference. Writes ``finder.int8.tflite`` and
-``judge.int8.tflite`` into ``--out`` with a JSON report; shipping them is a separate decision.
+photos, judge crops where the float32 finder puts tops in them. Then, on every evaluation set of
+the model card (held-out renders, held-out real photos, held-out photos without a top, and
+``--unseen-renders``), float32 and int8 side by side: balanced accuracy, accuracy and calibration
+error of the answers, and whether int8 holds the bar to ship (accuracy at most 0.5 points lower,
+ECE within 0.01, on every set); how many statuses flip and how far confidences move; with
+``--speed-photos``, photos/s of both. Writes ``finder.tflite`` and ``judge.tflite`` (int8) into
+``--out`` with ``quantization.json``; ``benchmarks/report.py`` turns that into BENCHMARKS.md's
+int8 section.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import random
 import shutil
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from compare_models import HERE, held_out, score, unseen_renders
 
 from bottlecheck import Classifier
 from bottlecheck.artifact import load_artifact, write_metadata
@@ -49,17 +52,42 @@ def stage_inputs(classifier, paths: list[str]) -> tuple[list[np.ndarray], list[n
     return finder_inputs, crops
 
 
-def quantize(keras_path: Path, samples: list[np.ndarray]) -> bytes:
-    tf = import_tensorflow()
+def quantize(keras_path: Path, samples: list[np.ndarray], out: Path) -> int:
+    """Write the full-integer int8 version of a stage's Keras model to ``out``; its size in bytes."""
+    import_tensorflow()
     import keras
 
-    model = keras.models.load_model(keras_path, compile=False)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([s[None].astype(np.float32)] for s in samples)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with contextlib.redirect_stdout(io.StringIO()):
-        return converter.convert()
+    import bottlecheck.training.layers  # noqa: F401  (the any-size finder's upsampling)
+    from bottlecheck.training.model import export_tflite
+
+    return export_tflite(keras.models.load_model(keras_path, compile=False), out, representative=samples)
+
+
+def side_by_side(float_model: Classifier, int8_model: Classifier, sets: dict[str, list]) -> dict:
+    """Each card set's balanced accuracy, accuracy and ECE of the answers, float32 and int8, and the bar."""
+    report = {}
+    for name, items in sets.items():
+        before, after = score(float_model, items), score(int8_model, items)
+        deltas = {
+            key: None if before[key] is None else round(after[key] - before[key], 4)
+            for key in ("balanced_accuracy_unknown_as_wrong", "answered_accuracy", "answered_ece")
+        }
+        holds = all(
+            delta is None or (abs(delta) <= 0.01 if key == "answered_ece" else delta >= -0.005)
+            for key, delta in deltas.items()
+        )
+        report[name] = {"float32": before, "int8": after, "int8_minus_float32": deltas, "within_the_bar": holds}
+    return report
+
+
+def photos_per_second(model: Classifier, paths: list[str], repeats: int = 3) -> float:
+    list(model.classify_paths(paths[:16]))
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        list(model.classify_paths(paths))
+        best = max(best, len(paths) / (time.perf_counter() - started))
+    return round(best, 1)
 
 
 def main() -> None:
@@ -69,6 +97,9 @@ def main() -> None:
     parser.add_argument("--real", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--unseen-renders", action="append", type=Path, default=[])
+    parser.add_argument("--speed-photos", type=Path, help="a folder of phone-sized JPEGs to time both on")
+    parser.add_argument("--report", type=Path, help="also write the JSON report here")
     args = parser.parse_args()
     float_model = Classifier.load(args.model, engine="litert")
     paths = representative_photos(args.renders, args.real, args.samples, seed=0)
@@ -80,30 +111,48 @@ def main() -> None:
         shutil.copy2(args.model / name, args.out / name)
     started = time.time()
     for stage, samples in (("finder", finder_inputs), ("judge", crops)):
-        data = quantize(args.model / f"{stage}.keras", samples)
-        (args.out / f"{stage}.tflite").write_bytes(data)
-        print(f"{stage}: {len(data) / 1e6:.1f} MB int8 ({time.time() - started:.0f} s)", flush=True)
+        size = quantize(args.model / f"{stage}.keras", samples, args.out / f"{stage}.tflite")
+        print(f"{stage}: {size / 1e6:.1f} MB int8 ({time.time() - started:.0f} s)", flush=True)
     metadata = load_artifact(args.out).metadata
     metadata["version"] = f"{metadata['version']}-int8"
     write_metadata(args.out, metadata)
 
     int8_model = Classifier.load(args.out, engine="litert")
-    held_out = [str(d / m["path"]) for d, m in render_records(args.renders) if m["index"] % 10 == 0]
-    held_out += [str(p) for p in sorted(args.real.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    before = list(float_model.classify_paths(held_out))
-    after = list(int8_model.classify_paths(held_out))
+    sets = held_out(args.renders, args.real, HERE / "annotations" / "real-tops.json", args.real / "other")
+    if args.unseen_renders:
+        sets["unseen renders"] = unseen_renders(args.unseen_renders)
+    everything = [path for items in sets.values() for path, _, _ in items]
+    before = list(float_model.classify_paths(everything))
+    after = list(int8_model.classify_paths(everything))
     flips = [(b.path, b.status, a.status) for b, a in zip(before, after, strict=True) if b.status != a.status]
     moved = [abs((b.confidence or 0) - (a.confidence or 0)) for b, a in zip(before, after, strict=True)]
     report = {
-        "photos": len(held_out),
+        "model": f"{float_model.artifact.name} {float_model.artifact.version}",
+        "representative": {"photos": len(paths), "finder_inputs": len(finder_inputs), "judge_crops": len(crops)},
+        "photos": len(everything),
         "status_flips": len(flips),
         "flips": flips[:20],
         "confidence_change_max": round(max(moved), 4),
         "confidence_change_mean": round(float(np.mean(moved)), 4),
-        "sizes_mb": {p.name: round(p.stat().st_size / 1e6, 2) for p in sorted(args.out.glob("*.tflite"))},
+        "sets": side_by_side(float_model, int8_model, sets),
+        "sizes_mb": {
+            "float32": {n: round((args.model / n).stat().st_size / 1e6, 2) for n in ("finder.tflite", "judge.tflite")},
+            "int8": {n: round((args.out / n).stat().st_size / 1e6, 2) for n in ("finder.tflite", "judge.tflite")},
+        },
     }
-    (args.out / "quantization.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    report["ships"] = all(entry["within_the_bar"] for entry in report["sets"].values())
+    if args.speed_photos:
+        speed_paths = sorted(str(p) for p in args.speed_photos.glob("*.jpg"))
+        report["photos_per_second"] = {
+            "photos": len(speed_paths),
+            "float32": photos_per_second(float_model, speed_paths),
+            "int8": photos_per_second(int8_model, speed_paths),
+        }
+    text = json.dumps(report, indent=2) + "\n"
+    (args.out / "quantization.json").write_text(text)
+    if args.report:
+        args.report.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -150,6 +150,22 @@ def test_the_finder_takes_each_photo_at_its_own_shape_and_a_mixed_batch_answers_
     assert [r.confidence for r in together] == pytest.approx([r.confidence for r in alone], abs=1e-4)
 
 
+def test_the_finder_sees_at_run_time_what_it_trained_on(tiny_model, tmp_path):
+    """No skew: the served finder input is the training view (centred, unzoomed) pixel for pixel."""
+    from bottlecheck import Classifier
+    from bottlecheck.imaging import decode_image
+    from bottlecheck.training import finder as F
+
+    rng = random.Random(3)
+    data, tops = drawn_scene(rng, [True, False])
+    path = tmp_path / "square.png"  # square and lossless: no DCT scaling, no padding on either side
+    Image.open(io.BytesIO(data)).resize((2 * F.FINDER_SIZE + 17, 2 * F.FINDER_SIZE + 17)).save(path)
+    served = Classifier.load(tiny_model, engine="litert").preprocess(str(path)).finder_input
+    trained, _ = F.augmented_view(decode_image(str(path)), [], random.Random(0), train=False)
+    assert served.shape == trained.shape == (F.FINDER_SIZE, F.FINDER_SIZE, 3)
+    np.testing.assert_array_equal(served, trained)
+
+
 def test_tops_are_found_where_they_are_and_judged(tiny_model):
     from bottlecheck import Classifier
 

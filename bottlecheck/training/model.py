@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bottlecheck.artifact import write_metadata
 from bottlecheck.imaging import PAD_VALUE
@@ -74,12 +77,14 @@ def freeze_backbone(model, trainable_from: str | None) -> None:
             layer.trainable = False  # small batches: keep ImageNet statistics
 
 
-def export_tflite(model, path: str | Path) -> int:
-    """Write a float32 TFLite model with a dynamic batch dimension; returns its size in bytes.
+def export_tflite(model, path: str | Path, representative: Sequence[np.ndarray] | None = None) -> int:
+    """Write a TFLite model with a dynamic batch dimension; returns its size in bytes.
 
-    Height and width stay as the Keras input has them: fixed, or ``None`` for a model that takes
-    any size (the finder). Converting a traced function, not the Keras model, is what lets them be
-    ``None`` (the Keras path of the converter fails on an unknown height).
+    Float32, or with ``representative`` inputs (``(H, W, 3)`` each) full-integer int8 weights and
+    activations calibrated on them, float32 input and output kept. Height and width stay as the
+    Keras input has them: fixed, or ``None`` for a model that takes any size (the finder).
+    Converting a traced function, not the Keras model, is what lets them be ``None`` (the Keras
+    path of the converter fails on an unknown height).
     """
     import contextlib
     import io
@@ -91,8 +96,13 @@ def export_tflite(model, path: str | Path) -> int:
     function = tf.function(lambda images: model(images, training=False), input_signature=[spec])
     # Frozen first: the converter would keep the weights as variables and fold nothing (5x slower).
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if representative is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample[None].astype(np.float32)] for sample in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured variable
-        data = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+        data = converter.convert()
     Path(path).write_bytes(data)
     return len(data)
 
