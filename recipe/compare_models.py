@@ -81,6 +81,7 @@ def score(classifier: Classifier, items: list[tuple[str, str, str]]) -> dict:
         "photos": len(items),
         "balanced_accuracy_unknown_as_wrong": round(sum(recalls) / len(recalls), 3) if recalls else None,
         "no_top_answered_unknown": f"{sum(p.status == 'unknown' for p in no_top)} of {len(no_top)}",
+        "no_top_unknown_rate": round(sum(p.status == "unknown" for p in no_top) / len(no_top), 3) if no_top else None,
         "answered_accuracy": round(sum((p >= 0.5) == o for o, p in answered) / len(answered), 3) if answered else None,
         "answered_ece": round(
             expected_calibration_error(np.array([o for o, _ in answered]), np.array([p for _, p in answered])), 3
