@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from bottlecheck import Classifier
+from bottlecheck import Classifier, Prediction
 from bottlecheck.metrics import expected_calibration_error
 from bottlecheck.training.finder import render_records
 
@@ -31,11 +32,7 @@ def held_out(
     renders: list[Path], real: Path, annotations: Path, no_tops: Path | None = None
 ) -> dict[str, list[tuple[str, str, str]]]:
     """``{set name: [(path, truth, group)]}``"""
-    scenes = []
-    for directory, meta in render_records(renders):
-        if meta["index"] % 10 == 0 and (directory / meta["path"]).is_file():
-            group = meta["scene"] + ("-lying" if meta.get("lying") else "") + ("-cutoff" if meta["cutoff"] else "")
-            scenes.append((str(directory / meta["path"]), meta["label"], group))
+    scenes = rendered(renders, lambda index: index % 10 == 0)
     marked = json.loads(annotations.read_text())["images"]
     photos = [
         (str(real / rel), rel.split("/")[0] if marked[rel]["tops"] else "none", rel.split("/")[0])
@@ -48,18 +45,31 @@ def held_out(
     return held
 
 
-def unseen_renders(directories: list[Path]) -> list[tuple[str, str, str]]:
-    """Every render in ``directories``: rendered apart from the training renders (another seed, other backgrounds)."""
+def rendered(directories: list[Path], keep: Callable[[int], bool] = lambda index: True) -> list[tuple[str, str, str]]:
+    """``(path, truth, group)`` of the renders in ``directories`` whose index ``keep`` accepts; group: scene kind."""
     scenes = []
     for directory, meta in render_records(directories):
-        if (directory / meta["path"]).is_file():
+        if keep(meta["index"]) and (directory / meta["path"]).is_file():
             group = meta["scene"] + ("-lying" if meta.get("lying") else "") + ("-cutoff" if meta["cutoff"] else "")
             scenes.append((str(directory / meta["path"]), meta["label"], group))
     return scenes
 
 
+def unseen_renders(directories: list[Path]) -> list[tuple[str, str, str]]:
+    """Every render in ``directories``: rendered apart from the training renders (another seed, other backgrounds)."""
+    return rendered(directories)
+
+
+def predict(classifier: Classifier, items: list[tuple[str, str, str]]) -> list[Prediction]:
+    return list(classifier.classify_paths([path for path, _, _ in items]))
+
+
 def score(classifier: Classifier, items: list[tuple[str, str, str]]) -> dict:
-    predictions = list(classifier.classify_paths([path for path, _, _ in items]))
+    return score_predictions(items, predict(classifier, items))
+
+
+def score_predictions(items: list[tuple[str, str, str]], predictions: list[Prediction]) -> dict:
+    """Balanced accuracy (unknown wrong), accuracy and ECE of the answers, no-top photos answered unknown, by group."""
     answered = [
         (t == "open", p.p_open)
         for (_, t, _), p in zip(items, predictions, strict=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck import Classifier, __version__
-from bottlecheck.imaging import decode_image
+from bottlecheck.imaging import decode_image, decode_photo
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import finder as F
 from bottlecheck.training import judge as J
@@ -79,7 +79,7 @@ def hard_negatives(
         outputs = head.predict([fine.astype(np.float32), coarse.astype(np.float32)], verbose=0)
         found = []
         for scene, out in zip(scenes, outputs, strict=True):
-            photo_size = decode_image(scene.path).size
+            photo_size = decode_photo(scene.path, max_side=1)[1]  # the upright size; no full decode for it
             geometry = Letterbox(*photo_size, size)
             tops = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], F.STRIDE, min_score, per_photo)
             found.append((photo_size, [(*geometry.to_photo(t.x, t.y), t.side / geometry.scale) for t in tops]))

@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bottlecheck.artifact import write_metadata
+from bottlecheck.artifact import load_artifact, write_metadata
+from bottlecheck.tops import CROP_REDUCING_GAP
 from bottlecheck.training.finder import FINDER_PAD_MULTIPLE, FINDER_REDUCING_GAP, FINDER_SIZE, STRIDE, build_finder
 from bottlecheck.training.finder import finder_head as finder_head_model
 from bottlecheck.training.judge import CROP_SPAN, JUDGE_LABELS, JUDGE_SIZE, judge_features_model
@@ -86,16 +87,23 @@ def save_tops_artifact(
     judge.save(directory / "judge.keras")
     export_tflite(judge, directory / "judge.tflite")
     crop_input = input_spec(JUDGE_SIZE)
-    crop_input["resize"] = f"a square {CROP_SPAN:g} times the top's box side around its centre, bilinear"
+    crop_input["resize"] = (
+        f"a square {CROP_SPAN:g} times the top's box side around its centre, bilinear "
+        f"(Pillow's reducing_gap {CROP_REDUCING_GAP:g})"
+    )
+    # A finder copied from another model is described as that model describes it.
+    finder_input = (
+        finder_input_spec(finder_size) if finder_from is None else load_artifact(finder_from).stage("finder")["input"]
+    )
     full = {
         "labels": ["closed", "open"],
         "positive_label": "open",
-        "input": finder_input_spec(finder_size),
+        "input": finder_input,
         "threshold": threshold,
         "stages": {
             "finder": {
                 "files": {"tflite": "finder.tflite", "keras": "finder.keras"},
-                "input": finder_input_spec(finder_size),
+                "input": finder_input,
                 "stride": STRIDE,
                 "output": "(N, G, G, 4) per 8-px cell: top-centre heatmap, log of the box side in input "
                 "pixels, centre offset x and y in cells",
