@@ -201,6 +201,8 @@ def info(model_path, engine, as_json):
         facts["stages"] = {
             name: {
                 "input_size": int(stage["input"]["size"]),
+                # How the input is made, where it is more than a square letterbox (the any-size finder).
+                **{k: stage["input"][k] for k in ("pad_to_multiple", "reducing_gap") if k in stage["input"]},
                 "files": stage["files"],
                 **{k: stage[k] for k in ("stride", "min_score", "crop_span", "labels", "temperature") if k in stage},
             }
