@@ -10,6 +10,7 @@ Plain NumPy: the CLI and the server need no TensorFlow for it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,11 +74,18 @@ class Top:
         return (self.x - half, self.y - half, self.x + half, self.y + half)
 
 
-def _local_maxima(heat: np.ndarray) -> np.ndarray:
+def _peaks(heat: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (row-major order) of the cells at ``min_score`` or above that no neighbour exceeds.
+
+    Only the few cells above the score are compared with their 8 neighbours, not the whole map.
+    """
+    ys, xs = np.nonzero(heat >= min_score)
+    if len(ys) == 0:
+        return ys, xs
     padded = np.pad(heat, 1, constant_values=-np.inf)
-    h, w = heat.shape
-    neighbours = np.stack([padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)])
-    return heat >= neighbours.max(axis=0)
+    neighbourhood = np.max([padded[ys + dy, xs + dx] for dy in range(3) for dx in range(3)], axis=0)
+    keep = heat[ys, xs] >= neighbourhood
+    return ys[keep], xs[keep]
 
 
 def decode_tops(
@@ -89,8 +97,7 @@ def decode_tops(
     max_tops: int = 32,
 ) -> list[Top]:
     """Tops in model-input pixels from one image's ``(H, W)`` heatmap, ``(H, W)`` log sizes, ``(H, W, 2)`` offsets."""
-    peaks = _local_maxima(heatmap) & (heatmap >= min_score)
-    ys, xs = np.nonzero(peaks)
+    ys, xs = _peaks(heatmap, min_score)
     order = np.argsort(-heatmap[ys, xs])[:max_tops]
     tops = []
     for y, x in zip(ys[order], xs[order], strict=True):
@@ -109,6 +116,17 @@ def _suppress_overlaps(tops: list[Top], overlap: float = 0.5) -> list[Top]:
     return kept
 
 
+def _block_bands(start: int, end: int, length: int, factor: int) -> list[tuple[int, int]]:
+    """Spans of whole ``factor``-pixel blocks (the last may be short at ``length``) covering [start, end).
+
+    At most three: the block across ``start``, the blocks wholly inside, the block across ``end``.
+    """
+    first, last = start // factor * factor, min(-(-end // factor) * factor, length)
+    inner_start, inner_end = -(-start // factor) * factor, end if end == length else end // factor * factor
+    cuts = sorted({first, min(max(inner_start, first), last), max(min(inner_end, last), first), last})
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
 # A square far larger than the judge's input (a close-up's top, or a big false candidate the judge
 # will turn down) is first shrunk by a whole factor with a box filter, then resized bilinearly:
 # 0.7 against 1.4 ms a crop, pixels within 0.07 of a level on average. Training cuts its crops here too.
@@ -118,11 +136,45 @@ CROP_REDUCING_GAP = 2.0
 def cut_square(
     image: Image.Image, x: float, y: float, side: float, size: int, pad_value: int = PAD_VALUE
 ) -> Image.Image:
-    """The square of ``side`` pixels centred on (x, y), resized to ``size``; grey where it leaves the image."""
+    """The square of ``side`` pixels centred on (x, y), resized to ``size``; grey where it leaves the image.
+
+    The result is the square cut out onto a grey canvas and resized with ``reducing_gap``
+    :data:`CROP_REDUCING_GAP`, pixel for pixel (a test holds it to that). A square large enough
+    to be reduced first is never built whole, though: finder candidates on a phone photo are
+    often wider than the photo itself, and reducing only the blocks that hold some of the photo
+    spares a canvas of mostly grey (0.66 against 0.52 ms a crop on 1080x1920 photos).
+    """
     half = side / 2
-    box = (round(x - half), round(y - half), round(x + half), round(y + half))
-    inside = (max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3]))
-    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (pad_value,) * 3)
-    if inside[2] > inside[0] and inside[3] > inside[1]:
-        canvas.paste(image.crop(inside), (inside[0] - box[0], inside[1] - box[1]))
-    return canvas.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=CROP_REDUCING_GAP)
+    left, top, right, bottom = round(x - half), round(y - half), round(x + half), round(y + half)
+    width, height = right - left, bottom - top
+    inside = (max(0, left), max(0, top), min(image.width, right), min(image.height, bottom))
+    # Pillow's own choice of factor for resize(reducing_gap=...): reduce by it, then resize.
+    factor_x = int(width / size / CROP_REDUCING_GAP) or 1
+    factor_y = int(height / size / CROP_REDUCING_GAP) or 1
+    grey = (pad_value,) * 3
+    if (factor_x, factor_y) == (1, 1) or inside[2] <= inside[0] or inside[3] <= inside[1]:
+        canvas = Image.new("RGB", (width, height), grey)
+        if inside[2] > inside[0] and inside[3] > inside[1]:
+            canvas.paste(image.crop(inside), (inside[0] - left, inside[1] - top))
+        return canvas.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=CROP_REDUCING_GAP)
+    # Reduce block by block (counted from the square's corner): the blocks wholly on the photo
+    # straight from it, the blocks across its edge (a band at most one block wide on each side)
+    # on small grey canvases, the blocks wholly off it not at all (they are grey already).
+    reduced = Image.new("RGB", (-(-width // factor_x), -(-height // factor_y)), grey)
+    for x0, x1 in _block_bands(inside[0] - left, inside[2] - left, width, factor_x):
+        for y0, y1 in _block_bands(inside[1] - top, inside[3] - top, height, factor_y):
+            cell = (left + x0, top + y0, left + x1, top + y1)
+            if cell[0] >= inside[0] and cell[1] >= inside[1] and cell[2] <= inside[2] and cell[3] <= inside[3]:
+                part = image.reduce((factor_x, factor_y), box=cell)
+            else:
+                on_photo = (
+                    max(cell[0], inside[0]),
+                    max(cell[1], inside[1]),
+                    min(cell[2], inside[2]),
+                    min(cell[3], inside[3]),
+                )
+                canvas = Image.new("RGB", (x1 - x0, y1 - y0), grey)
+                canvas.paste(image.crop(on_photo), (on_photo[0] - cell[0], on_photo[1] - cell[1]))
+                part = canvas.reduce((factor_x, factor_y))
+            reduced.paste(part, (x0 // factor_x, y0 // factor_y))
+    return reduced.resize((size, size), Image.Resampling.BILINEAR, box=(0, 0, width / factor_x, height / factor_y))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from bottlecheck.tops import Letterbox, Top, cut_square, decode_tops
+from bottlecheck.tops import CROP_REDUCING_GAP, Letterbox, Top, _peaks, cut_square, decode_tops
 from bottlecheck.training.finder import FINDER_SIZE, STRIDE, _rotated, augmented_view, encode_targets
 from bottlecheck.training.judge import JUDGE_SIZE
 
@@ -102,3 +102,47 @@ def test_a_crop_at_the_photo_edge_is_padded_and_keeps_the_top_centred():
     centre = np.asarray(crop)[JUDGE_SIZE // 2, JUDGE_SIZE // 2]
     assert centre[0] > 200  # the top
     assert tuple(np.asarray(crop)[JUDGE_SIZE // 2, 2]) == (127, 127, 127)  # outside the photo: grey
+
+
+def _cut_on_a_whole_canvas(image: Image.Image, x: float, y: float, side: float, size: int) -> Image.Image:
+    """What a crop is by definition: the square on a grey canvas, resized as training's crops were."""
+    half = side / 2
+    box = (round(x - half), round(y - half), round(x + half), round(y + half))
+    inside = (max(0, box[0]), max(0, box[1]), min(image.width, box[2]), min(image.height, box[3]))
+    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (127, 127, 127))
+    if inside[2] > inside[0] and inside[3] > inside[1]:
+        canvas.paste(image.crop(inside), (inside[0] - box[0], inside[1] - box[1]))
+    return canvas.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=CROP_REDUCING_GAP)
+
+
+def test_a_crop_reduced_block_by_block_equals_the_crop_on_a_whole_canvas():
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 256, (960, 540, 3), dtype=np.uint8))
+    odd = Image.fromarray(rng.integers(0, 256, (97, 61, 3), dtype=np.uint8))
+    cases = 0
+    for image in (noise, odd):
+        for _ in range(400):
+            # small squares (no reduction), squares inside the photo, and squares wider than it
+            side = float(rng.choice([rng.uniform(4, 120), rng.uniform(120, 600), rng.uniform(500, 2500)]))
+            x = float(rng.uniform(-300, image.width + 300))
+            y = float(rng.uniform(-300, image.height + 300))
+            for size in (JUDGE_SIZE, 96):
+                expected = np.asarray(_cut_on_a_whole_canvas(image, x, y, side, size))
+                assert np.array_equal(np.asarray(cut_square(image, x, y, side, size)), expected), (x, y, side)
+                cases += 1
+    assert cases == 1600
+
+
+def test_peaks_are_the_cells_no_neighbour_exceeds_in_the_plain_order():
+    """Comparing only the cells above the score finds what comparing the whole map finds, in the same order."""
+    rng = np.random.default_rng(9)
+    for trial in range(300):
+        heat = (rng.random((20, 12)) ** 4).astype(np.float32)
+        if trial % 3 == 0:
+            heat = np.round(heat, 1)  # ties between neighbours
+        padded = np.pad(heat, 1, constant_values=-np.inf)
+        neighbours = np.stack([padded[dy : dy + 20, dx : dx + 12] for dy in range(3) for dx in range(3)])
+        expected = np.nonzero((heat >= neighbours.max(axis=0)) & (heat >= 0.3))
+        ys, xs = _peaks(heat, 0.3)
+        assert np.array_equal(ys, expected[0]) and np.array_equal(xs, expected[1])
+    assert _peaks(np.zeros((4, 4), np.float32), 0.3)[0].size == 0
