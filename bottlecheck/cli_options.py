@@ -46,7 +46,10 @@ batch_size_option = click.option(
     help="Images per model call [default: the engine's best: 8 for LiteRT, 32 for TensorFlow].",
 )
 workers_option = click.option(
-    "-w", "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Decoding threads."
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Threads, each decoding a batch and running its own copy of the model [default: one per CPU].",
 )
 
 

@@ -34,8 +34,15 @@ class Engine(Protocol):
     def run(self, images: np.ndarray) -> np.ndarray:
         """``(N, S, S, 3)`` uint8 images in, the model's whole output (batch first) out."""
 
+    def replica(self) -> Engine | None:
+        """The same model in a new single-threaded engine, for one more thread of the batch pipeline.
 
-def _default_threads() -> int:
+        ``None`` where the runtime does better with its own thread pool (TensorFlow).
+        """
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, which containers and Ray narrow)."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
@@ -63,20 +70,22 @@ def _quiet_native_stderr():
 class LiteRTEngine:
     name = "litert"
     # XNNPACK on a CPU gains nothing from big batches: activations outgrow the cache. Measured
-    # here (2 cores), inference alone, images/s: batch 1: 265, 4: 261, 8: 254, 32: 220, 64: 198;
-    # the whole pipeline on 1080x1920 JPEGs: batch 4: 126, 8: 137, 32: 128.
-    preferred_batch = 8
+    # here (2 cores, model 1), inference alone, images/s: batch 1: 265, 4: 261, 8: 254, 32: 220,
+    # 64: 198. Model 2 2.2.0, two pipeline threads with their own engines, 1,000 1080x1920 JPEGs,
+    # photos/s: batch 1: 145, 2: 153, 4: 152-159, 8: 145-149 (a core's 1 MB L2 holds a batch of 4).
+    preferred_batch = 4
 
     def __init__(self, artifact: ModelArtifact, threads: int | None = None, stage: str | None = None):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:
             raise ModelError("the LiteRT engine needs the 'ai-edge-litert' package") from exc
+        self._artifact, self._stage = artifact, stage
         path = artifact.file("tflite", stage)
         if not path.is_file():
             raise ModelError(f"missing exported model {path}")
         with _quiet_native_stderr():
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads or _default_threads())
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads or usable_cpus())
             self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -101,6 +110,12 @@ class LiteRTEngine:
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output).astype(np.float32)
+
+    def replica(self) -> LiteRTEngine:
+        # XNNPACK's two threads on one small model wait on each other and, beside the decoding
+        # threads, on a busy core; one thread per interpreter, one interpreter per pipeline thread,
+        # keeps both cores doing work (measured in BENCHMARKS.md section 1, 1080x1920 photos).
+        return LiteRTEngine(self._artifact, threads=1, stage=self._stage)
 
 
 class TensorFlowEngine:
@@ -136,6 +151,9 @@ class TensorFlowEngine:
         if batch.ndim != 4 or len(batch) == 0:
             raise ValueError(f"expected a (N, H, W, 3) batch, got shape {batch.shape}")
         return np.asarray(self._call(batch)).astype(np.float32)
+
+    def replica(self) -> None:
+        return None  # TensorFlow's own thread pool already spreads a batch over the cores
 
 
 def litert_available() -> bool:

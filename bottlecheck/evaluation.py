@@ -24,7 +24,7 @@ def evaluate(
     classifier: Classifier,
     examples: Sequence[Example],
     batch_size: int | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     progress=None,
 ) -> tuple[dict[str, Any], list[dict]]:
     """Metrics over ``examples`` (see :func:`scan_data_dirs`), overall and per source."""

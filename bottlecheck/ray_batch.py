@@ -4,7 +4,7 @@ The pipeline has one stage that does work. Paths go in with ``from_items`` (the 
 them in the object store: no read tasks, so nothing upstream of the actors ever waits for a
 CPU), and a pool of actors (``map_batches`` with ``ActorPoolStrategy``) each load the model
 once and run bottlecheck's own batch pipeline on their share: the same loader (EXIF, pixel
-bombs, JPEG draft mode), the same decoding threads, the same rows. Rows come back to the
+bombs, JPEG draft mode), the same pipeline threads, the same rows. Rows come back to the
 driver in input order (``preserve_order``) and go to the same writers as a local run, so
 formats, ``--resume`` and exit codes do not change.
 
@@ -55,7 +55,7 @@ class ClassifyBatch:
         engine: str,
         threshold: float | None,
         batch_size: int | None,
-        workers: int,
+        workers: int | None,
     ):
         self.classifier = Classifier.load(model_path, engine=engine, threshold=threshold, threads=threads_per_actor())
         if self.classifier.artifact.checksum != checksum:
@@ -64,7 +64,8 @@ class ClassifyBatch:
                 f"(sha256 {self.classifier.artifact.checksum[:12]}), not the driver's model (sha256 {checksum[:12]})"
             )
         self.batch_size = batch_size
-        self.workers = workers
+        # One pipeline thread per CPU Ray gave the actor, not per CPU of the node it landed on.
+        self.workers = workers or threads_per_actor()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         paths = [str(path) for path in batch["path"]]
@@ -76,7 +77,7 @@ class ClassifyBatch:
 
 
 def threads_per_actor() -> int:
-    """Inference threads inside one actor: the CPUs Ray gave it (Ray sets ``OMP_NUM_THREADS`` to that)."""
+    """Threads inside one actor: the CPUs Ray gave it (Ray sets ``OMP_NUM_THREADS`` to that)."""
     return max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
 
 
@@ -118,12 +119,13 @@ def classify_on_ray(
     classifier: Classifier,
     engine: str,
     batch_size: int | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     cpus_per_actor: int = 2,
 ) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per path, in input order, computed by Ray actors.
 
-    ``batch_size`` is images per model call inside an actor, as locally; each actor is sent
+    ``batch_size`` is images per model call inside an actor, as locally; ``workers`` its
+    pipeline threads (default: one per CPU the actor holds); each actor is sent
     :data:`DEFAULT_RAY_BATCH` paths at a time.
 
     Call :func:`connect` first. ``classifier`` is the driver's own copy: the actors load the

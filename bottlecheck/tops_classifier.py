@@ -17,7 +17,7 @@ the finder's input is shrunk from it and the crops are cut from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -28,6 +28,9 @@ from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageSource, decode_photo, letterbox
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
 from bottlecheck.tops import Letterbox, cut_square, decode_tops
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+
 
 
 @dataclass
@@ -75,6 +78,14 @@ class TopsClassifier(Classifier):
         finder = load_engine(artifact, engine, threads, stage="finder")
         judge = load_engine(artifact, engine, threads, stage="judge")
         return cls(artifact, finder, judge, threshold)
+
+    def replica(self) -> Self | None:
+        twin = super().replica()
+        judge = self.judge.replica()
+        if twin is None or judge is None:
+            return None
+        twin.judge = judge
+        return twin
 
     def preprocess(self, source: ImageSource) -> PreparedPhoto:  # type: ignore[override]
         image, size = decode_photo(source, max_side=self.decode_side, max_pixels=self.max_pixels)

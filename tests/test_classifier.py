@@ -44,6 +44,39 @@ def test_each_path_gets_its_own_answer_within_a_batch(classifier, batch_size):
         assert prediction.confidence == pytest.approx(alone[prediction.path], abs=1e-5)
 
 
+def _row(prediction):
+    return (prediction.path, prediction.status, prediction.confidence, prediction.error, prediction.tops)
+
+
+def test_worker_threads_with_their_own_engines_answer_as_one_thread_does(classifier, tmp_path):
+    """The pipeline in lanes (each thread decodes a batch and runs its own copy of the model) changes no row."""
+    (tmp_path / "broken.jpg").write_bytes(INTERLEAVED[0].read_bytes()[:300])
+    paths = [str(p) for p in INTERLEAVED] + [str(tmp_path / "missing.jpg"), str(tmp_path / "broken.jpg")]
+    paths = paths + paths[::-1] + [str(EXAMPLES / "rendered_unknown_1.jpg")]
+    lanes = list(classifier.classify_paths(paths, batch_size=2, workers=3))
+    one_thread = list(classifier.classify_paths(paths, batch_size=2, workers=1))
+    one_by_one = [classifier.classify(path) for path in paths]
+    assert [p.path for p in lanes] == paths
+    assert [_row(p) for p in lanes] == [_row(p) for p in one_thread] == [_row(p) for p in one_by_one]
+    assert [p.status for p in lanes].count("error") == 4
+    assert {p.status for p in lanes} == {"open", "closed", "unknown", "error"}
+
+
+def test_a_replica_has_engines_of_its_own_and_answers_the_same(classifier):
+    twin = classifier.replica()
+    assert twin is not None and twin.engine is not classifier.engine
+    assert getattr(twin, "judge", None) is not getattr(classifier, "judge", None)
+    assert _row(twin.classify(str(INTERLEAVED[0]))) == _row(classifier.classify(str(INTERLEAVED[0])))
+
+
+def test_a_caller_that_stops_early_stops_the_pipeline(classifier):
+    rows = classifier.classify_paths([str(INTERLEAVED[0])] * 400, batch_size=2, workers=2)
+    first = next(rows)
+    rows.close()  # the worker threads finish what they hold and start nothing more
+    assert first.status == "open"
+    assert [t for t in threading.enumerate() if t.name.startswith("classify")] == []
+
+
 def test_a_path_names_its_own_row(classifier):
     prediction = classifier.classify(str(INTERLEAVED[0]))
     assert prediction.path == str(INTERLEAVED[0])
@@ -70,6 +103,31 @@ def test_each_request_gets_its_own_answer_within_a_micro_batch(classifier):
         answer = classifier.prediction_from(str(path), result)
         assert answer.status == _expected(path)
         assert answer.confidence == pytest.approx(classifier.classify(path).confidence, abs=1e-5)
+
+
+def test_the_batching_threads_each_run_their_own_model_function_at_the_same_time():
+    """Two functions, two threads: each one's first batch waits for the other's; one thread alone would hang."""
+    both_busy = threading.Barrier(2, timeout=10)
+
+    def copy_of_the_model(name):
+        first_call = [True]
+
+        def predict(batch):
+            if first_call.pop() if first_call else False:
+                both_busy.wait()  # raises BrokenBarrierError if the other copy never runs meanwhile
+            return [(name, x) for x in batch]
+
+        return predict
+
+    batcher = MicroBatcher([copy_of_the_model("a"), copy_of_the_model("b")], max_batch=1, max_wait=0.0, max_queue=8)
+    try:
+        futures = [batcher.submit(i) for i in range(6)]
+        answers = [future.result(timeout=20) for future in futures]
+    finally:
+        batcher.close()
+    assert [x for _, x in answers] == list(range(6))
+    assert {who for who, _ in answers} == {"a", "b"}
+    assert batcher.lanes == 2 and batcher.capacity == 8 + 2
 
 
 def test_a_p_open_exactly_at_the_threshold_is_open(classifier):

@@ -138,8 +138,8 @@ def test_cache_skips_inference_for_a_repeated_image(make_client, classifier):
     client = make_client()
     service = client.application.extensions["bottlecheck"]
     calls = []
-    original = service.batcher._predict
-    service.batcher._predict = lambda batch: calls.append(len(batch)) or original(batch)
+    original = service.predict
+    service.predict = lambda copy, batch: calls.append(len(batch)) or original(copy, batch)
     first = post(client, ("a.jpg", JPEG)).get_json()
     second = post(client, ("again.jpg", JPEG)).get_json()
     assert first == second and calls == [1]
@@ -151,8 +151,8 @@ def test_micro_batching_gathers_concurrent_requests(make_client):
     client = make_client(BATCH_MAX_WAIT_MS=200, BATCH_MAX_SIZE=8, CACHE_SIZE=0)
     service = client.application.extensions["bottlecheck"]
     sizes = []
-    original = service.batcher._predict
-    service.batcher._predict = lambda batch: sizes.append(len(batch)) or original(batch)
+    original = service.predict
+    service.predict = lambda copy, batch: sizes.append(len(batch)) or original(copy, batch)
     images = [bottle_photo(i % 2 == 0, seed=50 + i) for i in range(6)]
     barrier = threading.Barrier(6)
     results = [None] * 6
@@ -171,17 +171,41 @@ def test_micro_batching_gathers_concurrent_requests(make_client):
     assert sum(sizes) == 6 and max(sizes) > 1, f"batches were {sizes}"
 
 
+def test_each_model_copy_has_its_own_batching_thread_and_answers_its_own_requests(make_client, classifier):
+    client = make_client(MODEL_COPIES=3, CACHE_SIZE=0)
+    service = client.application.extensions["bottlecheck"]
+    assert service.batcher.lanes == 3
+    used = set()
+    original = service.predict
+    service.predict = lambda copy, batch: used.add(id(copy.engine)) or original(copy, batch)
+    photos = [bottle_photo(i % 2 == 0, seed=300 + i) for i in range(12)]
+    expected = [classifier.classify(photo).status for photo in photos]
+    answers = [None] * len(photos)
+
+    def ask(i):
+        answers[i] = post(client.application.test_client(), (f"{i}.jpg", photos[i])).get_json()["Bottle_Status"]
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(photos))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == expected
+    assert id(classifier.engine) not in used  # copies, never the shared multi-threaded engine
+    assert make_client(MODEL_COPIES=1).application.extensions["bottlecheck"].batcher.lanes == 1
+
+
 def test_full_queue_answers_503_at_once(make_client):
-    client = make_client(QUEUE_MAX=1, CACHE_SIZE=0)
+    client = make_client(QUEUE_MAX=1, CACHE_SIZE=0, MODEL_COPIES=1)  # one batch in the model, one queued
     service = client.application.extensions["bottlecheck"]
     gate = threading.Event()
-    original = service.batcher._predict
+    original = service.predict
 
-    def slow(batch):
+    def slow(copy, batch):
         gate.wait(10)
-        return original(batch)
+        return original(copy, batch)
 
-    service.batcher._predict = slow
+    service.predict = slow
     first = threading.Thread(target=lambda: post(client.application.test_client(), ("1.jpg", JPEG)))
     first.start()
     import time
@@ -222,10 +246,10 @@ def test_errors_never_leak_a_stack_trace(make_client):
     client = make_client()
     service = client.application.extensions["bottlecheck"]
 
-    def explode(batch):
+    def explode(copy, batch):
         raise RuntimeError("secret internal detail")
 
-    service.batcher._predict = explode
+    service.predict = explode
     response = post(client, ("a.jpg", bottle_photo(True, seed=123)))
     assert response.status_code == 500
     assert response.get_json()["error"] == "Internal server error"

@@ -1,11 +1,15 @@
 """Micro-batching: gather concurrent requests in a worker into one model call.
 
 Request threads decode their image (outside any lock, in parallel), then hand
-the array to ``MicroBatcher.submit``. One batching thread takes the first
+the array to ``MicroBatcher.submit``. A batching thread takes the first
 waiting array and, while other requests are still on their way (decoding or
 queued), waits up to ``max_wait`` for more, up to ``max_batch``; then it runs the
 model once and hands each request its answer. The idea of TensorFlow Serving's
 and Triton's dynamic batching, sized for a CPU worker.
+
+Given several model functions (each a single-threaded copy of the model), one batching
+thread runs each, all taking from the one queue: a core is never left waiting on a
+two-threaded model call that the other core's decoding holds up.
 
 The queue is bounded: when it is full, ``submit`` raises :class:`Overloaded` at
 once, and the server answers 503 instead of letting latency grow without limit.
@@ -22,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+Predict = Callable[[list[Any]], Sequence[Any] | np.ndarray]
+
 
 class Overloaded(RuntimeError):
     """The batching queue is full."""
@@ -30,13 +36,13 @@ class Overloaded(RuntimeError):
 class MicroBatcher:
     def __init__(
         self,
-        predict: Callable[[list[Any]], Sequence[Any] | np.ndarray],
+        predict: Predict | Sequence[Predict],
         max_batch: int = 16,
         max_wait: float = 0.005,
         max_queue: int = 64,
         on_batch: Callable[[int], None] | None = None,
     ):
-        self._predict = predict
+        self._predicts = list(predict) if isinstance(predict, Sequence) else [predict]
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait)
         self._queue: queue.Queue[tuple[np.ndarray, Future]] = queue.Queue(maxsize=max(1, max_queue))
@@ -44,13 +50,22 @@ class MicroBatcher:
         self._inflight = 0  # requests between begin() and their answer: decoding or queued
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(function,), name=f"micro-batcher-{i}", daemon=True)
+            for i, function in enumerate(self._predicts)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def lanes(self) -> int:
+        """Batching threads, each with its own model function."""
+        return len(self._threads)
 
     @property
     def capacity(self) -> int:
-        """Images admitted at once: a full queue plus the batch inside the model."""
-        return self._queue.maxsize + self.max_batch
+        """Images admitted at once: a full queue plus a batch inside each model copy."""
+        return self._queue.maxsize + self.max_batch * len(self._predicts)
 
     def begin(self) -> None:
         """Admit an image before it is decoded (and let the batcher wait for it).
@@ -84,13 +99,14 @@ class MicroBatcher:
         with self._lock:
             return self._inflight > batch_size
 
-    def _run(self) -> None:
+    def _run(self, predict: Predict) -> None:
         while not self._stopped.is_set():
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
             if first is None:  # closed
+                self._pass_on_the_stop()
                 break
             batch = [first]
             deadline = time.monotonic() + self.max_wait
@@ -110,13 +126,21 @@ class MicroBatcher:
             closing = any(item is None for item in batch)  # the sentinel came in with a batch
             batch = [item for item in batch if item is not None]
             if batch:
-                self._run_batch(batch)
+                self._run_batch(predict, batch)
             if closing:
+                self._pass_on_the_stop()
                 break
 
-    def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+    def _pass_on_the_stop(self) -> None:
+        """Wake the next batching thread too (one sentinel in the queue stops them one by one)."""
         try:
-            scores = self._predict([image for image, _ in batch])
+            self._queue.put_nowait(None)  # type: ignore[arg-type]
+        except queue.Full:
+            pass  # busy: it will see the stop flag after its batch
+
+    def _run_batch(self, predict: Predict, batch: list[tuple[np.ndarray, Future]]) -> None:
+        try:
+            scores = predict([image for image, _ in batch])
         except Exception as exc:  # every waiting request gets the failure, none hangs
             for _, future in batch:
                 if not future.cancelled():
@@ -131,11 +155,12 @@ class MicroBatcher:
                 pass
 
     def close(self) -> None:
-        """Stop the batching thread; a sentinel wakes it at once rather than at its next 0.2 s poll
+        """Stop the batching threads; a sentinel wakes them at once rather than at their next 0.2 s poll
         (at exit, a process that built many apps, like the test suite, waited 0.2 s for each)."""
         self._stopped.set()
         try:
             self._queue.put_nowait(None)  # type: ignore[arg-type]
         except queue.Full:
             pass  # busy: it will see the stop flag after this batch
-        self._thread.join(timeout=2)
+        for thread in self._threads:
+            thread.join(timeout=2)

@@ -9,7 +9,8 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "MODEL": None,  # model directory; None = bundled
     "ENGINE": "auto",
-    "ENGINE_THREADS": None,
+    "ENGINE_THREADS": None,  # threads of the one model copy when MODEL_COPIES is 1
+    "MODEL_COPIES": None,  # single-threaded model copies, one batching thread each; None = one per CPU
     "THRESHOLD": None,  # None = the model's
     "API_KEYS": "",  # comma-separated; empty = no authentication
     "API_KEYS_FILE": None,  # one key per line, '#' comments
@@ -19,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FILES": 32,  # images in one request
     "MAX_FORM_PARTS": 64,  # multipart fields of any kind
     "MAX_PIXELS": 50_000_000,
-    "BATCH_MAX_SIZE": 16,
+    "BATCH_MAX_SIZE": None,  # images per model call; None = the engine's best (4 for LiteRT, 32 for TensorFlow)
     "BATCH_MAX_WAIT_MS": 5.0,
     "QUEUE_MAX": 64,
     "REQUEST_TIMEOUT_S": 30.0,
@@ -30,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items() if value is not None}
-_TYPES.update({"ENGINE_THREADS": int, "THRESHOLD": float})
+_TYPES.update({"ENGINE_THREADS": int, "MODEL_COPIES": int, "BATCH_MAX_SIZE": int, "THRESHOLD": float})
 
 
 def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict:

@@ -7,6 +7,7 @@ the request and format the answer.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -14,12 +15,26 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from bottlecheck.classifier import Classifier
+from bottlecheck.engines import usable_cpus
 from bottlecheck.imaging import ImageError
 from bottlecheck.server.batcher import MicroBatcher, Overloaded
 from bottlecheck.server.cache import cache_key, make_cache
 from bottlecheck.server.observability import Metrics
 
 BAD_IMAGE = "Unable to process image"
+
+
+def model_copies(classifier: Classifier, count: int | None = None) -> list[Classifier]:
+    """The model copies the batching threads run: ``count`` single-threaded ones (default: one per CPU).
+
+    One copy, or a runtime that keeps its own thread pool (TensorFlow): the classifier itself,
+    with every thread its engine was given.
+    """
+    count = usable_cpus() if count is None else max(1, int(count))
+    if count == 1:
+        return [classifier]
+    copies = [classifier.replica() for _ in range(count)]
+    return [copy for copy in copies if copy is not None] or [classifier]
 
 
 class ClassificationService:
@@ -31,18 +46,24 @@ class ClassificationService:
         self.timeout = float(config["REQUEST_TIMEOUT_S"])
         self.cache = make_cache(config.get("CACHE_URL"), int(config["CACHE_SIZE"]))
         self.two_stage = classifier.artifact.is_two_stage
+        copies = model_copies(classifier, config.get("MODEL_COPIES"))
         self.batcher = MicroBatcher(
-            self._predict,
-            max_batch=int(config["BATCH_MAX_SIZE"]),
+            [functools.partial(self._run_model, copy) for copy in copies],
+            max_batch=int(config["BATCH_MAX_SIZE"] or classifier.engine.preferred_batch),
             max_wait=float(config["BATCH_MAX_WAIT_MS"]) / 1000.0,
             max_queue=int(config["QUEUE_MAX"]),
             on_batch=metrics.batch_size.observe,
         )
 
-    def _predict(self, prepared: list[Any]) -> Any:
-        """The batcher's model call: p_open per array (model 1), or an answer per photo (model 2)."""
+    def _run_model(self, classifier: Classifier, prepared: list[Any]) -> Any:
+        """A batching thread's model call: p_open per array (model 1), or an answer per photo (model 2)."""
         self.metrics.queue_depth.set(self.batcher.queue_depth)  # a batch just left the queue
-        return self.classifier.infer(prepared)
+        return self.predict(classifier, prepared)
+
+    @staticmethod
+    def predict(classifier: Classifier, prepared: list[Any]) -> Any:
+        """Run one copy of the model on a batch (the one place every request's inference passes)."""
+        return classifier.infer(prepared)
 
     def answer(self, result: Any) -> dict[str, Any]:
         """The API's answer: the seed's two keys first; model 2 adds each bottle top it found."""
