@@ -4,11 +4,12 @@
 
 For 1080x1920 phone frames and 640x480 camera frames (photo-like JPEGs, fixed seeds):
 - the CLI end to end (a subprocess, as users run it), LiteRT and TensorFlow engines;
-- the limits: decoding+preprocessing alone with the same worker threads, and model
-  inference alone on pre-decoded arrays at the same batch size;
+- the limits: decoding+preprocessing alone with the same number of threads, and model
+  inference alone on pre-decoded arrays at the same batch size, threads and engine copies;
 - the baseline a user would otherwise write: Keras ResNet50 at 224x224 with
   ``model.predict`` called once per image in a Python loop;
-- how cost grows: batch sizes 1, 8, 32, 64 and 1 or 2 workers (in-process pipeline).
+- how cost grows: batch sizes 1, 4, 8, 32 and 1 or 2 workers (in-process pipeline; one worker
+  decodes ahead of one two-threaded engine, two run a copy of the model each).
 Prints JSON; ``benchmarks/run`` turns it into BENCHMARKS.md.
 """
 
@@ -27,11 +28,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import machine, make_photos, summary, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
+from bottlecheck.engines import usable_cpus  # noqa: E402
 
 SIZES = {"phone_1080x1920": (1080, 1920), "camera_640x480": (640, 480)}
+SCALING_BATCHES = (1, 4, 8, 32)
 
 
-def cli_throughput(folder: Path, count: int, engine: str, repeats: int, batch: int, workers: int) -> dict:
+def cli_throughput(folder: Path, count: int, engine: str, repeats: int, batch: int | None, workers: int) -> dict:
     rates = []
     for _ in range(repeats):
         out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
@@ -48,8 +51,7 @@ def cli_throughput(folder: Path, count: int, engine: str, repeats: int, batch: i
                 "-q",
                 "--engine",
                 engine,
-                "-b",
-                str(batch),
+                *(["-b", str(batch)] if batch else []),
                 "-w",
                 str(workers),
             ],
@@ -72,15 +74,27 @@ def decode_throughput(paths: list[Path], classifier: Classifier, workers: int, r
     return summary(rates)
 
 
-def inference_throughput(classifier: Classifier, prepared: list, batch: int, repeats: int) -> dict:
-    """The model alone on decoded inputs (model 2: the finder, the crops and the judge)."""
-    classifier.infer(prepared[:batch])
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(0, len(prepared), batch):
-            classifier.infer(prepared[i : i + batch])
-        rates.append(len(prepared) / (time.perf_counter() - start))
+def inference_throughput(classifier: Classifier, prepared: list, batch: int, workers: int, repeats: int) -> dict:
+    """The model alone on decoded inputs (model 2: the finder, the crops and the judge), run as the pipeline runs it.
+
+    LiteRT: ``workers`` threads, each with its own single-threaded copy of the model, share the
+    batches. TensorFlow (no copies): one thread, TensorFlow's pool spreading each batch.
+    """
+    replicas = [classifier.replica() for _ in range(workers)] if workers > 1 else []
+    lanes = [r for r in replicas if r is not None] or [classifier]
+    batches = [prepared[i : i + batch] for i in range(0, len(prepared), batch)]
+
+    def run(lane: Classifier, share: list) -> None:
+        for chunk in share:
+            lane.infer(chunk)
+
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        list(pool.map(run, lanes, [batches[:1]] * len(lanes)))  # warm up every copy
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(run, lanes, [batches[i :: len(lanes)] for i in range(len(lanes))]))
+            rates.append(len(prepared) / (time.perf_counter() - start))
     return summary(rates)
 
 
@@ -132,27 +146,28 @@ def main() -> None:
     args = parser.parse_args()
     count = args.count or (100 if args.quick else 1000)
     repeats = 1 if args.quick else 3
-    batch, workers = 8, 2  # LiteRT's default batch, for the limits and the scaling table's reference
-    results: dict = {"machine": machine(), "count": count, "batch_size": batch, "workers": workers, "sizes": {}}
     litert = Classifier.load(engine="litert")
     tensorflow = Classifier.load(engine="tensorflow")
+    # The CLI's defaults (LiteRT's batch, one pipeline thread per CPU), spelled out for the limits.
+    batch, workers = litert.engine.preferred_batch, usable_cpus()
+    results: dict = {"machine": machine(), "count": count, "batch_size": batch, "workers": workers, "sizes": {}}
     for name, size in SIZES.items():
         folder = Path(tempfile.gettempdir()) / "bottlecheck-bench" / name
         paths = make_photos(folder, count, size, seed=1)
         arrays = [litert.preprocess(p) for p in paths[: min(count, 256)]]
         entry = {
             "cli_litert": cli_throughput(folder, count, "litert", repeats, batch, workers),
-            "cli_tensorflow": cli_throughput(folder, count, "tensorflow", 1, batch, workers),
+            "cli_tensorflow": cli_throughput(folder, count, "tensorflow", 1, None, workers),
             "decode_only": decode_throughput(paths, litert, workers, repeats),
-            "inference_only_litert": inference_throughput(litert, arrays, batch, repeats),
-            "inference_only_tensorflow": inference_throughput(tensorflow, arrays, batch, repeats),
+            "inference_only_litert": inference_throughput(litert, arrays, batch, workers, repeats),
+            "inference_only_tensorflow": inference_throughput(tensorflow, arrays, 32, workers, repeats),
             "baseline_resnet50_predict_loop": baseline_throughput(paths[: 50 if args.quick else 200], 1),
         }
         if name == "camera_640x480":
             sub = paths[: min(count, 400)]
             entry["scaling"] = {
                 f"batch{b}_workers{w}": pipeline_throughput(litert, sub, b, w, 1)
-                for b in (1, 8, 32, 64)
+                for b in SCALING_BATCHES
                 for w in (1, 2)
             }
         results["sizes"][name] = entry

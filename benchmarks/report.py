@@ -24,7 +24,7 @@ def main() -> None:
         f"(results in `{folder}/`). Medians over repetitions, (min-max) in brackets.",
         "",
         f"## 1. Batch throughput, images/s ({batch['count']} images, batch {batch['batch_size']}, "
-        f"{batch['workers']} decode workers)",
+        f"{batch['workers']} pipeline threads)",
         "",
         "| | phone 1080x1920 | camera 640x480 |",
         "| --- | --- | --- |",
@@ -69,7 +69,7 @@ def main() -> None:
             "| batch | 1 worker | 2 workers |",
             "| --- | --- | --- |",
         ]
-        for b in (1, 8, 32, 64):
+        for b in sorted(int(key[5:].split("_")[0]) for key in scaling if key.endswith("_workers1")):
             lines.append(
                 f"| {b} | {scaling[f'batch{b}_workers1']['median']:.1f} | "
                 f"{scaling[f'batch{b}_workers2']['median']:.1f} |"
