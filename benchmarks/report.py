@@ -108,6 +108,13 @@ def main() -> None:
         0.1, serving["baseline_flask_predict"]["levels"][top]["requests_per_second"]
     )
     lines += ["", f"At {top} clients bottlecheck serves **{ratio:.1f}x** the baseline's requests/s."]
+    phone, at32 = batch["sizes"].get("phone_1080x1920"), serving["bottlecheck"]["levels"].get("32")
+    if phone and at32:  # the server against the same bound as the CLI (same photos' shape, same machine)
+        shared = 1 / (1 / phone["decode_only"]["median"] + 1 / phone["inference_only_litert"]["median"])
+        lines.append(
+            f"At 32 clients it answers **{at32['requests_per_second'] / shared:.0%} of the shared-CPU bound** of "
+            f"section 1 for phone photos ({shared:.1f} images/s), p99 **{at32['p99_ms'] / at32['p50_ms']:.2f}x** p50."
+        )
     mem = serving["bottlecheck"]["worker_rss_mb"]
     base_mem = serving["baseline_flask_predict"]["worker_rss_mb"]
     p = startup["classify_peak_rss"]
