@@ -147,6 +147,19 @@ def test_cache_skips_inference_for_a_repeated_image(make_client, classifier):
     assert "bottlecheck_cache_hits_total 1.0" in metrics
 
 
+def test_with_the_cache_off_every_request_runs_the_model_and_nothing_is_hashed(make_client, monkeypatch):
+    client = make_client(CACHE_SIZE=0)
+    service = client.application.extensions["bottlecheck"]
+    calls = []
+    original = service.predict
+    service.predict = lambda copy, batch: calls.append(len(batch)) or original(copy, batch)
+    hashed = []
+    monkeypatch.setattr("bottlecheck.server.service.cache_key", lambda *args: hashed.append(1) or "key")
+    first = post(client, ("a.jpg", JPEG)).get_json()
+    assert post(client, ("again.jpg", JPEG)).get_json() == first
+    assert calls == [1, 1] and hashed == []
+
+
 def test_micro_batching_gathers_concurrent_requests(make_client):
     client = make_client(BATCH_MAX_WAIT_MS=200, BATCH_MAX_SIZE=8, CACHE_SIZE=0)
     service = client.application.extensions["bottlecheck"]

@@ -100,11 +100,11 @@ class ClassificationService:
     def classify_many(self, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
         """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded."""
         results: list[dict[str, Any] | None] = [None] * len(uploads)
-        pending: list[tuple[int, str, Future]] = []
+        pending: list[tuple[int, str | None, Future]] = []
         checksum = self.classifier.artifact.checksum
         for index, (_name, data) in enumerate(uploads):
-            key = cache_key(data, checksum)
-            cached = self.cache.get(key)
+            key = cache_key(data, checksum) if self.cache.enabled else None
+            cached = self.cache.get(key) if key else None
             if cached is not None:
                 self.metrics.cache_hits.inc()
                 results[index] = self.answer(cached)
@@ -130,7 +130,8 @@ class ClassificationService:
         try:
             for index, key, future in pending:
                 result = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                self.cache.set(key, result)
+                if key:
+                    self.cache.set(key, result)
                 results[index] = self.answer(result)
         except FutureTimeout:
             raise Overloaded("timed out waiting for the model") from None
