@@ -50,8 +50,9 @@ def usable_cpus() -> int:
 def _quiet_native_stderr():
     """Hide what the runtime's C++ logging prints while it loads ("Created ... XNNPACK delegate").
 
-    It writes to file descriptor 2 directly, below Python's ``sys.stderr``; nothing else
-    runs while a model loads, so nothing of ours is lost.
+    It writes to file descriptor 2 directly, below Python's ``sys.stderr``. A model loads (or
+    allocates at its first run) in a few milliseconds at start-up, before anything of ours is
+    written to stderr but a progress bar's first frame.
     """
     try:
         saved = os.dup(2)
@@ -86,7 +87,8 @@ class LiteRTEngine:
             raise ModelError(f"missing exported model {path}")
         with _quiet_native_stderr():
             self._interpreter = Interpreter(model_path=str(path), num_threads=threads or usable_cpus())
-            self._interpreter.allocate_tensors()
+        # Tensors (and XNNPACK's packed weights, ~30 MB for the judge) are allocated at the first
+        # run: an engine that only hands out single-threaded copies to pipeline threads never runs.
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._shape: tuple[int, ...] = ()
@@ -103,9 +105,11 @@ class LiteRTEngine:
         with self._lock:
             if batch.shape != self._shape:
                 # A new batch size, or a new photo shape for a model that takes any (the finder):
-                # measured, about 1.6 ms for the finder once its weights are packed.
-                self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
-                self._interpreter.allocate_tensors()
+                # measured, about 1.6 ms for the finder once its weights are packed. The first
+                # allocation creates the XNNPACK delegate, which announces itself on stderr.
+                with _quiet_native_stderr() if not self._shape else contextlib.nullcontext():
+                    self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
+                    self._interpreter.allocate_tensors()
                 self._shape = batch.shape
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
