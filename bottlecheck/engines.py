@@ -13,8 +13,10 @@ return ``p_open`` for each, shape ``(N,)``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -41,9 +43,37 @@ class Engine(Protocol):
         """
 
 
+#: Where a container's CPU limit is read (cgroup v2 ``cpu.max``, else v1's CFS quota).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
 def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, which containers and Ray narrow)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    """The CPUs this process may use: its affinity mask, capped by its cgroup's CPU limit, rounded up.
+
+    A pod with ``limits.cpu: 2`` on a 32-core node sees 32 CPUs in its affinity mask; one model
+    copy per CPU would then be 32 copies (about 35 MB each) for 2 CPUs of time.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        count = min(count, math.ceil(limit))
+    return max(1, count)
+
+
+def cgroup_cpu_limit(root: Path | None = None) -> float | None:
+    """CPUs' worth of time this process's cgroup may use (``docker --cpus``, a pod's CPU limit), or None."""
+    root = CGROUP_ROOT if root is None else root
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 @contextlib.contextmanager
