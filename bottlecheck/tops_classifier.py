@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+
 
 
+#: Most crops per judge call (what a copy of the judge allocates for, whatever a batch holds).
+JUDGE_BATCH = 8
+
+
 @dataclass
 class PreparedPhoto:
     """A decoded photo: the image (perhaps at a reduced scale), its own size, and the finder's input."""
@@ -153,8 +157,21 @@ class TopsClassifier(Classifier):
             for photo, placed in zip(photos, found, strict=True)
             for x, y, side, _ in placed
         ]
-        judged = iter(self.judge.run(np.stack(crops)) if crops else [])
+        judged = iter(self.judge_crops(crops))
         return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
+
+    def judge_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """The judge's probabilities for each crop, :data:`JUDGE_BATCH` crops a call at most.
+
+        A batch of photos may hold up to ``max_tops`` candidates each; one call on all of them
+        would size the judge's tensors for the largest batch ever seen (about 1.5 MB a crop), and
+        a server's memory would creep up with each new record. A crop costs the same at batch 8.
+        """
+        return [
+            row
+            for start in range(0, len(crops), JUDGE_BATCH)
+            for row in self.judge.run(np.stack(crops[start : start + JUDGE_BATCH]))
+        ]
 
     def finder_maps(self, photos: list[PreparedPhoto]) -> list[np.ndarray]:
         """The finder's output for each photo; photos of one input shape (orientation, aspect) run together."""

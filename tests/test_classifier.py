@@ -163,3 +163,20 @@ def test_classify_is_safe_from_many_threads(classifier):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert [results[i] for i in range(8)] == [_expected(INTERLEAVED[i % 4]) for i in range(8)]
+
+
+def test_the_judge_takes_at_most_a_fixed_number_of_crops_a_call_and_answers_the_same(classifier):
+    from bottlecheck.tops_classifier import JUDGE_BATCH
+
+    lane = classifier.replica()
+    sizes = []
+    run = lane.judge.run
+    lane.judge.run = lambda crops: sizes.append(len(crops)) or run(crops)
+    paths = [str(EXAMPLES / "rendered_open_2.jpg"), str(EXAMPLES / "rendered_closed_2.jpg")] * 6
+    together = lane.answer_batch(paths, [lane.preprocess(p) for p in paths])
+    assert sum(sizes) > JUDGE_BATCH and max(sizes) <= JUDGE_BATCH  # more tops than one call takes
+    for path, answer in zip(paths, together, strict=True):
+        alone = classifier.classify(path)
+        assert answer.status == alone.status
+        assert answer.confidence == pytest.approx(alone.confidence, abs=1e-5)
+        assert len(answer.tops) == len(alone.tops)
