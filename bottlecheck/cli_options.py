@@ -43,7 +43,7 @@ batch_size_option = click.option(
     "-b",
     "--batch-size",
     type=click.IntRange(1, 1024),
-    help="Images per model call [default: the engine's best: 8 for LiteRT, 32 for TensorFlow].",
+    help="Images per model call [default: the engine's best: 4 for LiteRT, 32 for TensorFlow].",
 )
 workers_option = click.option(
     "-w",

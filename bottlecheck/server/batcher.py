@@ -132,7 +132,7 @@ class MicroBatcher:
                 break
 
     def _pass_on_the_stop(self) -> None:
-        """Wake the next batching thread too (one sentinel in the queue stops them one by one)."""
+        """Put the stop sentinel in the queue: each batching thread that takes it puts it back for the next."""
         try:
             self._queue.put_nowait(None)  # type: ignore[arg-type]
         except queue.Full:
@@ -158,9 +158,6 @@ class MicroBatcher:
         """Stop the batching threads; a sentinel wakes them at once rather than at their next 0.2 s poll
         (at exit, a process that built many apps, like the test suite, waited 0.2 s for each)."""
         self._stopped.set()
-        try:
-            self._queue.put_nowait(None)  # type: ignore[arg-type]
-        except queue.Full:
-            pass  # busy: it will see the stop flag after this batch
+        self._pass_on_the_stop()
         for thread in self._threads:
             thread.join(timeout=2)

@@ -31,10 +31,7 @@ def model_copies(classifier: Classifier, count: int | None = None) -> list[Class
     with every thread its engine was given.
     """
     count = usable_cpus() if count is None else max(1, int(count))
-    if count == 1:
-        return [classifier]
-    copies = [classifier.replica() for _ in range(count)]
-    return [copy for copy in copies if copy is not None] or [classifier]
+    return (classifier.single_threaded_copies(count) if count > 1 else []) or [classifier]
 
 
 class ClassificationService:
