@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -76,26 +79,51 @@ def cgroup_cpu_limit(root: Path | None = None) -> float | None:
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Hide what the runtime's C++ logging prints while it loads ("Created ... XNNPACK delegate").
+#: The line LiteRT's C++ logging prints, once a process, when it first creates its CPU delegate.
+DELEGATE_LINE = "XNNPACK delegate"
+_native_stderr_lock = threading.Lock()
+_delegate_announced = False
 
-    It writes to file descriptor 2 directly, below Python's ``sys.stderr``. A model loads (or
-    allocates at its first run) in a few milliseconds at start-up, before anything of ours is
-    written to stderr but a progress bar's first frame.
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide the line the runtime's C++ logging prints at its first allocation ("Created ... XNNPACK delegate").
+
+    It writes to file descriptor 2 directly, below Python's ``sys.stderr``, and only once a
+    process. Hiding it means pointing the process's descriptor 2 elsewhere for a moment, which
+    pipeline threads allocating at once used to do together: one saved the other's stand-in and
+    restored it, and the process (a library caller's too) lost its stderr for good. So descriptor
+    2 is swapped under one lock, and only until the line has been seen: from then on this is a
+    no-op and no thread touches it. Anything else caught meanwhile is written back to stderr.
     """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
+    global _delegate_announced
+    if _delegate_announced:
         yield
         return
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
+    with _native_stderr_lock:
+        if _delegate_announced:  # another thread saw it while this one waited
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            return
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+                _delegate_announced = any(DELEGATE_LINE in line for line in lines)
+                other = "".join(line for line in lines if DELEGATE_LINE not in line)
+                if other:
+                    sys.stderr.write(other)
+                    sys.stderr.flush()
 
 
 class LiteRTEngine:

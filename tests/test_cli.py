@@ -257,3 +257,34 @@ def test_save_annotated_writes_a_readable_copy_of_each_answered_photo(photo_dir,
             original = Image.open(photo_dir / name.replace("c_closed.jpg", "c_closed.png"))
             assert image.size == original.size  # small photos keep their size; boxes would line up
             assert image.getpixel((2, 2)) != original.convert("RGB").getpixel((2, 2))  # the answer's band
+
+
+def _many_photos(folder: Path, count: int = 12) -> Path:
+    folder.mkdir()
+    for k in range(count):
+        (folder / f"{k:02d}.jpg").write_bytes(bottle_photo(k % 2 == 0, seed=k))
+    return folder
+
+
+def test_the_summary_always_reaches_stderr_with_several_workers(tmp_path):
+    """Each pipeline thread's model copy allocates at its first batch; hiding LiteRT's delegate line
+    from there swapped fd 2 in several threads at once, and one restored /dev/null (issue 20)."""
+    photos = _many_photos(tmp_path / "photos")
+    script = shutil.which("bottlecheck", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    for _ in range(4):
+        proc = subprocess.run(
+            [script, "classify", str(photos), "-w", "4", "-b", "1", "-f", "csv"], capture_output=True, text=True
+        )
+        assert proc.returncode == 0
+        assert SUMMARY.fullmatch(proc.stderr) and proc.stderr.startswith("12 images: "), repr(proc.stderr)
+
+
+def test_a_library_callers_stderr_is_still_its_own_after_a_run_with_several_workers(tmp_path):
+    photos = _many_photos(tmp_path / "photos")
+    before = os.fstat(2)
+    for _ in range(6):
+        with pytest.raises(SystemExit) as exit_:
+            main(["classify", str(photos), "-w", "4", "-b", "1", "-f", "csv", "-q"], standalone_mode=False)
+        assert exit_.value.code == 0
+        after = os.fstat(2)
+        assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino), "fd 2 no longer the caller's stderr"
