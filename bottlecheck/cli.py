@@ -57,7 +57,9 @@ def plural(count: int, word: str) -> str:
 @model_option
 @engine_option
 @click.option(
-    "--resume", is_flag=True, help="With -o: skip inputs already answered in FILE, retry its error rows, append."
+    "--resume",
+    is_flag=True,
+    help="With -o: skip inputs already answered in FILE, retry its error rows; FILE ends in input order.",
 )
 @click.option(
     "--save-annotated",
@@ -138,7 +140,8 @@ def classify(
     counts = {"open": 0, "closed": 0, "unknown": 0, "error": 0}
     with contextlib.ExitStack() as stack:
         try:
-            sink = stack.enter_context(open_sink(output, fmt, resume, fields=TOPS_FIELDS if two_stage else FIELDS))
+            fields = TOPS_FIELDS if two_stage else FIELDS
+            sink = stack.enter_context(open_sink(output, fmt, resume, fields=fields, order=inputs))
         except ValueError as exc:  # resuming a file that holds something else: never overwrite it
             raise click.UsageError(str(exc)) from None
         todo = [path for path in inputs if path not in sink.done]

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -210,28 +210,45 @@ def _complete_csv(text: str, fields: tuple[str, ...] = FIELDS) -> tuple[list[dic
     return [], 0
 
 
+def _only_a_cut_first_line(text: str, fmt: str, fields: tuple[str, ...]) -> bool:
+    """Whether ``text`` is the start of what this writer puts first (a JSONL row, the CSV header), cut by a kill."""
+    if "\n" in text:
+        return False
+    start = '{"path": ' if fmt == "jsonl" else ",".join(fields)
+    return text.startswith(start) or start.startswith(text)
+
+
 def read_existing(path: str | os.PathLike, fmt: str, fields: tuple[str, ...] = FIELDS) -> tuple[list[dict], int]:
-    """Rows already written to ``path`` and the byte length of its complete part."""
+    """Rows already written to ``path`` and the byte length of its complete part.
+
+    Raises ValueError when ``path`` holds something else (another program's output, another
+    model's columns): resuming it would overwrite it. A file that holds only the start of its
+    first line (a kill before the first row was complete) holds no rows.
+    """
     try:
         with open(path, encoding="utf-8", newline="") as stream:  # keep "\r" inside CSV fields
             text = stream.read()
     except FileNotFoundError:
         return [], 0
     if fmt == "jsonl":
-        return _complete_jsonl(text)
-    if fmt == "csv":
-        return _complete_csv(text, fields)
-    if fmt == "json":
+        rows, keep = _complete_jsonl(text)
+    elif fmt == "csv":
+        rows, keep = _complete_csv(text, fields)
+    elif fmt == "json":
         try:
-            rows = json.loads(text)
+            found = json.loads(text)
         except json.JSONDecodeError:
-            return [], 0
-        return (
-            ([r for r in rows if isinstance(r, dict) and "path" in r], len(text.encode()))
-            if isinstance(rows, list)
-            else ([], 0)
+            found = None
+        rows = [r for r in found if isinstance(r, dict) and "path" in r] if isinstance(found, list) else []
+        keep = len(text.encode()) if isinstance(found, list) else 0
+    else:
+        raise ValueError(f"--resume does not support the {fmt} format")
+    if not keep and text and not _only_a_cut_first_line(text, fmt, fields):
+        raise ValueError(
+            f"{os.fspath(path)} does not hold {fmt} rows with the columns {', '.join(fields)}; "
+            "not resuming it (it would be overwritten)"
         )
-    raise ValueError(f"--resume does not support the {fmt} format")
+    return rows, keep
 
 
 class Sink:
@@ -240,9 +257,19 @@ class Sink:
     def __init__(self, writer: RowWriter, done: set[str]):
         self.writer = writer
         self.done = done
+        self.written: list[str] = []  # the paths of this run's rows, in the order written
 
     def write(self, row: dict) -> None:
         self.writer.write(row)
+        self.written.append(str(row["path"]))
+
+
+def in_input_order(rows: list[dict], order: Sequence[str]) -> list[dict]:
+    """``rows`` sorted by their path's place in ``order``; rows of paths not in it first, as they were."""
+    place: dict[str, int] = {}
+    for index, path in enumerate(order, start=1):
+        place.setdefault(path, index)
+    return sorted(rows, key=lambda row: place.get(str(row["path"]), 0))  # stable: ties keep their order
 
 
 def _replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
@@ -266,6 +293,7 @@ def open_sink(
     resume: bool = False,
     stdout: TextIO | None = None,
     fields: tuple[str, ...] = FIELDS,
+    order: Sequence[str] | None = None,
 ) -> Iterator[Sink]:
     """Open where rows go: ``output`` (a file) or ``stdout``; closed (and for JSON renamed into place) on exit.
 
@@ -273,7 +301,10 @@ def open_sink(
     ``sink.done``, except error rows: those are dropped from the file and their inputs
     classified again (a file may have been half copied last time). A file that holds
     something else (another program's output, another model's columns) raises ValueError
-    rather than being overwritten.
+    rather than being overwritten. Rows are appended as they come (a crash loses at most the
+    rows in flight); with ``order`` (the run's inputs), a run that ends normally leaves the
+    file's rows in that order, rewriting the file atomically when the retried rows (or an
+    earlier run's other inputs) put them out of it. Rows of paths not in ``order`` come first.
     """
     if output is None:
         writer = make_writer(fmt, stdout or sys.stdout, fields=fields)
@@ -287,18 +318,17 @@ def open_sink(
     keep = 0
     if resume:
         previous, keep = read_existing(path, fmt, fields)
-        if not keep and path.is_file() and path.stat().st_size > 0:
-            raise ValueError(
-                f"{path} does not hold {fmt} rows with the columns {', '.join(fields)}; "
-                "not resuming it (it would be overwritten)"
-            )
     good = [row for row in previous if row.get("status") != "error"]
     done = {str(row["path"]) for row in good}
     if fmt == "json":  # one array: collect, then write the whole file and rename it into place
         collector = JSONWriter(io.StringIO(), previous=good, fields=fields)
+        ended = False
         try:
             yield Sink(collector, done)
+            ended = True
         finally:
+            if ended and order is not None:
+                collector.rows = in_input_order(collector.rows, order)
             _replace_atomically(path, collector.dump)
         return
     if len(good) < len(previous):  # earlier error rows: rewrite the file without them, then append
@@ -313,11 +343,22 @@ def open_sink(
     else:
         stream = open(path, "w", encoding="utf-8", newline="")
         writer = make_writer(fmt, stream, fields=fields)
+    sink = Sink(writer, done)
     try:
-        yield Sink(writer, done)
+        yield sink
     finally:
         writer.close()
         stream.close()
+    written = [str(row["path"]) for row in good] + sink.written
+    if order is not None and written != [str(row["path"]) for row in in_input_order(_paths(written), order)]:
+        rows, _ = read_existing(path, fmt, fields)
+        _replace_atomically(
+            path, lambda stream: _write_rows(make_writer(fmt, stream, fields=fields), in_input_order(rows, order))
+        )
+
+
+def _paths(paths: list[str]) -> list[dict]:
+    return [{"path": path} for path in paths]
 
 
 def _write_rows(writer: RowWriter, rows: list[dict]) -> None:

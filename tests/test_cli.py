@@ -123,6 +123,34 @@ def test_resume_retries_error_rows_and_exits_on_the_final_state(photo_dir, tmp_p
     assert len(final) == 4 and [r["status"] for r in final].count("error") == 1
 
 
+def test_resume_puts_a_retried_row_back_in_its_place(photo_dir, tmp_path):
+    """The README promises rows in input order: the retried error row is not left at the end."""
+    broken = photo_dir / "b_closed.jpg"
+    good = broken.read_bytes()
+    broken.write_bytes(b"")
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"out.{fmt}"
+        broken.write_bytes(b"")
+        assert run("classify", str(photo_dir), "-o", str(out), "-q").exit_code == 1
+        broken.write_bytes(good)
+        assert run("classify", str(photo_dir), "-o", str(out), "--resume", "-q").exit_code == 1  # d_empty.jpg
+        if fmt == "csv":
+            rows = list(csv.DictReader(out.open(newline="")))
+        else:
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [Path(r["path"]).name for r in rows] == ["a_open.jpg", "b_closed.jpg", "c_closed.png", "d_empty.jpg"]
+        assert [r["status"] for r in rows][1] != "error"
+
+
+def test_resume_redoes_a_file_whose_only_row_was_cut_short(photo_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text(f'{{"path": "{photo_dir / "a_open.jpg"}", "status": "op')  # killed while writing row 1
+    result = run("classify", str(photo_dir / "a_open.jpg"), "-o", str(out), "--resume")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [Path(r["path"]).name for r in rows] == ["a_open.jpg"]
+
+
 def test_probabilities_have_four_decimals_everywhere(photo_dir):
     rows = [json.loads(line) for line in run("classify", str(photo_dir), "-f", "jsonl", "-q").output.splitlines()]
     for row in rows:

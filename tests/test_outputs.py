@@ -67,6 +67,49 @@ def test_resume_retries_error_rows_and_drops_them_from_the_file(tmp_path, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+def test_resume_given_the_inputs_leaves_the_rows_in_input_order(tmp_path, fmt):
+    """The retried error row goes back to its place; rows of inputs not given this time come first."""
+    out = tmp_path / f"out.{fmt}"
+    with open_sink(out, fmt) as sink:
+        for name in ("earlier.jpg", "a.jpg", "half-copied.jpg", "c.jpg"):
+            sink.write(_row(name, "error" if name == "half-copied.jpg" else "open"))
+    order = ["a.jpg", "half-copied.jpg", "c.jpg", "d.jpg"]
+    with open_sink(out, fmt, resume=True, order=order) as sink:
+        assert sink.done == {"earlier.jpg", "a.jpg", "c.jpg"}
+        sink.write(_row("half-copied.jpg", "closed"))
+        sink.write(_row("d.jpg", "closed"))
+    rows, _ = read_existing(out, fmt)
+    assert [(r["path"], r["status"]) for r in rows] == [
+        ("earlier.jpg", "open"),
+        ("a.jpg", "open"),
+        ("half-copied.jpg", "closed"),
+        ("c.jpg", "open"),
+        ("d.jpg", "closed"),
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # rewritten by a rename, nothing left behind
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_resume_redoes_a_file_whose_only_row_was_cut_short(tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    out.write_text('{"path": "a.jpg", "sta' if fmt == "jsonl" else "path,sta", encoding="utf-8")
+    with open_sink(out, fmt, resume=True, order=["a.jpg"]) as sink:
+        assert sink.done == set()
+        sink.write(_row("a.jpg"))
+    rows, _ = read_existing(out, fmt)
+    assert [r["path"] for r in rows] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+def test_resume_refuses_a_file_that_holds_something_else(tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    out.write_text("name,colour\nx,red\n" if fmt == "csv" else "<html>not rows</html>", encoding="utf-8")
+    with pytest.raises(ValueError, match="not resuming"), open_sink(out, fmt, resume=True):
+        pass
+    assert out.read_text(encoding="utf-8").startswith(("name,colour", "<html>"))
+
+
 def test_json_output_is_one_valid_array_and_resumes(tmp_path):
     out = tmp_path / "out.json"
     with open_sink(out, "json") as sink:
