@@ -2,12 +2,19 @@
 
 Like Ultralytics' ``save=True``: a QA engineer opens the folder and sees at a glance why a
 frame was called open. Boxes are in the photo's own pixels (after EXIF orientation), so
-they are drawn on the upright photo; the photo's answer is written in a band at the top.
+they are drawn on the upright photo; the photo's answer is written in a band added above
+it, so that it covers nothing (a cap is often at the very top of a frame). Lines and text
+are sized to the photo: a 150-pixel-wide frame gets a band it can hold, a phone photo one
+that can be read without zooming.
+
+Each copy keeps its input's path below the folder the inputs share, and its format: with
+``frames/a/x.png`` and ``frames/b/x.png`` as inputs, ``DIR/a/x.png`` and ``DIR/b/x.png``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -17,61 +24,116 @@ from bottlecheck.imaging import ImageSource, decode_photo
 
 COLOURS = {"open": (230, 40, 40), "closed": (40, 200, 70), "unknown": (150, 150, 150), "error": (150, 150, 150)}
 MAX_SIDE = 1600  # annotated copies are for looking at: no need for all 12 megapixels
+SMALLEST_FONT = 9  # pixels: the least that still reads on a thumbnail-sized frame
+
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def _font(size: int) -> Font:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow before 10.1
         return ImageFont.load_default()
 
 
+def _fitted(draw: ImageDraw.ImageDraw, layouts: list[list[str]], width: float, largest: int) -> tuple[list[str], Font]:
+    """The first layout (lines of text) that fits ``width`` and the largest font it fits at.
+
+    A layout may shrink its font to three quarters of ``largest`` before the next (more lines)
+    is tried; the last layout shrinks down to :data:`SMALLEST_FONT`.
+    """
+    for number, lines in enumerate(layouts):
+        last = number == len(layouts) - 1
+        floor = SMALLEST_FONT if last else max(SMALLEST_FONT, largest * 3 // 4)
+        for size in range(largest, floor - 1, -1):
+            font = _font(size)
+            if all(draw.textlength(line, font=font) <= width for line in lines):
+                return lines, font
+    return layouts[-1], _font(SMALLEST_FONT)
+
+
 def annotated(source: ImageSource, prediction: Prediction) -> Image.Image:
-    """The photo with the prediction drawn on it."""
-    image, size = decode_photo(source, max_side=MAX_SIDE)
-    image = image.copy()
-    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
-    scale = image.width / size[0]
+    """The photo (long side at most :data:`MAX_SIDE`) with the prediction drawn on it, below a band with the answer."""
+    photo, size = decode_photo(source, max_side=MAX_SIDE)
+    photo = photo.copy()
+    photo.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
+    scale = photo.width / size[0]
+    width, height = photo.size
+    line = max(1, round(max(width, height) / 300))
+    margin = max(2, line * 2)
+    probe = ImageDraw.Draw(photo)
+    confidence = "" if prediction.confidence is None else f" {prediction.confidence:.2f}"
+    tops = prediction.bottles
+    answer = f"{prediction.status}{confidence}"
+    counts = "" if tops is None else f"{tops} top{'' if tops == 1 else 's'}, {prediction.open_tops} open"
+    layouts = [[f"{answer}  ({counts})" if counts else answer]] + ([[answer, counts]] if counts else [])
+    lines, font = _fitted(probe, layouts, width - 2 * margin, max(10, round(max(width, height) / 45)))
+    ascent, descent = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (font.size, 0)
+    step = ascent + descent + margin // 2
+    band = margin * 2 + step * len(lines)
+
+    image = Image.new("RGB", (width, height + band), COLOURS.get(prediction.status, (0, 0, 0)))
+    image.paste(photo, (0, band))
     draw = ImageDraw.Draw(image)
-    line = max(2, round(max(image.size) / 300))
-    font = _font(max(12, round(max(image.size) / 45)))
+    for number, text in enumerate(lines):
+        draw.text((margin, margin + number * step), text, fill=(255, 255, 255), font=font)
     for top in prediction.tops or ():
         x0, y0, x1, y1 = (v * scale for v in top["box"])
         colour = COLOURS[top["status"]]
-        draw.rectangle([x0, y0, x1, y1], outline=colour, width=line)
+        draw.rectangle([x0, y0 + band, x1, y1 + band], outline=colour, width=line)
         label = f"{top['status']} {top['confidence']:.2f}"
-        text_box = draw.textbbox((x0, y0), label, font=font)
-        lift = text_box[3] - text_box[1] + 2 * line
-        origin = (x0, y0 - lift if y0 - lift >= 0 else y1 + line)
-        draw.rectangle(draw.textbbox(origin, label, font=font), fill=colour)
-        draw.text(origin, label, fill=(255, 255, 255), font=font)
-    confidence = "" if prediction.confidence is None else f" {prediction.confidence:.2f}"
-    tops = prediction.bottles
-    counts = "" if tops is None else f"  ({tops} top{'' if tops == 1 else 's'}, {prediction.open_tops} open)"
-    banner = f"{prediction.status}{confidence}{counts}"
-    box = draw.textbbox((line, line), banner, font=font)
-    draw.rectangle([0, 0, box[2] + line, box[3] + line], fill=COLOURS.get(prediction.status, (0, 0, 0)))
-    draw.text((line, line), banner, fill=(255, 255, 255), font=font)
+        left, upper, right, lower = draw.textbbox((0, 0), label, font=font)
+        lift = lower + line
+        # Above the box where the photo has room, else below it; never past the photo's sides.
+        x = min(max(0.0, x0), max(0.0, width - right - line))
+        y = y0 - lift if y0 - lift >= 0 else min(y1 + line, height - lower)
+        draw.rectangle([x + left - line, y + band + upper - line, x + right + line, y + band + lower], fill=colour)
+        draw.text((x, y + band), label, fill=(255, 255, 255), font=font)
     return image
 
 
-class AnnotatedCopies:
-    """Writes ``DIR/<name>.jpg`` for each input; names that repeat (same file name in two folders) get a number."""
+def _common_folder(paths: Iterable[str]) -> Path | None:
+    folders = [os.path.dirname(os.path.abspath(path)) for path in paths]
+    return Path(os.path.commonpath(folders)) if folders else None
 
-    def __init__(self, directory: str | os.PathLike):
+
+class AnnotatedCopies:
+    """Writes each answered input to ``DIR/<its path below the inputs' shared folder>``, in its own format.
+
+    ``inputs`` are every input of the run (also those a resumed run skips), so a copy's name
+    does not depend on which of them this run classifies; without them, copies go straight
+    into DIR under their file names. An input whose extension Pillow cannot write gets a
+    PNG copy (``name.ext.png``).
+    """
+
+    def __init__(self, directory: str | os.PathLike, inputs: Iterable[str] = ()):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._used: set[str] = set()
+        self._root = _common_folder(inputs)
+
+    def target(self, path: str) -> tuple[Path, str]:
+        """Where the copy of ``path`` goes, and the format it is written in."""
+        absolute = Path(os.path.abspath(path))
+        if self._root is not None and absolute.is_relative_to(self._root):
+            relative = absolute.relative_to(self._root)
+        else:
+            relative = Path(absolute.name)
+        if not relative.name:
+            relative = Path("image")
+        fmt = Image.registered_extensions().get(relative.suffix.lower())
+        if fmt is None or fmt not in Image.SAVE:
+            relative, fmt = relative.with_name(relative.name + ".png"), "PNG"
+        return self.directory / relative, fmt
 
     def save(self, path: str, prediction: Prediction) -> Path | None:
+        """Write the annotated copy of ``path``; None for an error row (nothing to draw on)."""
         if prediction.status == "error":
             return None
-        stem = Path(path).stem or "image"
-        name, number = f"{stem}.jpg", 1
-        while name in self._used:
-            number += 1
-            name = f"{stem}-{number}.jpg"
-        self._used.add(name)
-        target = self.directory / name
-        annotated(path, prediction).save(target, "JPEG", quality=90)
+        target, fmt = self.target(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image = annotated(path, prediction)
+        if fmt == "JPEG":
+            image.save(target, fmt, quality=90)
+        else:
+            image.save(target, fmt)
         return target

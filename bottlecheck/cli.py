@@ -65,7 +65,8 @@ def plural(count: int, word: str) -> str:
     "--save-annotated",
     "annotated_dir",
     type=click.Path(file_okay=False),
-    help="Also write a copy of each photo with its answer drawn on it (model 2: every top's box) into DIR.",
+    help="Also write a copy of each photo with its answer drawn on it (model 2: every top's box) into DIR, "
+    "at its path below the folder the inputs share, in its own format.",
 )
 @click.option(
     "--ray",
@@ -151,7 +152,7 @@ def classify(
             if annotated_dir:
                 from bottlecheck.annotate import AnnotatedCopies
 
-                copies = AnnotatedCopies(annotated_dir)
+                copies = AnnotatedCopies(annotated_dir, inputs)
             if ray_address:
                 from bottlecheck.ray_batch import classify_on_ray
 

@@ -279,12 +279,33 @@ def test_save_annotated_writes_a_readable_copy_of_each_answered_photo(photo_dir,
     result = run("classify", str(photo_dir), "--save-annotated", str(out), "-f", "csv", "-q")
     assert result.exit_code == 1  # the empty file is still an error row; it gets no copy
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["a_open.jpg", "b_closed.jpg", "c_closed.jpg"]
+    assert names == ["a_open.jpg", "b_closed.jpg", "c_closed.png"]  # each in its own format
     for name in names:
+        with Image.open(out / name) as image, Image.open(photo_dir / name) as original:
+            assert image.format == original.format
+            # Small photos keep their pixels (boxes line up); the answer's band is added above.
+            assert image.width == original.width and image.height > original.height
+            assert image.getpixel((2, 2)) != original.convert("RGB").getpixel((2, 2))
+
+
+def test_save_annotated_mirrors_the_inputs_folders_instead_of_numbering_same_names(tmp_path):
+    from PIL import Image
+
+    for folder, is_open in (("line-1", True), ("line-2", False)):
+        (tmp_path / "frames" / folder).mkdir(parents=True)
+        (tmp_path / "frames" / folder / "x.png").write_bytes(bottle_photo(is_open, seed=3, fmt="PNG"))
+    (tmp_path / "frames" / "x.jpg").write_bytes(bottle_photo(True, seed=4))
+    out = tmp_path / "seen"
+    result = run("classify", str(tmp_path / "frames"), "--save-annotated", str(out), "-f", "csv", "-q")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["line-1/x.png", "line-2/x.png", "x.jpg"]
+    for name in written:
         with Image.open(out / name) as image:
-            original = Image.open(photo_dir / name.replace("c_closed.jpg", "c_closed.png"))
-            assert image.size == original.size  # small photos keep their size; boxes would line up
-            assert image.getpixel((2, 2)) != original.convert("RGB").getpixel((2, 2))  # the answer's band
+            assert image.format == ("PNG" if name.endswith(".png") else "JPEG")
+    # One file named on its own goes straight into DIR, under its name.
+    run("classify", str(tmp_path / "frames" / "line-1" / "x.png"), "--save-annotated", str(tmp_path / "one"), "-q")
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["x.png"]
 
 
 def _many_photos(folder: Path, count: int = 12) -> Path:

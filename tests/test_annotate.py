@@ -1,0 +1,47 @@
+"""Annotated copies (classify --save-annotated): the drawing is sized to the photo and covers none of it."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from bottlecheck.annotate import annotated
+from bottlecheck.classifier import Prediction
+from tests.helpers import bottle_photo
+
+CAP = (63.0, 16.0, 87.0, 32.0)  # where bottle_photo draws the cap on a 150 x 267 frame
+
+
+def _closed_with_one_top(path: str) -> Prediction:
+    top = {"box": list(CAP), "status": "closed", "confidence": 0.95, "p_open": 0.05, "p_top": 0.99, "score": 0.8}
+    return Prediction(path, "closed", 0.95, 0.05, bottles=1, open_tops=0, closed_tops=1, tops=(top,))
+
+
+def test_a_narrow_photo_gets_a_whole_band_above_it_and_its_cap_stays_visible(tmp_path):
+    path = tmp_path / "narrow.png"
+    path.write_bytes(bottle_photo(False, size=(150, 267), fmt="PNG"))
+    original = np.asarray(Image.open(path).convert("RGB"))
+    image = np.asarray(annotated(str(path), _closed_with_one_top(str(path))))
+    band = image.shape[0] - original.shape[0]
+    assert image.shape[1] == original.shape[1] and band > 0, "the answer goes in a band above the photo"
+    # The cap, inside its box's outline, is the photo's own pixels: nothing was drawn over it.
+    x0, y0, x1, y1 = (round(v) for v in CAP)
+    inside = (slice(y0 + 3, y1 - 2), slice(x0 + 3, x1 - 2))
+    np.testing.assert_array_equal(image[band:][inside], original[inside])
+    # The box is drawn round it.
+    assert (image[band + y0 + 4 : band + y1 - 4, x0] != original[y0 + 4 : y1 - 4, x0]).any(axis=1).all()
+    # The band's text fits the band: white (anti-aliased) on green, clear of the right edge, readable.
+    text = image[:band].min(axis=2) > 150
+    rows, columns = np.nonzero(text.any(axis=1))[0], np.nonzero(text.any(axis=0))[0]
+    assert columns.max() < image.shape[1] - 1, "the answer is cut off at the right edge"
+    assert rows.max() - rows.min() + 1 >= 7
+
+
+def test_the_drawing_grows_with_the_photo(tmp_path):
+    bands = {}
+    for width in (150, 900):
+        path = tmp_path / f"{width}.png"
+        path.write_bytes(bottle_photo(False, size=(width, width * 16 // 9), fmt="PNG"))
+        prediction = _closed_with_one_top(str(path))
+        bands[width] = annotated(str(path), prediction).height - width * 16 // 9
+    assert bands[900] > 2 * bands[150]  # legible on a phone photo too, not a 12-px line across 1600 px
