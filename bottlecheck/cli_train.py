@@ -182,6 +182,7 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
     error of a model on DATA_DIR/{open,closed}."""
     from tqdm import tqdm
 
+    from bottlecheck.datasets import unread_images
     from bottlecheck.evaluation import evaluate as run_evaluation
     from bottlecheck.evaluation import format_table, scan_data_dirs, write_html_report
 
@@ -190,6 +191,13 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
         examples = scan_data_dirs(data_dirs)  # walked once: the count for the bar and the inputs
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    for data_dir in data_dirs:  # a folder of photos left out of every figure without a word misleads
+        for where, count in unread_images(data_dir).items():
+            click.echo(
+                f"warning: ignoring {where} ({count} image{'' if count == 1 else 's'}): "
+                "only closed/, open/ and none/ are evaluated",
+                err=True,
+            )
     with tqdm(total=len(examples), unit="img", disable=quiet or not sys.stderr.isatty(), file=sys.stderr) as bar:
         results, rows = run_evaluation(classifier, examples, batch_size, workers, progress=bar.update)
     if report:

@@ -10,12 +10,14 @@ so metrics can be reported per source.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bottlecheck.discovery import walk_images
+from bottlecheck.imaging import is_image_path
 from bottlecheck.labels import LABELS
 
 NO_TOP = "none"
@@ -43,6 +45,28 @@ def scan_image_folder(root: str | Path, source: str | None = None) -> list[Examp
     if not examples:
         raise FileNotFoundError(f"{root}: no images in {root / 'open'} or {root / 'closed'}")
     return examples
+
+
+def unread_images(root: str | Path) -> dict[str, int]:
+    """Images under ``root`` that :func:`scan_image_folder` does not read, by where they are.
+
+    Keys are the folders below ``root`` other than ``closed``, ``open`` and ``none`` that hold
+    images (``other/``), and ``root`` itself for images lying directly in it; values count them.
+    """
+    root = Path(root)
+    known = {*LABELS, NO_TOP}
+    unread: dict[str, int] = {}
+    loose = 0
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.name not in known:
+            count = sum(1 for _ in walk_images(str(child)))
+            if count:
+                unread[f"{child}{os.sep}"] = count
+        elif child.is_file() and is_image_path(child):
+            loose += 1
+    if loose:
+        unread[f"{root}{os.sep}"] = loose
+    return unread
 
 
 def scan_data_dirs(data_dirs: Sequence[str | Path]) -> list[Example]:

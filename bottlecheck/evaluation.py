@@ -15,7 +15,7 @@ from bottlecheck.classifier import Classifier
 from bottlecheck.datasets import NO_TOP, Example, scan_data_dirs
 from bottlecheck.labels import ERROR, LABELS, UNKNOWN
 from bottlecheck.metrics import classification_report, reports_by_source
-from bottlecheck.report import write_html_report
+from bottlecheck.report import unknown_counts, write_html_report
 
 __all__ = ["evaluate", "format_table", "scan_data_dirs", "write_html_report"]
 
@@ -87,11 +87,14 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"{name:<8} {row[0]:>7} {row[1]:>7}")
     if "unknown" in report:
         u = report["unknown"]
-        lines.append(
-            f"unknown: {u['by_label']}  balanced accuracy with unknown as wrong "
-            f"{u['balanced_accuracy_unknown_as_wrong']}  photos with no top answered unknown "
-            f"{u['no_top_answered_unknown']} of {u['no_top_photos']}"
+        line = (
+            f"answered unknown: {unknown_counts(u['by_label'])}; balanced accuracy with unknown as wrong "
+            f"{u['balanced_accuracy_unknown_as_wrong']}"
         )
+        if u["no_top_photos"]:
+            said = round(u["no_top_answered_unknown"] * u["no_top_photos"])
+            line += f"; photos with no top answered unknown: {said} of {u['no_top_photos']}"
+        lines.append(line)
     for source, sub in report.get("by_source", {}).items():
         lines.append(
             f"source {source}: accuracy {sub['accuracy']:.4f} on {sub['count']} "

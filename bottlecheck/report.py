@@ -21,6 +21,12 @@ from PIL import ImageDraw
 from bottlecheck.imaging import ImageError, decode_photo
 from bottlecheck.labels import ERROR, LABELS, UNKNOWN
 
+
+def unknown_counts(by_label: dict[str, int]) -> str:
+    """``3 open, 6 closed, 0 none``: how many photos of each true label were answered unknown."""
+    return ", ".join(f"{count} {label}" for label, count in by_label.items())
+
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} .sub{color:#666;margin-top:0}
@@ -38,13 +44,33 @@ dt{color:#666}
 W, H, PAD = 320, 260, 40
 
 
-def _axes(title_x: str, title_y: str) -> str:
-    return (
-        f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#888"/>'
-        f'<line x1="{PAD}" y1="{H - PAD}" x2="{PAD}" y2="10" stroke="#888"/>'
-        f'<text x="{(W + PAD) / 2}" y="{H - 8}" text-anchor="middle">{title_x}</text>'
-        f'<text x="12" y="{(H - PAD) / 2}" transform="rotate(-90 12 {(H - PAD) / 2})" text-anchor="middle">{title_y}</text>'
-    )
+def _axes(
+    title_x: str,
+    title_y: str,
+    x_ticks: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    x_low: float = 0.0,
+    y_ticks: tuple[float, ...] = (0.0, 0.5, 1.0),
+) -> str:
+    """Both axes with their titles, tick marks and tick labels (x from ``x_low`` to 1, y from 0 to 1)."""
+    parts = [
+        f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#888"/>',
+        f'<line x1="{PAD}" y1="{H - PAD}" x2="{PAD}" y2="10" stroke="#888"/>',
+        f'<text x="{(W + PAD) / 2}" y="{H - 8}" text-anchor="middle">{title_x}</text>',
+        f'<text x="12" y="{(H - PAD) / 2}" transform="rotate(-90 12 {(H - PAD) / 2})" text-anchor="middle">{title_y}</text>',
+    ]
+    for tick in x_ticks:
+        x = _x(tick, x_low)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{H - PAD}" x2="{x:.1f}" y2="{H - PAD + 4}" stroke="#888"/>'
+            f'<text class="tick x" x="{x:.1f}" y="{H - PAD + 15}" text-anchor="middle" font-size="10">{tick:g}</text>'
+        )
+    for tick in y_ticks:
+        y = _y(tick)
+        parts.append(
+            f'<line x1="{PAD - 4}" y1="{y:.1f}" x2="{PAD}" y2="{y:.1f}" stroke="#888"/>'
+            f'<text class="tick y" x="{PAD - 6}" y="{y + 3.5:.1f}" text-anchor="end" font-size="10">{tick:g}</text>'
+        )
+    return "".join(parts)
 
 
 def _x(value: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -61,7 +87,7 @@ def reliability_svg(labels: np.ndarray, p_open: np.ndarray, threshold: float, bi
     confidence = np.where(predicted == 1, p_open, 1 - p_open)
     edges = np.linspace(0.5, 1.0, bins + 1)
     parts = [
-        _axes("confidence", "accuracy"),
+        _axes("confidence", "accuracy", x_ticks=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0), x_low=0.5),
         f'<line x1="{_x(0.5, 0.5)}" y1="{_y(0.5)}" x2="{_x(1, 0.5)}" y2="{_y(1)}" stroke="#bbb" stroke-dasharray="4"/>',
     ]
     for low, high in zip(edges[:-1], edges[1:], strict=True):
@@ -76,8 +102,6 @@ def reliability_svg(labels: np.ndarray, p_open: np.ndarray, threshold: float, bi
             f"accuracy {accuracy:.2f} on {int(inside.sum())}</title></rect>"
             f'<text x="{(x0 + x1) / 2:.1f}" y="{max(_y(accuracy) - 4, 22):.1f}" text-anchor="middle">{int(inside.sum())}</text>'
         )
-    for tick in (0.5, 0.75, 1.0):
-        parts.append(f'<text x="{_x(tick, 0.5):.1f}" y="{H - PAD + 14}" text-anchor="middle">{tick:g}</text>')
     return f'<svg id="reliability" viewBox="0 0 {W} {H}" width="{W}" height="{H}">{"".join(parts)}</svg>'
 
 
@@ -163,7 +187,9 @@ def write_html_report(path: str | Path, report: dict[str, Any], rows: list[dict]
     ]
     if "unknown" in report:
         u = report["unknown"]
-        tiles.append(("answered unknown", str(sum(u["by_label"].values())), f"{u['by_label']}"))
+        tiles.append(
+            ("answered unknown", str(sum(u["by_label"].values())), f"true labels: {unknown_counts(u['by_label'])}")
+        )
     tile_html = "".join(
         f'<div class="tile"><span>{name}</span><b>{value}</b><span>{html.escape(note)}</span></div>'
         for name, value, note in tiles

@@ -48,3 +48,37 @@ def test_the_report_page_draws_its_charts_and_the_mistakes(tmp_path):
     assert cells == ["2", "1", "0", "2"]  # rows true closed/open, columns said closed/open
     assert len(thumbnails) == 1 and thumbnails[0] > 0
     assert "true closed" in caption and "said open" in caption and "filed-in-the-wrong-folder" in caption
+
+
+def test_evaluate_names_what_it_ignores_and_reports_unknown_answers_in_words(tmp_path):
+    """Quick loop, no browser: the warnings, the table and the page's text (issue 20)."""
+    import re
+
+    data = tmp_path / "data"
+    for folder, names in (
+        ("open", ["rendered_open_1.jpg", "rendered_open_2.jpg", "rendered_unknown_1.jpg"]),
+        ("closed", ["rendered_closed_1.jpg", "rendered_closed_2.jpg"]),
+        ("other", ["rendered_open_1.jpg", "rendered_closed_1.jpg"]),
+    ):
+        (data / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(EXAMPLES / name, data / folder / name)
+    shutil.copy(EXAMPLES / "rendered_open_2.jpg", data / "loose.jpg")
+    page_path = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["evaluate", str(data), "--report", str(page_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: ignoring {data / 'other'}{os.sep} (2 images)" in result.stderr
+    assert f"warning: ignoring {data}{os.sep} (1 image)" in result.stderr
+    table = result.stdout
+    assert "images 4 " in table  # the photos of other/ and the loose one were not counted
+    assert "answered unknown: 0 closed, 1 open, 0 none" in table  # rendered_unknown_1 shows no top
+    assert "None" not in table and "of 0" not in table  # no none/ folder: nothing to say about it
+    page = page_path.read_text(encoding="utf-8")
+    assert "0 closed, 1 open, 0 none" in page and "{&#x27;" not in page and "{'" not in page
+    for chart in ("reliability", "roc"):
+        svg = page[page.index(f'<svg id="{chart}"') :]
+        svg = svg[: svg.index("</svg>")]
+        x_ticks = re.findall(r'<text class="tick x"[^>]*>([^<]+)</text>', svg)
+        y_ticks = re.findall(r'<text class="tick y"[^>]*>([^<]+)</text>', svg)
+        assert x_ticks[-1] == "1" and len(x_ticks) >= 3, chart
+        assert y_ticks == ["0", "0.5", "1"], chart
