@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import hashlib
 import itertools
+import json
 import os
 import queue
 import threading
@@ -101,6 +103,30 @@ class Classifier:
         never imports it back (a subclass importing its base is the only direction).
         """
         _OTHER_KINDS.append((accepts, load))
+
+    def answer_settings(self) -> dict[str, Any]:
+        """What, besides the image and the weights, decides this classifier's answer (its result cache key).
+
+        The threshold (the model's, or the one given), the runtime, and the rules read from the
+        model's metadata; a two-stage model adds those of its stages.
+        """
+        return {
+            "engine": self.engine.name,
+            "threshold": self.threshold,
+            "input_size": self.input_size,
+            "pad_value": self.artifact.pad_value,
+        }
+
+    def answer_identity(self) -> str:
+        """A digest of the weights, the metadata that describes how to use them and :meth:`answer_settings`.
+
+        Two classifiers that may answer one image differently (another threshold, a copied model
+        directory with another finder score) have different identities: a result cache shared by
+        replicas keys on it, so that none serves another's decisions.
+        """
+        described = {k: v for k, v in self.artifact.metadata.items() if k != "metrics"}  # evaluations only
+        text = json.dumps([self.artifact.checksum, described, self.answer_settings()], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
         return load_image(source, self.input_size, self.max_pixels, pad_value=self.artifact.pad_value)

@@ -91,6 +91,22 @@ class TopsClassifier(Classifier):
         twin.judge = judge
         return twin
 
+    def answer_settings(self) -> dict[str, Any]:
+        return {
+            **super().answer_settings(),
+            "judge_engine": self.judge.name,
+            "finder": [
+                self.finder_size,
+                self.pad_multiple,
+                self.reducing_gap,
+                self.stride,
+                self.min_score,
+                self.max_tops,
+            ],
+            "judge": [self.judge_size, self.crop_span, self.judge_labels],
+            "decision": [self.min_top, self.decode_side],
+        }
+
     def preprocess(self, source: ImageSource) -> PreparedPhoto:  # type: ignore[override]
         image, size = decode_photo(source, max_side=self.decode_side, max_pixels=self.max_pixels)
         # JPEGs come back at the DCT scale that covers decode_side (up to twice it): use as is.

@@ -100,3 +100,15 @@ def _metric(client, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_replicas_with_different_thresholds_sharing_redis_keep_their_own_decisions(classifier, redis_server):
+    photo = bottle_photo(True, seed=5)
+    p_open = classifier.classify(photo).p_open
+    assert p_open is not None and p_open < 0.9999
+    answers = []
+    for threshold in (p_open / 2, 0.9999, p_open / 2):
+        app = create_app({"CACHE_URL": redis_server.url + "/0", "THRESHOLD": threshold}, classifier=classifier)
+        data = {"file": (io.BytesIO(photo), "p.jpg")}
+        answers.append(app.test_client().post("/classify", data=data, content_type="multipart/form-data").get_json())
+    assert [a["Bottle_Status"] for a in answers] == ["open", "closed", "open"]

@@ -160,6 +160,24 @@ def test_with_the_cache_off_every_request_runs_the_model_and_nothing_is_hashed(m
     assert calls == [1, 1] and hashed == []
 
 
+def test_replicas_sharing_a_cache_with_different_thresholds_keep_their_own_decisions(make_client, classifier):
+    """A two-stage result is cached with its statuses decided: the key must hold the threshold (issue 20)."""
+    p_open = classifier.classify(JPEG).p_open
+    assert p_open is not None and p_open < 0.9999
+    lenient, strict = make_client(THRESHOLD=p_open / 2), make_client(THRESHOLD=0.9999)
+    shared = lenient.application.extensions["bottlecheck"].cache  # one cache for both, as Redis is for replicas
+    strict.application.extensions["bottlecheck"].cache = shared
+    assert post(lenient, ("a.jpg", JPEG)).get_json()["Bottle_Status"] == "open"
+    assert post(strict, ("a.jpg", JPEG)).get_json()["Bottle_Status"] == "closed"
+    assert post(strict, ("a.jpg", JPEG)).get_json()["Bottle_Status"] == "closed"  # its own entry, from the cache
+    metrics = strict.get("/metrics").get_data(as_text=True)
+    assert "bottlecheck_cache_hits_total 1.0" in metrics
+    same = make_client(THRESHOLD=0.9999)
+    same.application.extensions["bottlecheck"].cache = shared
+    assert post(same, ("a.jpg", JPEG)).get_json()["Bottle_Status"] == "closed"
+    assert "bottlecheck_cache_hits_total 1.0" in same.get("/metrics").get_data(as_text=True)  # same settings: shared
+
+
 def test_micro_batching_gathers_concurrent_requests(make_client):
     client = make_client(BATCH_MAX_WAIT_MS=200, BATCH_MAX_SIZE=8, CACHE_SIZE=0)
     service = client.application.extensions["bottlecheck"]

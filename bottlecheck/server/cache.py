@@ -1,4 +1,9 @@
-"""Result cache keyed by the SHA-256 of the image bytes and the model's checksum.
+"""Result cache keyed by the SHA-256 of the image bytes and of what decides the answer.
+
+That is the model's weights, the metadata that says how to use them, and the server's own
+settings that change an answer, the threshold above all: a two-stage model's cached result
+holds statuses already decided, and replicas with different ``BOTTLECHECK_THRESHOLD`` sharing
+one Redis must not serve each other's decisions (:meth:`Classifier.answer_identity`).
 
 A repeated image (a client retrying, a camera sending the same frame) skips
 decoding and inference. In memory (LRU) by default; Redis when a URL is given, so
@@ -18,8 +23,9 @@ from typing import Any
 log = logging.getLogger("bottlecheck.server")
 
 
-def cache_key(data: bytes, model_checksum: str) -> str:
-    return f"bottlecheck:{model_checksum[:16]}:{hashlib.sha256(data).hexdigest()}"
+def cache_key(data: bytes, answer_identity: str) -> str:
+    """The key of one image's result: ``answer_identity`` is :meth:`Classifier.answer_identity`."""
+    return f"bottlecheck:{answer_identity[:16]}:{hashlib.sha256(data).hexdigest()}"
 
 
 class LRUCache:

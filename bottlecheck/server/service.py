@@ -43,6 +43,7 @@ class ClassificationService:
         self.timeout = float(config["REQUEST_TIMEOUT_S"])
         self.cache = make_cache(config.get("CACHE_URL"), int(config["CACHE_SIZE"]))
         self.two_stage = classifier.artifact.is_two_stage
+        self.answer_identity = classifier.answer_identity()  # the threshold is in it: see cache.py
         copies = model_copies(classifier, config.get("MODEL_COPIES"))
         self.batcher = MicroBatcher(
             [functools.partial(self._run_model, copy) for copy in copies],
@@ -98,9 +99,8 @@ class ClassificationService:
         """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded."""
         results: list[dict[str, Any] | None] = [None] * len(uploads)
         pending: list[tuple[int, str | None, Future]] = []
-        checksum = self.classifier.artifact.checksum
         for index, (_name, data) in enumerate(uploads):
-            key = cache_key(data, checksum) if self.cache.enabled else None
+            key = cache_key(data, self.answer_identity) if self.cache.enabled else None
             cached = self.cache.get(key) if key else None
             if cached is not None:
                 self.metrics.cache_hits.inc()
