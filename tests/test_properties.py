@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -48,6 +48,7 @@ def test_loader_on_mutated_images(seed, position, patch):
     st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK", "I;16", "1"]),
     st.sampled_from(["PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF"]),
 )
+@example(334, 4, "P", "BMP")  # stored as 1-bit: shrunk, its black and white average to the pad grey here and there
 def test_loader_on_any_size_and_mode(width, height, mode, fmt):
     colour = {"RGB": (200, 30, 30), "L": 250, "RGBA": (200, 30, 30, 255), "P": 3, "CMYK": (0, 200, 200, 0)}
     image = Image.new(mode, (width, height), colour.get(mode, 0))
@@ -60,13 +61,14 @@ def test_loader_on_any_size_and_mode(width, height, mode, fmt):
     assert array.shape == (224, 224, 3) and array.dtype == np.uint8
     # Letterbox: the long side fills the canvas, the short side is scaled by the same factor
     # and centred, the rest is padding. Read the content's extent off the middle row and column.
+    # The content may hold the pad's own grey, so it is told from the padding by loading again
+    # with another pad: the photo's pixels are the same both times, the padding's are not.
     fit = 224 / max(width, height)
     expect_w, expect_h = max(1, round(width * fit)), max(1, round(height * fit))
-    pad = np.array([127, 127, 127], dtype=np.uint8)
-    row, column = array[112], array[:, 112]
-    if expect_w >= 3 and expect_h >= 3 and not np.all(array[112, 112] == pad):
-        content_w = int(np.sum(np.any(row != pad, axis=1)))
-        content_h = int(np.sum(np.any(column != pad, axis=1)))
+    content = np.all(array == load_image(buffer.getvalue(), pad_value=0), axis=2)
+    if expect_w >= 3 and expect_h >= 3 and content[112, 112]:
+        content_w = int(np.sum(content[112]))
+        content_h = int(np.sum(content[:, 112]))
         assert abs(content_w - expect_w) <= 1 and abs(content_h - expect_h) <= 1, (content_w, content_h)
         assert max(content_w, content_h) >= 223
 
