@@ -296,12 +296,19 @@ def metric_lines(metrics: dict[str, Any], stages: dict[str, Any]) -> list[str]:
     envvar="BOTTLECHECK_API_KEYS_FILE",
     help="File of API keys, one per line (or BOTTLECHECK_API_KEYS=k1,k2).",
 )
-@click.option("--rate-limit", envvar="BOTTLECHECK_RATE_LIMIT", help="Per key or client, e.g. '600/minute;30/second'.")
+@click.option(
+    "--rate-limit",
+    envvar="BOTTLECHECK_RATE_LIMIT",
+    default=SERVER_DEFAULTS["RATE_LIMIT"],
+    show_default=True,
+    help="Per API key, or per client address without keys.",
+)
 @click.option(
     "--max-upload-mb",
     type=click.FloatRange(0.01),
     envvar="BOTTLECHECK_MAX_UPLOAD_MB",
-    show_default=str(SERVER_DEFAULTS["MAX_UPLOAD_MB"]),
+    default=SERVER_DEFAULTS["MAX_UPLOAD_MB"],
+    show_default=True,
     help="Request body limit in MB (413 above).",
 )
 @click.option(

@@ -52,7 +52,9 @@ def resolve_format(fmt: str | None, output: str | os.PathLike | None, interactiv
     return "table" if interactive else "jsonl"
 
 
-# One rule for every output, CLI and HTTP API alike: probabilities to 4 decimals.
+# One rule for every output, CLI and HTTP API alike: probabilities to 4 decimals. The table and
+# CSV write them as text with exactly 4 (0.8650); JSON, JSONL and the API carry numbers rounded to
+# 4, which a JSON writer prints without trailing zeros (0.865 is the same number as 0.8650).
 DECIMALS = 4
 
 
@@ -110,7 +112,9 @@ class CSVWriter(RowWriter):
             stream.flush()
 
     def write(self, row: dict) -> None:
-        self._csv.writerow(["" if v is None else v for v in _fields(row, self.fields).values()])
+        # Text columns, as the table's: probabilities with exactly DECIMALS decimals (0.8650, 1.0000).
+        cells = _fields(row, self.fields).values()
+        self._csv.writerow(["" if v is None else _number(v) if isinstance(v, float) else v for v in cells])
         self.stream.flush()
 
 

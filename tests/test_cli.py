@@ -157,6 +157,14 @@ def test_probabilities_have_four_decimals_everywhere(photo_dir):
         for key in ("confidence", "p_open"):
             if row[key] is not None:
                 assert round(row[key], 4) == row[key]
+    # CSV, text like the table: exactly 4 decimals, also where the number is 0.865 or 1.0.
+    table = run("classify", str(photo_dir), "-f", "table", "-q").output.splitlines()[1:]
+    written = list(csv.DictReader(io.StringIO(run("classify", str(photo_dir), "-f", "csv", "-q").output)))
+    assert any(row["confidence"] == "0.8650" for row in written)  # a_open.jpg: 0.865 to a JSON writer
+    for row, line in zip(written, table, strict=True):
+        for key in ("confidence", "p_open"):
+            assert re.fullmatch(r"(\d\.\d{4})?", row[key]), row
+            assert f" {row[key]} " in line, (row, line)  # the table's very text
 
 
 def test_missing_path_glob_and_stdin(photo_dir, tmp_path):
@@ -248,8 +256,12 @@ def test_tensorflow_engine_prints_no_start_up_banner(photo_dir):
 
 
 def test_serve_help_shows_its_defaults():
-    help_text = run("serve", "--help").output
-    assert "--max-upload-mb" in help_text and "[default: (20.0)" in help_text
+    help_text = " ".join(run("serve", "--help").output.split())  # as one line: click wraps long ones
+    assert "--max-upload-mb FLOAT RANGE Request body limit in MB (413 above). [default: 20.0;" in help_text
+    assert "--rate-limit TEXT Per API key, or per client address without keys. [default: 600/minute;30/second]" in (
+        help_text
+    )
+    assert "(20.0)" not in help_text
 
 
 def test_installed_console_script(photo_dir, tmp_path):
