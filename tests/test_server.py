@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,6 +128,20 @@ def test_too_many_files_and_form_parts(make_client):
     data = {f"field{i}": "x" for i in range(50)}
     response = client.post("/classify", data=data, content_type="multipart/form-data")
     assert response.status_code == 413 and "error" in response.get_json()
+
+
+def test_file_and_image_together_are_answered_as_a_list_in_field_order_as_documented(client):
+    """'image' is another name for 'file': two photos in them get a list, as README and OpenAPI say."""
+    data = {"image": [(io.BytesIO(PNG), "b.png")], "file": [(io.BytesIO(JPEG), "a.jpg")]}
+    listed = client.post("/classify", data=data, content_type="multipart/form-data").get_json()
+    assert [item["filename"] for item in listed] == ["a.jpg", "b.png"]  # file, then image
+    one_by_one = [post(client, (name, content)).get_json() for name, content in (("a", JPEG), ("b", PNG))]
+    assert [item["Bottle_Status"] for item in listed] == [item["Bottle_Status"] for item in one_by_one]
+    document = client.get("/openapi.json").get_json()["paths"]["/classify"]["post"]
+    fields = document["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert "as a list" in fields["image"]["description"] and "field order" in fields["files"]["description"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "`file` and `image` are one field under two names" in readme
 
 
 def test_decompression_bomb_is_a_400(client):

@@ -91,8 +91,23 @@ def openapi_document(version: str, keys_required: bool) -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "properties": {
-                                        "file": {"type": "string", "format": "binary"},
-                                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                        "file": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": "one photo: one answer",
+                                        },
+                                        "image": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": "another name for file; with both (or either "
+                                            "repeated) the photos are answered as a list, as files are",
+                                        },
+                                        "files": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                            "description": "several photos, answered as a list; with file or "
+                                            "image as well, the list is in field order: file, image, files",
+                                        },
                                     },
                                 }
                             },
@@ -101,7 +116,8 @@ def openapi_document(version: str, keys_required: bool) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "One answer for a single `file`; a list (same order) for several",
+                            "description": "One answer for a single photo in `file` (or `image`); a list "
+                            "(each with its filename, in field order: file, image, files) for several",
                             "content": {
                                 "application/json": {"schema": {"oneOf": [_ANSWER, {"type": "array", "items": _ITEM}]}}
                             },

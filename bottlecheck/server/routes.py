@@ -18,7 +18,9 @@ from bottlecheck.server.service import BAD_IMAGE, ClassificationService
 
 NO_FILE = "No file uploaded"
 # The contract's field is "file"; "image" is what other clients of this kind of API send,
-# so it is accepted as an alias; "files" (repeated) asks for a list of answers.
+# so it is accepted as an alias; "files" (repeated) asks for a list of answers. "file" and "image"
+# are one field under two names: more than one photo in them (both, or one repeated) is answered
+# as "files" is, with a list in field order (README, OpenAPI).
 SINGLE_FIELDS = ("file", "image")
 LIST_FIELD = "files"
 
