@@ -217,8 +217,8 @@ class TopsClassifier(Classifier):
             half = side * to_photo / 2
             tops.append(
                 {
-                    "box": [
-                        round(v, 1)
+                    "box": [  # plain floats: a row prints and serialises as numbers, not np.float64(...)
+                        round(float(v), 1)
                         for v in (x * to_photo - half, y * to_photo - half, x * to_photo + half, y * to_photo + half)
                     ],
                     "status": status,

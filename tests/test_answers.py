@@ -1,0 +1,98 @@
+"""Answers that could go wrong while every other test still passes (issue 20), each checked directly
+against the bundled model: boxes in the photo's own pixels at any decoding scale, the photo's
+confidence from its least sure closed top, the finder's score read from the model's metadata, and
+rows of plain Python numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bottlecheck import Classifier
+from bottlecheck.labels import CLOSED
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+MODEL = Path(__file__).resolve().parent.parent / "model"
+
+
+def test_boxes_are_in_the_photos_own_pixels_when_it_is_decoded_at_a_reduced_scale(classifier, tmp_path):
+    """A 1440x1920 photo is decoded at half scale (720x960); its boxes must still be in 1440x1920 pixels."""
+    small = Image.open(EXAMPLES / "rendered_open_1.jpg")  # 288 x 384
+    factor = 5
+    large = tmp_path / "large.jpg"
+    small.resize((small.width * factor, small.height * factor), Image.Resampling.BICUBIC).save(large, quality=95)
+    photo = classifier.preprocess(str(large))
+    assert photo.size == (1440, 1920) and photo.image.width < 1440  # decoded at a reduced scale
+    tops_small = classifier.classify(EXAMPLES / "rendered_open_1.jpg").tops
+    tops_large = classifier.classify(large).tops
+    assert tops_small and tops_large and len(tops_small) == len(tops_large)
+    for top_small, top_large in zip(tops_small, tops_large, strict=True):
+        scaled = np.array(top_small["box"]) * factor
+        side = scaled[2] - scaled[0]
+        # The same top, where it is in the large photo: within a tenth of its side.
+        assert np.abs(np.array(top_large["box"]) - scaled).max() < 0.1 * side, (top_large["box"], scaled)
+
+
+def test_a_closed_photo_is_as_sure_as_its_least_sure_top(classifier):
+    prediction = classifier.classify(EXAMPLES / "rendered_closed_2.jpg")
+    tops = prediction.tops or ()
+    assert prediction.status == CLOSED and len(tops) >= 2
+    confidences = [top["confidence"] for top in tops]
+    assert max(confidences) - min(confidences) > 0.01  # the tops differ: the rule is visible
+    assert prediction.confidence == min(confidences)
+    weakest = min(tops, key=lambda top: top["confidence"])
+    assert prediction.p_open == weakest["p_open"]
+
+
+def test_two_closed_tops_at_0_99_and_0_60_make_a_photo_closed_at_0_60(classifier):
+    """The decision rule on the judge's probabilities (closed, open, none) of two tops."""
+    photo = classifier.preprocess(str(EXAMPLES / "rendered_closed_1.jpg"))
+    labels = classifier.judge_labels
+    judged = []
+    for p_closed in (0.99, 0.60):
+        probabilities = np.zeros(len(labels), dtype=np.float32)
+        probabilities[labels.index("closed")] = p_closed
+        probabilities[labels.index("open")] = 1 - p_closed
+        judged.append(probabilities)
+    placed = [(50.0, 40.0, 20.0, 0.9), (150.0, 40.0, 20.0, 0.8)]
+    answer = classifier._answer(photo, placed, iter(judged))
+    assert answer["status"] == CLOSED and [t["status"] for t in answer["tops"]] == [CLOSED, CLOSED]
+    assert answer["confidence"] == pytest.approx(0.60, abs=1e-6)
+    assert answer["p_open"] == pytest.approx(0.40, abs=1e-6)
+
+
+def test_the_finders_score_is_the_one_in_the_models_metadata(classifier, tmp_path):
+    """A copied model directory with another min_score answers with it (and is cached apart)."""
+    bundled = classifier.classify(EXAMPLES / "rendered_closed_2.jpg")
+    scores = sorted(top["score"] for top in bundled.tops or ())
+    assert len(scores) >= 3
+    stricter = round((scores[0] + scores[-1]) / 2, 3)  # some tops below it, some above
+    copy = tmp_path / "stricter"
+    copy.mkdir()
+    for name in ("finder.tflite", "judge.tflite"):
+        shutil.copy(MODEL / name, copy / name)
+    metadata = json.loads((MODEL / "metadata.json").read_text())
+    metadata["stages"]["finder"]["min_score"] = stricter
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    strict = Classifier.load(copy, engine="litert")
+    assert strict.min_score == stricter
+    answer = strict.classify(EXAMPLES / "rendered_closed_2.jpg")
+    kept = [top for top in bundled.tops or () if top["score"] >= stricter]
+    assert 0 < len(kept) < len(scores)
+    assert answer.bottles == len(kept) and [t["box"] for t in answer.tops or ()] == [t["box"] for t in kept]
+    assert strict.answer_identity() != classifier.answer_identity()
+
+
+def test_a_row_holds_plain_python_numbers(classifier):
+    """``print(prediction)`` shows numbers, not np.float64(...), and the row serialises as it is."""
+    prediction = classifier.classify(EXAMPLES / "rendered_open_2.jpg")
+    assert prediction.tops and "np." not in repr(prediction)
+    for top in prediction.tops:
+        assert all(type(value) is float for value in top["box"]), top["box"]
+        assert all(type(top[key]) is float for key in ("confidence", "p_open", "p_top", "score"))
+    json.dumps(prediction.as_dict())  # no default= needed
