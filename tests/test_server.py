@@ -357,6 +357,26 @@ def test_trusted_proxies_let_the_forwarded_address_choose_the_rate_limit_bucket(
     assert from_address("198.51.100.9") == 200  # another client behind the same proxy
 
 
+def test_without_trusted_proxies_x_forwarded_for_does_not_choose_the_rate_limit_bucket(make_client):
+    """By default the header is the client's own claim: believing it would give every request a bucket."""
+    client = make_client(RATE_LIMIT="1/minute", CACHE_SIZE=0)
+
+    def from_address(address):
+        return post(client, ("a.jpg", JPEG), headers={"X-Forwarded-For": address}).status_code
+
+    assert from_address("203.0.113.7") == 200
+    assert from_address("198.51.100.9") == 429  # the same peer, whatever it claims
+    assert post(client, ("a.jpg", JPEG)).status_code == 429
+
+
+def test_an_api_key_is_accepted_whole_never_by_prefix_or_extension(make_client):
+    client = make_client(API_KEYS="secret-one")
+    for token in ("secret-one", "secret-on", "secret", "s", "secret-one-and-more", "SECRET-ONE"):
+        for headers in ({"X-API-Key": token}, {"Authorization": f"Bearer {token}"}):
+            expected = 200 if token == "secret-one" else 401
+            assert post(client, ("a.jpg", JPEG), headers=headers).status_code == expected, (token, headers)
+
+
 def test_a_request_that_outwaits_the_model_is_refused_with_503(make_client):
     client = make_client(REQUEST_TIMEOUT_S=1e-9, CACHE_SIZE=0)
     response = post(client, ("a.jpg", JPEG))
