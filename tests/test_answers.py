@@ -1,7 +1,7 @@
 """Answers that could go wrong while every other test still passes (issue 20), each checked directly
 against the bundled model: boxes in the photo's own pixels at any decoding scale, the photo's
-confidence from its least sure closed top, the finder's score read from the model's metadata, and
-rows of plain Python numbers."""
+confidence from its least sure closed top, the finder's score read from the model's metadata, rows
+of plain Python numbers; and an exported judge's temperature (needs TensorFlow)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 from bottlecheck import Classifier
+from bottlecheck.artifact import load_artifact
 from bottlecheck.labels import CLOSED
+from tests.helpers import needs_tensorflow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODEL = Path(__file__).resolve().parent.parent / "model"
@@ -96,3 +98,35 @@ def test_a_row_holds_plain_python_numbers(classifier):
         assert all(type(value) is float for value in top["box"]), top["box"]
         assert all(type(top[key]) is float for key in ("confidence", "p_open", "p_top", "score"))
     json.dumps(prediction.as_dict())  # no default= needed
+
+
+@needs_tensorflow
+def test_an_exported_judge_gives_softmax_of_its_logits_over_its_temperature(tmp_path):
+    """Every real export has a temperature other than 1; the tests' judges had 1, so losing it went unseen."""
+    import keras
+
+    from bottlecheck.engines import LiteRTEngine
+    from bottlecheck.training.judge import JUDGE_SIZE, judge_features_model, judge_head
+    from bottlecheck.training.tops_model import save_tops_artifact
+
+    keras.utils.set_random_seed(0)
+    head = judge_head()
+    head.set_weights([weight * 20 for weight in head.get_weights()])  # logits far apart: the temperature shows
+    out = save_tops_artifact(None, head, 2.0, tmp_path / "warm", {"name": "t2", "version": "t2"}, finder_from=MODEL)
+    artifact = load_artifact(out)
+    assert artifact.stage("judge")["temperature"] == 2.0
+    crops = np.stack(
+        [
+            np.asarray(Image.open(path).convert("RGB").resize((JUDGE_SIZE, JUDGE_SIZE)), dtype=np.float32)
+            for path in sorted(EXAMPLES.glob("*.jpg"))
+        ]
+    )
+    logits = np.asarray(head(judge_features_model(JUDGE_SIZE)(crops)), dtype=np.float64)
+
+    def softmax(values: np.ndarray) -> np.ndarray:
+        exp = np.exp(values - values.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    exported = LiteRTEngine(artifact, threads=1, stage="judge").run(crops)
+    np.testing.assert_allclose(exported, softmax(logits / 2.0), atol=2e-3)
+    assert np.abs(exported - softmax(logits)).max() > 0.05  # temperature 1 would be told apart
