@@ -103,3 +103,37 @@ def test_ray_missing_says_how_to_install_it(photos, monkeypatch):
     result = CliRunner().invoke(main, ["classify", str(photos / "0000.jpg"), "--ray", "local", "-f", "jsonl"])
     assert result.exit_code == 2
     assert "pip install 'bottlecheck[ray]'" in result.output
+
+
+def test_rows_keep_input_order_when_one_actors_batch_is_slow(classifier, tmp_path, monkeypatch):
+    """Two actors, the first batch far slower than the rest: the fast batches finish first, and their
+    rows must still wait for it (without preserve_order they came out first, 2 runs in 3)."""
+    import numpy as np
+    import ray
+    from PIL import Image
+
+    from bottlecheck import ray_batch
+
+    batch = 16
+    monkeypatch.setattr(ray_batch, "DEFAULT_RAY_BATCH", batch)  # paths per actor task
+    gradient = np.linspace(0, 255, 4000, dtype=np.uint8)
+    heavy = tmp_path / "heavy.png"  # 16 megapixels to decode and shrink: about 0.3 s each
+    Image.fromarray(
+        np.stack(
+            [np.tile(gradient, (4000, 1)), np.tile(gradient[:, None], (1, 4000)), np.full((4000, 4000), 90)], 2
+        ).astype(np.uint8)
+    ).save(heavy, compress_level=1)
+    light = tmp_path / "light.jpg"
+    light.write_bytes(bottle_photo(True, size=(120, 200)))
+    paths = []
+    for index in range(batch * 12):
+        path = tmp_path / f"{index:03d}{'-heavy.png' if index < batch else '.jpg'}"
+        os.link(heavy if index < batch else light, path)  # one file, many names: no disk for 16 copies
+        paths.append(str(path))
+    ray_batch.connect("local")
+    try:
+        rows = list(ray_batch.classify_on_ray(paths, classifier, "litert", cpus_per_actor=1))
+    finally:
+        ray.shutdown()
+    assert [row.path for row in rows] == paths
+    assert all(row.status != "error" for row in rows)
