@@ -68,8 +68,7 @@ def annotated(source: ImageSource, prediction: Prediction) -> Image.Image:
     counts = "" if tops is None else f"{tops} top{'' if tops == 1 else 's'}, {prediction.open_tops} open"
     layouts = [[f"{answer}  ({counts})" if counts else answer]] + ([[answer, counts]] if counts else [])
     lines, font = _fitted(probe, layouts, width - 2 * margin, max(10, round(max(width, height) / 45)))
-    ascent, descent = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (font.size, 0)
-    step = ascent + descent + margin // 2
+    step = round(probe.textbbox((0, 0), "Ag", font=font)[3]) + margin // 2  # a line: down to the descender
     band = margin * 2 + step * len(lines)
 
     image = Image.new("RGB", (width, height + band), COLOURS.get(prediction.status, (0, 0, 0)))
