@@ -32,3 +32,26 @@ def test_imagenet_top1_on_known_photos():
     top1 = np.argmax(model.predict(batch, verbose=0), axis=1)
     for (name, classes), predicted in zip(EXPECTED.items(), top1, strict=True):
         assert predicted in classes, f"{name}: predicted ImageNet class {predicted}"
+
+
+def test_the_judges_frozen_front_and_trained_back_compose_to_the_exported_judge():
+    """Fine-tuning trains the back on the front's outputs; the exported judge must be the two in a row."""
+    from bottlecheck.tfquiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from bottlecheck.training import judge as J
+    from bottlecheck.training.tops_model import build_judge
+
+    keras.utils.set_random_seed(0)
+    trunk, tail = J.judge_trunk_model(cut=10), J.judge_tail(cut=10)
+    for weights in tail.trainable_weights:  # any trained back, not the ImageNet one it starts from
+        weights.assign(weights + np.random.default_rng(1).normal(0, 0.02, weights.shape).astype(np.float32))
+    crops = np.random.default_rng(0).uniform(0, 255, (4, J.JUDGE_SIZE, J.JUDGE_SIZE, 3)).astype(np.float32)
+    logits = tail.predict(trunk.predict(crops, verbose=0), verbose=0) / 2.0
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    exported = build_judge(None, 2.0, tail=tail).predict(crops, verbose=0)
+    np.testing.assert_allclose(exported, expected, atol=1e-5)
+    assert not any(layer.trainable for layer in tail.layers if isinstance(layer, keras.layers.BatchNormalization))

@@ -60,16 +60,29 @@ def _conv_bn(keras, x, filters, kernel, stride, name, bn_name, activation=True, 
     return x
 
 
-def efficientnet_lite0_features(inputs):
-    """Apply EfficientNet-Lite0 to 0..255 RGB ``inputs``; return the 1280-channel map."""
+def efficientnet_lite0_features(inputs, first_block: int = 0, last_block: int | None = None):
+    """Apply EfficientNet-Lite0 to 0..255 RGB ``inputs``; return the 1280-channel map.
+
+    ``first_block`` and ``last_block`` build a part of the network: from block ``first_block``
+    (its input is then the previous block's output, not an image) to block ``last_block``
+    (whose output is returned, without the 1x1 head). Layers keep their names, so weights move
+    between the parts and the whole by name: the judge computes the frozen front once per view
+    and fine-tunes the back (``bottlecheck/training/judge.py``).
+    """
     import keras
 
-    x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="scale")(inputs)
-    x = _conv_bn(keras, x, STEM_CHANNELS, 3, 2, "conv_stem", "bn0")
+    x = inputs
     channels = STEM_CHANNELS
+    if first_block == 0:
+        x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="scale")(x)
+        x = _conv_bn(keras, x, STEM_CHANNELS, 3, 2, "conv_stem", "bn0")
     index = 0
     for repeats, kernel, first_stride, expansion, out_channels in STAGES:
         for repeat in range(repeats):
+            if index < first_block or (last_block is not None and index > last_block):
+                channels = out_channels
+                index += 1
+                continue
             stride = first_stride if repeat == 0 else 1
             block_in = x
             prefix = f"blocks_{index}"
@@ -81,7 +94,20 @@ def efficientnet_lite0_features(inputs):
                 x = keras.layers.Add(name=f"{prefix}_add")([block_in, x])
             channels = out_channels
             index += 1
+    if last_block is not None:
+        return x
     return _conv_bn(keras, x, HEAD_CHANNELS, 1, 1, "conv_head", "bn1")
+
+
+def block_output(block: int) -> tuple[int, int]:
+    """(stride, channels) of block ``block``'s output: the shape a part starting after it takes."""
+    stride, index = 2, 0
+    for repeats, _kernel, first_stride, _expansion, out_channels in STAGES:
+        stride *= first_stride
+        if block < index + repeats:
+            return stride, out_channels
+        index += repeats
+    raise ValueError(f"EfficientNet-Lite0 has {index} blocks, not {block + 1}")
 
 
 def build_imagenet_classifier(input_size: int = 224):

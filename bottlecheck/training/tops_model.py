@@ -21,11 +21,21 @@ from bottlecheck.training.judge import judge_head as judge_head_model
 from bottlecheck.training.model import export_tflite, input_spec
 
 
-def build_judge(head, temperature: float):
-    """Crop in, calibrated probabilities of (closed, open, none) out."""
+def build_judge(head, temperature: float, tail=None):
+    """Crop in, calibrated probabilities of (closed, open, none) out.
+
+    ``head`` is the linear layer (a ``judge_head`` model); with ``tail`` (a fine-tuned
+    :func:`~bottlecheck.training.judge.judge_tail`), the backbone's blocks after the trunk take
+    the tail's weights and ``head`` is the tail's own.
+    """
     import keras
 
+    from bottlecheck.training.judge import copy_weights_by_name
+
     features = judge_features_model(JUDGE_SIZE)
+    if tail is not None:
+        copy_weights_by_name(tail, features)
+        head = _fresh(judge_head_model, tail.get_layer("judge_head"))
     logits = head(features.output)
     scaled = keras.layers.Rescaling(1.0 / float(temperature), name="temperature")(logits)
     probabilities = keras.layers.Softmax(name="probabilities", dtype="float32")(scaled)
@@ -70,6 +80,8 @@ def save_tops_artifact(
     min_top_probability: float = 0.5,
     finder_from: str | Path | None = None,
     finder_size: int = FINDER_SIZE,
+    judge_tail=None,
+    judge_backbone: str = "EfficientNet-Lite0 (ImageNet), frozen, pooled; trained linear head",
 ) -> Path:
     """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``.
 
@@ -83,7 +95,8 @@ def save_tops_artifact(
     else:
         for name in ("finder.keras", "finder.tflite"):
             shutil.copy2(Path(finder_from) / name, directory / name)
-    judge = build_judge(_fresh(judge_head_model, judge_head), temperature)
+    head = None if judge_tail is not None else _fresh(judge_head_model, judge_head)
+    judge = build_judge(head, temperature, tail=judge_tail)
     judge.save(directory / "judge.keras")
     export_tflite(judge, directory / "judge.tflite")
     crop_input = input_spec(JUDGE_SIZE)
@@ -118,7 +131,7 @@ def save_tops_artifact(
                 "labels": list(JUDGE_LABELS),
                 "temperature": round(float(temperature), 4),
                 "output": "(N, 3) calibrated probabilities of closed, open, none (not a top)",
-                "backbone": "EfficientNet-Lite0 (ImageNet), frozen, pooled; trained linear head",
+                "backbone": judge_backbone,
             },
         },
         "decision": {
