@@ -81,7 +81,9 @@ def _y(value: float) -> float:
     return H - PAD - value * (H - PAD - 10)
 
 
-def reliability_svg(labels: np.ndarray, p_open: np.ndarray, threshold: float, bins: int = 5) -> str:
+def reliability_svg(
+    labels: np.ndarray, p_open: np.ndarray, threshold: float, bins: int = 5, element_id: str = "reliability"
+) -> str:
     """Accuracy against confidence in bins from 0.5 to 1: bars on the diagonal mean honest confidence."""
     predicted = (p_open >= threshold).astype(int)
     confidence = np.where(predicted == 1, p_open, 1 - p_open)
@@ -102,7 +104,7 @@ def reliability_svg(labels: np.ndarray, p_open: np.ndarray, threshold: float, bi
             f"accuracy {accuracy:.2f} on {int(inside.sum())}</title></rect>"
             f'<text x="{(x0 + x1) / 2:.1f}" y="{max(_y(accuracy) - 4, 22):.1f}" text-anchor="middle">{int(inside.sum())}</text>'
         )
-    return f'<svg id="reliability" viewBox="0 0 {W} {H}" width="{W}" height="{H}">{"".join(parts)}</svg>'
+    return f'<svg id="{element_id}" viewBox="0 0 {W} {H}" width="{W}" height="{H}">{"".join(parts)}</svg>'
 
 
 def roc_svg(labels: np.ndarray, p_open: np.ndarray, auc: float | None) -> str:
@@ -200,6 +202,20 @@ def write_html_report(path: str | Path, report: dict[str, Any], rows: list[dict]
         f"<td>{sub['balanced_accuracy']:.3f}</td><td>{sub['ece']:.3f}</td></tr>"
         for name, sub in sources.items()
     )
+    # A confidence must mean the same on every source, not only on average: one diagram each.
+    source_of = np.array([str(r.get("source", "")) for r in scored])
+    source_charts = "".join(
+        f'<div class="chart"><h3>Reliability: {html.escape(name)}</h3>'
+        + reliability_svg(
+            labels[source_of == name],
+            p_open[source_of == name],
+            report["threshold"],
+            element_id=f"reliability-{html.escape(name)}",
+        )
+        + "</div>"
+        for name in sources
+        if (source_of == name).any()
+    )
     model_items = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in model.items())
     model_items += f"<dt>threshold</dt><dd>{report['threshold']}</dd>"
     charts = ""
@@ -217,6 +233,7 @@ def write_html_report(path: str | Path, report: dict[str, Any], rows: list[dict]
 <h2>Model</h2><dl>{model_items}</dl>
 {charts}
 {"<h2>By source</h2><table><tr><th>source</th><th>photos</th><th>accuracy</th><th>balanced</th><th>ECE</th></tr>" + source_rows + "</table>" if source_rows else ""}
+{'<div class="charts" id="source-reliability">' + source_charts + "</div>" if source_charts else ""}
 <h2 id="mistakes">Misclassified: {len(wrong)}{" (the first " + str(limit) + ")" if len(wrong) > limit else ""}, most confident first</h2>
 <div id="mistake-cards">{"".join(_card(r) for r in shown) or "<p>None.</p>"}</div>
 {f'<h2>Answered unknown: {len(unknown)}</h2><div id="unknown-cards">' + "".join(_card(r) for r in unknown[:limit]) + "</div>" if unknown else ""}

@@ -82,3 +82,39 @@ def test_evaluate_names_what_it_ignores_and_reports_unknown_answers_in_words(tmp
         y_ticks = re.findall(r'<text class="tick y"[^>]*>([^<]+)</text>', svg)
         assert x_ticks[-1] == "1" and len(x_ticks) >= 3, chart
         assert y_ticks == ["0", "0.5", "1"], chart
+
+
+def test_the_report_has_a_reliability_diagram_for_each_source(tmp_path):
+    """A confidence must mean the same on each source: each gets its own diagram, counting only its photos."""
+    import re
+
+    import numpy as np
+
+    from bottlecheck.metrics import classification_report, reports_by_source
+    from bottlecheck.report import write_html_report
+
+    rows = [
+        {"path": f"a{k}.jpg", "status": "open", "confidence": 0.95, "p_open": 0.95, "label": "open", "source": "line-a"}
+        for k in range(6)
+    ] + [
+        {
+            "path": f"b{k}.jpg",
+            "status": "closed",
+            "confidence": 0.65,
+            "p_open": 0.35,
+            "label": "open",
+            "source": "line-b",
+        }
+        for k in range(3)
+    ]
+    labels = np.ones(len(rows), dtype=int)
+    p_open = np.array([r["p_open"] for r in rows])
+    report = classification_report(labels, p_open)
+    report["by_source"] = reports_by_source(labels, p_open, [r["source"] for r in rows], 0.5)
+    page = tmp_path / "report.html"
+    write_html_report(page, report, rows)
+    text = page.read_text()
+    for source, count, accuracy in (("line-a", 6, "1.00"), ("line-b", 3, "0.00")):
+        svg = re.search(rf'<svg id="reliability-{source}".*?</svg>', text, re.S)
+        assert svg, source
+        assert re.findall(r"accuracy ([0-9.]+) on (\d+)", svg.group(0)) == [(accuracy, str(count))]
