@@ -255,11 +255,45 @@ def metric_lines(metrics: dict[str, Any], stages: dict[str, Any]) -> list[str]:
                         f"finder.{group}: recall {found['recall']}, precision {found['precision']} "
                         f"at score {at}, {found['tops']} tops"
                     )
+        elif name == "leave_one_out" and isinstance(value, dict):
+            lines += leave_one_out_lines(value)
+        elif isinstance(value, dict) and isinstance(value.get("photos"), dict):  # photos by source, trained on
+            for source, sub in value["photos"].items():
+                lines.append(f"{name}.{source} (trained on): {_photo_line(sub)}")
         elif isinstance(value, dict):  # grouped, e.g. validation by source, or the judge's crops
             unit = "crops" if name == "judge" else "images"
             for group, sub in value.items():
                 if isinstance(sub, dict) and "accuracy" in sub:
                     lines.append(f"{name}.{group}: accuracy {sub['accuracy']}, {sub.get('count')} {unit}")
+    return lines
+
+
+def _photo_line(sub: dict[str, Any]) -> str:
+    line = f"balanced accuracy {sub.get('balanced_accuracy')} on {sub.get('photos')} photos"
+    line += f", {sub.get('unknown')} unknown"
+    if "ece" in sub:
+        line += f", answers right {sub.get('answered_accuracy')}, ECE {sub['ece']}"
+    return line
+
+
+def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
+    """What a model trained without each source or family did on it: the number a model is chosen on."""
+    shipped = table.get("shipped", {})
+    lines = []
+    for held, result in table.get("left_out", {}).items():
+        photos, crops = result.get("photos", {}), result.get("crops", {})
+        if held in photos:
+            line = f"leave_one_out.{held}: {_photo_line(photos[held])}"
+            before = shipped.get("photos", {}).get(held)
+            if before:
+                line += f" (model {shipped.get('version')}: {before.get('balanced_accuracy')})"
+            lines.append(line)
+        unseen = crops.get(f"caps-unseen: {held}") or crops.get(held)
+        if unseen:
+            lines.append(
+                f"leave_one_out.{held}: crops right {unseen.get('accuracy')}, open vs closed "
+                f"{unseen.get('open_vs_closed')} on {unseen.get('crops')} crops never trained on"
+            )
     return lines
 
 
