@@ -19,11 +19,12 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from bottlecheck.artifact import ModelArtifact, load_artifact
 from bottlecheck.engines import Engine, load_engine, usable_cpus
@@ -33,7 +34,7 @@ from bottlecheck.labels import CLOSED, ERROR, OPEN
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+
 
-__all__ = ["CLOSED", "ERROR", "OPEN", "Classifier", "Prediction"]
+__all__ = ["CLOSED", "ERROR", "OPEN", "Classifier", "DeferredInput", "Prediction"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,31 @@ class Prediction:
     open_tops: int | None = None
     closed_tops: int | None = None
     tops: tuple[dict, ...] | None = None
+    # A video frame's row: its index in the clip (from 0, every decoded frame counted) and
+    # its presentation time in seconds. None for a photo, and for a clip's error row.
+    frame: int | None = None
+    time_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class DeferredInput(Protocol):
+    """An input that a worker thread of :meth:`Classifier.classify_paths` decodes: a video frame.
+
+    ``name`` is its row's ``path``; ``image()`` gives the decoded RGB picture or raises
+    :class:`ImageError` (an error row); ``row_fields()`` adds to the row (``frame``, ``time_s``).
+    """
+
+    name: str
+
+    def image(self) -> Image.Image: ...
+
+    def row_fields(self) -> dict[str, Any]: ...
+
+
+#: What :meth:`Classifier.classify_paths` takes: a path, or an input decoded on a worker thread.
+Input = str | DeferredInput
 
 
 _OTHER_KINDS: list[tuple[Callable[[ModelArtifact], bool], Callable[..., Classifier]]] = []
@@ -200,12 +223,16 @@ class Classifier:
 
     def classify_paths(
         self,
-        paths: Iterable[str],
+        paths: Iterable[Input],
         batch_size: int | None = None,
         workers: int | None = None,
         prefetch_batches: int = 2,
     ) -> Iterator[Prediction]:
         """Yield one :class:`Prediction` per path, in input order, errors included.
+
+        An input may also be a :class:`DeferredInput` (a video frame, already demuxed and
+        decoded by the caller's thread): a worker converts it to RGB and it joins the batch like
+        a photo, so the model's batches stay full across frames, clips and photos.
 
         ``batch_size`` defaults to the engine's preferred batch (4 for LiteRT, 32 for TensorFlow),
         ``workers`` to one per CPU this process may use.
@@ -225,26 +252,27 @@ class Classifier:
         else:
             yield from self._classify_decoding_ahead(paths, batch_size, workers, prefetch_batches)
 
-    def _prepare(self, path: str) -> Any:
+    def _prepare(self, path: Input) -> Any:
         """The model input for ``path``, or the :class:`ImageError` that says why there is none."""
         try:
-            return self.preprocess(path)
+            return self.preprocess(path if isinstance(path, str) else path.image())
         except ImageError as exc:
             return exc
         except Exception as exc:  # a row, never a crash: keep the other 9,999 results
             return ImageError(f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0])
 
-    def _rows(self, decoded: list[tuple[str, Any]]) -> list[Prediction]:
+    def _rows(self, decoded: list[tuple[Input, Any]]) -> list[Prediction]:
         """One prediction per decoded path, in order: the model runs once on those that decoded."""
         good = [(path, value) for path, value in decoded if not isinstance(value, ImageError)]
-        answers = iter(self.answer_batch([p for p, _ in good], [v for _, v in good]) if good else [])
-        return [
-            Prediction(path, ERROR, error=str(value)) if isinstance(value, ImageError) else next(answers)
-            for path, value in decoded
-        ]
+        answers = iter(self.answer_batch([_name(p) for p, _ in good], [v for _, v in good]) if good else [])
+        rows = []
+        for path, value in decoded:
+            row = Prediction(_name(path), ERROR, error=str(value)) if isinstance(value, ImageError) else next(answers)
+            rows.append(row if isinstance(path, str) else replace(row, **path.row_fields()))
+        return rows
 
     def _classify_in_lanes(
-        self, paths: Iterable[str], batch_size: int, lanes: list[Self], prefetch_batches: int
+        self, paths: Iterable[Input], batch_size: int, lanes: list[Self], prefetch_batches: int
     ) -> Iterator[Prediction]:
         free: queue.SimpleQueue[Self] = queue.SimpleQueue()
         for lane in lanes:
@@ -252,7 +280,7 @@ class Classifier:
         local = threading.local()
         workers = len(lanes)
 
-        def classify_batch(batch: list[str]) -> list[Prediction]:
+        def classify_batch(batch: list[Input]) -> list[Prediction]:
             if not hasattr(local, "classifier"):  # this thread's first batch: a copy of its own
                 local.classifier = free.get_nowait()
             lane = local.classifier
@@ -276,12 +304,12 @@ class Classifier:
                     future.cancel()
 
     def _classify_decoding_ahead(
-        self, paths: Iterable[str], batch_size: int, workers: int, prefetch_batches: int
+        self, paths: Iterable[Input], batch_size: int, workers: int, prefetch_batches: int
     ) -> Iterator[Prediction]:
         # Decode well ahead: with small batches a window of a few batches runs dry whenever
         # one large photo is slow to decode (measured: 83% of the bound on 1080x1920 frames).
         window = max(batch_size * (prefetch_batches + 1), 32)
-        pending: collections.deque[tuple[str, Future]] = collections.deque()
+        pending: collections.deque[tuple[Input, Future]] = collections.deque()
         iterator = iter(paths)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
 
@@ -298,3 +326,7 @@ class Classifier:
                 batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
                 fill()  # keep the decoders busy while the model runs
                 yield from self._rows([(path, future.result()) for path, future in batch])
+
+
+def _name(path: Input) -> str:
+    return path if isinstance(path, str) else path.name

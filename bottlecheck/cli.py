@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from bottlecheck.cli_options import (
     workers_option,
 )
 from bottlecheck.cli_train import evaluate, train
-from bottlecheck.outputs import FIELDS, FORMATS, TOPS_FIELDS, open_sink, resolve_format
+from bottlecheck.outputs import FIELDS, FORMATS, TOPS_FIELDS, open_sink, resolve_format, with_frames
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
 
 
@@ -37,8 +38,8 @@ main.add_command(evaluate)
 
 
 def plural(count: int, word: str) -> str:
-    """``1 image``, ``2 images``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    """``1 image``, ``2 images``, ``2 stretches``."""
+    return f"{count} {word}{'' if count == 1 else 'es' if word.endswith(('s', 'ch')) else 's'}"
 
 
 @main.command()
@@ -76,6 +77,24 @@ def plural(count: int, word: str) -> str:
     help="Run on Ray Data: local (in-process), auto (RAY_ADDRESS or a running cluster), ray://host:10001. "
     "Same rows and order; needs bottlecheck[ray].",
 )
+@click.option(
+    "--every",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Video: classify every N-th frame (instead of --fps).",
+)
+@click.option(
+    "--fps",
+    type=click.FloatRange(0, min_open=True),
+    metavar="F",
+    help="Video: classify F frames per second of video, by presentation time [default: 2].",
+)
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Video: write each stretch where an open top is seen (start, end, peak confidence) to FILE as JSONL.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def classify(
     paths: tuple[str, ...],
@@ -89,9 +108,16 @@ def classify(
     resume: bool,
     annotated_dir: str | None,
     ray_address: str | None,
+    every: int | None,
+    fps: float | None,
+    events_path: str | None,
     quiet: bool,
 ) -> None:
-    """Classify images: files, directories (recursive), globs, or - for paths on stdin.
+    """Classify images and video: files, directories (recursive), globs, or - for paths on stdin.
+
+    A video clip (mp4, mov, mkv, avi, webm, ...) gives one row per sampled frame (2 a second
+    unless --fps or --every says otherwise) with its frame number and time. A stream
+    (rtsp://, http://, /dev/video0) is read until Ctrl-C or SIGTERM, reconnecting when it drops.
 
     \b
     Examples:
@@ -100,6 +126,8 @@ def classify(
       find /mnt/line -name '*.png' | bottlecheck classify - -f jsonl > out.jsonl
       bottlecheck classify frames/ -o results.jsonl --resume
       bottlecheck classify /mnt/archive/ -o results.jsonl --ray auto
+      bottlecheck classify line.mp4 --fps 5 -o frames.csv --events open.jsonl
+      bottlecheck classify rtsp://camera/stream -o live.jsonl
 
     Exit status: 0 every input classified, 1 some inputs had errors (their rows
     say why), 2 usage error, 3 nothing found to classify (empty directory, a glob
@@ -122,10 +150,22 @@ def classify(
     def nothing_in(argument: str, reason: str) -> None:
         click.echo(f"warning: {reason}: {argument}", err=True)
 
+    from bottlecheck import video
+
+    if every and fps:
+        raise click.UsageError("--every and --fps both say which frames to take: give one")
     inputs = list(dict.fromkeys(expand_inputs(paths, stdin=sys.stdin, on_empty=nothing_in)))
     if not inputs:
         click.echo("nothing to classify: no image files found in " + " ".join(paths), err=True)
         sys.exit(EXIT_NOTHING_FOUND)
+    clips = {path for path in inputs if video.is_video_path(path) or video.is_stream(path)}
+    streams = {path for path in clips if video.is_stream(path)}
+    if clips and not video.available():
+        raise click.UsageError(f"{video.INSTALL_HINT} (to read {sorted(clips)[0]})")
+    if clips and ray_address:
+        raise click.UsageError("--ray classifies photos; classify video without it")
+    if events_path and not clips:
+        raise click.UsageError("--events needs a video clip or stream among PATHS")
 
     classifier = load_classifier(model_path, engine, threshold)
     ray_failures: tuple[type[Exception], ...] = ()
@@ -141,13 +181,32 @@ def classify(
     counts = {"open": 0, "closed": 0, "unknown": 0, "error": 0}
     with contextlib.ExitStack() as stack:
         try:
-            fields = TOPS_FIELDS if two_stage else FIELDS
+            fields: tuple[str, ...] = TOPS_FIELDS if two_stage else FIELDS
+            if clips:
+                fields = with_frames(fields)
             sink = stack.enter_context(open_sink(output, fmt, resume, fields=fields, order=inputs))
         except ValueError as exc:  # resuming a file that holds something else: never overwrite it
             raise click.UsageError(str(exc)) from None
-        todo = [path for path in inputs if path not in sink.done]
+        # A clip is decoded again on --resume: its rows may stop anywhere; frames answered are skipped.
+        todo = [path for path in inputs if path not in sink.done or path in clips]
+        sampling = video.Sampling(every, fps)
+        events = VideoEvents(events_path, sink.previous if resume else [], stack, live=bool(streams))
+        if streams:
+            stack.enter_context(_sigterm_stops())
+
+        def items() -> Iterator[Any]:
+            for path in todo:
+                if path in streams:
+                    yield from video.stream_frames(path, sampling, say=lambda line: click.echo(line, err=True))
+                elif path in clips:
+                    yield from video.clip_frames(path, sampling, skip=sink.done_frames.get(path, ()))
+                else:
+                    yield path
+
         show_progress = not quiet and sys.stderr.isatty()
-        with tqdm(total=len(todo), unit="img", disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
+        total = None if clips else len(todo)
+        unit = "frame" if clips else "img"
+        with tqdm(total=total, unit=unit, disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
             copies = None
             if annotated_dir:
                 from bottlecheck.annotate import AnnotatedCopies
@@ -157,28 +216,135 @@ def classify(
                 from bottlecheck.ray_batch import classify_on_ray
 
                 predictions = classify_on_ray(todo, classifier, engine, batch_size=batch_size, workers=workers)
+            elif streams:  # live: a row as soon as its frame is classified, not a batch later
+                predictions = classifier.classify_paths(
+                    items(), batch_size=batch_size or 1, workers=workers, prefetch_batches=1
+                )
             else:
-                predictions = classifier.classify_paths(todo, batch_size=batch_size, workers=workers)
+                predictions = classifier.classify_paths(items(), batch_size=batch_size, workers=workers)
+            frames = 0
             try:
                 for prediction in predictions:
-                    sink.write(prediction.as_dict())
-                    if copies is not None:
+                    row = prediction.as_dict()
+                    sink.write(row)
+                    if copies is not None and prediction.frame is None and prediction.path not in clips:
                         copies.save(prediction.path, prediction)
                     counts[prediction.status] += 1
+                    frames += prediction.frame is not None
+                    events.feed(row)
                     bar.update(1)
             except ray_failures as exc:  # the cluster failed mid-run: the rows so far are kept
                 kept = f"; {output} keeps the rows so far, --resume continues" if output else ""
                 raise click.ClickException(f"{exc}{kept}") from None
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a stream's run ends here, its rows complete
+                if not streams:
+                    raise
+                click.echo("stopped", err=True)
+            found = events.finish(order=inputs)
     if not quiet:
         skipped = f", {len(inputs) - len(todo)} already done" if resume else ""
         unknown = f", {counts['unknown']} unknown" if two_stage else ""
+        answered = plural(len(todo), "image")
+        if clips:
+            photos = len([path for path in todo if path not in clips])
+            answered = f"{plural(frames, 'frame')} of {plural(len(clips), 'clip')}"
+            if photos:
+                answered = f"{plural(photos, 'image')} and {answered}"
         click.echo(
-            f"{plural(len(todo), 'image')}: {counts['open']} open, {counts['closed']} closed{unknown}, "
+            f"{answered}: {counts['open']} open, {counts['closed']} closed{unknown}, "
             f"{plural(counts['error'], 'error')}{skipped}",
             err=True,
         )
+        if clips and not streams:
+            click.echo(f"{plural(len(found), 'stretch')} with an open top" + (":" if found else ""), err=True)
+            for event in found:
+                click.echo(f"  {event.describe()}", err=True)
     # Earlier error rows were retried, so the new errors are all the output holds.
     sys.exit(EXIT_SOME_ERRORS if counts["error"] else EXIT_OK)
+
+
+class VideoEvents:
+    """The open stretches of a run's clips: said at the end, written to ``--events FILE`` (JSONL).
+
+    A clip's stretches are found from all its rows in frame order when the run ends (with
+    ``--resume``, the earlier run's rows too); a stream's are written and said as each ends.
+    """
+
+    def __init__(self, path: str | None, previous: list[dict], stack: contextlib.ExitStack, live: bool):
+        from bottlecheck.events import EventTracker
+
+        self.rows: list[dict] = [_frame_row(row) for row in previous if row.get("frame") not in (None, "")]
+        self.live = EventTracker() if live else None
+        self.live_events: list[Any] = []
+        self.stream = stack.enter_context(open(path, "w", encoding="utf-8")) if path else None
+
+    def feed(self, row: dict) -> None:
+        if row.get("frame") is None:
+            return
+        if self.live is not None:
+            event = self.live.feed(row)
+            if event is not None:
+                self._emit(event)
+            return
+        self.rows.append(_frame_row(row))
+
+    def _emit(self, event: Any) -> None:
+        self.live_events.append(event)
+        if self.stream is not None:
+            self.stream.write(json.dumps(event.as_dict()) + "\n")
+            self.stream.flush()
+        click.echo(f"open bottle: {event.describe()}", err=True)
+
+    def finish(self, order: list[str]) -> list[Any]:
+        from bottlecheck.events import stretches
+
+        if self.live is not None:
+            for event in self.live.finish():
+                self._emit(event)
+            return self.live_events
+        place = {path: index for index, path in enumerate(order)}
+        self.rows.sort(key=lambda row: (place.get(row["path"], -1), row["frame"]))
+        found = stretches(self.rows)
+        found.sort(key=lambda event: (place.get(event.path, -1), event.start_frame))
+        if self.stream is not None:
+            for event in found:
+                self.stream.write(json.dumps(event.as_dict()) + "\n")
+            self.stream.flush()
+        return found
+
+
+def _frame_row(row: dict) -> dict:
+    """What a stretch needs of a row (also of one read back from CSV, where every cell is text)."""
+
+    def number(value: Any) -> float | None:
+        return None if value in (None, "") else float(value)
+
+    return {
+        "path": str(row["path"]),
+        "frame": int(row["frame"]),
+        "time_s": number(row.get("time_s")),
+        "status": row.get("status"),
+        "confidence": number(row.get("confidence")),
+    }
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """While reading a stream, SIGTERM stops the run as Ctrl-C does: the rows so far are written and complete."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (a test's runner): Ctrl-C only
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()

@@ -1,7 +1,7 @@
 """Turn the CLI's PATH arguments into a stable, ordered list of inputs.
 
 A PATH may be a file (taken as given, whatever its extension), a directory
-(walked recursively in sorted order, image extensions only, symlinked
+(walked recursively in sorted order, image and video extensions only, symlinked
 directories followed once so loops end), a glob (image files and directories
 it matches), or ``-`` for paths on stdin.
 A file name that does not exist is kept: it becomes an error row, never silently
@@ -17,12 +17,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from bottlecheck.imaging import is_image_path
+from bottlecheck.video import is_stream, is_video_path
 
 _GLOB_CHARS = frozenset("*?[")
 
 
+def is_input_path(path: str) -> bool:
+    """An image or a video clip, by its name."""
+    return is_image_path(path) or is_video_path(path)
+
+
 def walk_images(directory: str) -> Iterator[str]:
-    """Image files under ``directory``, sorted, each real directory visited once."""
+    """Image and video files under ``directory``, sorted, each real directory visited once."""
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(directory, followlinks=True):
         try:
@@ -36,7 +42,7 @@ def walk_images(directory: str) -> Iterator[str]:
         seen.add(key)
         dirs.sort()
         for name in sorted(files):
-            if is_image_path(name):
+            if is_input_path(name):
                 yield os.path.join(root, name)
 
 
@@ -55,7 +61,9 @@ def expand_inputs(
             lines = (line.rstrip("\r\n") for line in (stdin or ()))
             yield from expand_inputs((line for line in lines if line), on_empty=on_empty)
             continue
-        if os.path.isdir(argument):
+        if is_stream(argument) and not os.path.lexists(argument):
+            found = iter([argument])  # a camera's URL (its "?" is a query, not a glob) or a V4L2 device
+        elif os.path.isdir(argument):
             found = _report_if_empty(walk_images(argument), argument, "no images in directory", on_empty)
         elif os.path.lexists(argument) or not _GLOB_CHARS & set(argument):
             found = iter([argument])  # a file, or a name that will be an error row ("no such file")
@@ -69,7 +77,7 @@ def _glob_images(pattern: str) -> Iterator[str]:
     for match in sorted(glob.glob(pattern, recursive=True)):
         if os.path.isdir(match):
             yield from walk_images(match)
-        elif is_image_path(match):
+        elif is_input_path(match):
             yield match
 
 

@@ -30,7 +30,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageSource = str | Path | bytes | bytearray | memoryview | BinaryIO
+# A Pillow image is a picture already decoded elsewhere (a video frame, see bottlecheck.video):
+# it takes the same steps from the size check on, so the same pixels get the same model input.
+ImageSource = str | Path | bytes | bytearray | memoryview | BinaryIO | Image.Image
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -62,6 +64,8 @@ class ImageError(ValueError):
 
 
 def _open(source: ImageSource) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageError("empty file (0 bytes)")

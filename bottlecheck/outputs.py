@@ -26,8 +26,15 @@ FIELDS = ("path", "status", "confidence", "p_open", "error")
 # each top too (box in the photo's pixels, status, confidence), which a CSV cell cannot.
 TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops", "closed_tops", "error")
 NESTED = "tops"
+# A run with video clips or streams: each row also says which frame and when (presentation time, s).
+FRAME_FIELDS = ("frame", "time_s")
 FORMATS = ("table", "csv", "json", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "table"}
+
+
+def with_frames(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """``fields`` with :data:`FRAME_FIELDS` after ``path``: the columns of a run that has clips."""
+    return fields[:1] + FRAME_FIELDS + fields[1:]
 
 
 def format_for_path(path: str | os.PathLike) -> str | None:
@@ -143,8 +150,10 @@ class TableWriter(RowWriter):
     def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS):
         super().__init__(stream, fields)
         self.tops = "bottles" in fields
+        self.frames = "frame" in fields
         tops = f" {'TOPS':>4} {'OPEN':>4}" if self.tops else ""
-        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}{tops}  PATH\n")
+        frames = f" {'FRAME':>6} {'TIME_S':>8}" if self.frames else ""
+        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}{tops}{frames}  PATH\n")
 
     def write(self, row: dict) -> None:
         path = str(row["path"]).replace("\n", "\\n")
@@ -152,6 +161,9 @@ class TableWriter(RowWriter):
         if self.tops:
             counted = row.get("bottles")
             tops = f" {'' if counted is None else counted:>4} {'' if counted is None else row.get('open_tops'):>4}"
+        if self.frames:  # a clip's frame: its number and presentation time; blank for a photo
+            frame, time_s = row.get("frame"), row.get("time_s")
+            tops += f" {'' if frame is None else frame:>6} {'' if time_s is None else f'{time_s:.3f}':>8}"
         line = f"{row['status']:<7} {_number(row.get('confidence')):>6} {_number(row.get('p_open')):>6}{tops}  {path}"
         if row.get("error"):
             line += f"  ({row['error']})"
@@ -256,11 +268,22 @@ def read_existing(path: str | os.PathLike, fmt: str, fields: tuple[str, ...] = F
 
 
 class Sink:
-    """Where a run's rows go: ``write(row)`` each one; ``done`` holds the paths an earlier run answered."""
+    """Where a run's rows go: ``write(row)`` each one; ``done`` holds the paths an earlier run answered.
 
-    def __init__(self, writer: RowWriter, done: set[str]):
+    ``done_frames`` holds, for a clip, the frames an earlier run answered (a clip's rows may stop
+    anywhere: it is decoded again and only the other frames classified); ``previous`` the
+    earlier run's rows that stay.
+    """
+
+    def __init__(self, writer: RowWriter, done: set[str], previous: list[dict] | None = None):
         self.writer = writer
         self.done = done
+        self.previous = previous or []
+        self.done_frames: dict[str, set[int]] = {}
+        for row in self.previous:
+            frame = row.get("frame")
+            if frame is not None and frame != "":
+                self.done_frames.setdefault(str(row["path"]), set()).add(int(frame))
         self.written: list[str] = []  # the paths of this run's rows, in the order written
 
     def write(self, row: dict) -> None:
@@ -328,7 +351,7 @@ def open_sink(
         collector = JSONWriter(io.StringIO(), previous=good, fields=fields)
         ended = False
         try:
-            yield Sink(collector, done)
+            yield Sink(collector, done, good)
             ended = True
         finally:
             if ended and order is not None:
@@ -347,7 +370,7 @@ def open_sink(
     else:
         stream = open(path, "w", encoding="utf-8", newline="")
         writer = make_writer(fmt, stream, fields=fields)
-    sink = Sink(writer, done)
+    sink = Sink(writer, done, good)
     try:
         yield sink
     finally:
