@@ -71,7 +71,8 @@ class DeferredInput(Protocol):
     :class:`ImageError` (an error row); ``row_fields()`` adds to the row (``frame``, ``time_s``).
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def image(self) -> Image.Image: ...
 

@@ -263,6 +263,121 @@ def classify(
     sys.exit(EXIT_SOME_ERRORS if counts["error"] else EXIT_OK)
 
 
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Append rows to FILE (.jsonl or .csv); its rows are also what a restart skips.",
+)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(("csv", "jsonl")), help="Output format [default: from -o's extension]."
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Seconds a file's size and mtime must hold still before it is read (a copy in progress is not).",
+)
+@click.option(
+    "--on-open",
+    "webhook_url",
+    metavar="URL",
+    help="POST a JSON event (path, time, confidence, boxes) to URL for each open photo or open stretch of a clip.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics (rows by status, time of the last open bottle) on this port.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port (0.0.0.0 for all)."
+)
+@click.option("--every", type=click.IntRange(1), metavar="N", help="Clips: classify every N-th frame.")
+@click.option(
+    "--fps",
+    type=click.FloatRange(0, min_open=True),
+    metavar="F",
+    help="Clips: classify F frames per second of video [default: 2].",
+)
+@workers_option
+@threshold_option
+@model_option
+@engine_option
+def watch(
+    directory: str,
+    output: str,
+    fmt: str | None,
+    settle: float,
+    webhook_url: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    every: int | None,
+    fps: float | None,
+    workers: int | None,
+    threshold: float | None,
+    model_path: str | None,
+    engine: str,
+) -> None:
+    """Classify each photo or clip that lands in DIRECTORY (and below), once, when it is complete.
+
+    Runs until Ctrl-C or SIGTERM. A file is read once its size has held still for --settle
+    seconds (or when it is renamed into place); rows are appended to -o FILE, which is also
+    the state: a restart skips the files it names and answers those that landed meanwhile.
+
+    \b
+    Examples:
+      bottlecheck watch /mnt/line -o line.jsonl
+      bottlecheck watch /mnt/line -o line.csv --on-open http://alarm.local/hook --metrics-port 9108
+    """
+    from bottlecheck import video
+    from bottlecheck.watch import Metrics, Watcher, Webhook
+
+    if every and fps:
+        raise click.UsageError("--every and --fps both say which frames to take: give one")
+    try:
+        fmt = resolve_format(fmt, output, interactive=False)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if fmt not in ("csv", "jsonl"):
+        raise click.UsageError("watch appends rows: -o must be .jsonl or .csv (or give -f)")
+    if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
+        raise click.UsageError("--on-open takes an http:// or https:// URL")
+    classifier = load_classifier(model_path, engine, threshold)
+    fields = with_frames(TOPS_FIELDS if classifier.artifact.is_two_stage else FIELDS)
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    metrics = Metrics()
+    if metrics_port:
+        try:
+            metrics.serve(metrics_port, metrics_host)
+        except OSError as exc:
+            raise click.UsageError(f"--metrics-port {metrics_port}: {exc.strerror or exc}") from None
+    with contextlib.ExitStack() as stack:
+        try:
+            sink = stack.enter_context(open_sink(output, fmt, resume=True, fields=fields))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        webhook = Webhook(webhook_url, metrics, say) if webhook_url else None
+        if webhook is not None:
+            stack.callback(webhook.close)
+        if not video.available():
+            say(f"warning: clips will be error rows: {video.INSTALL_HINT}")
+        watcher = Watcher(
+            directory, classifier, sink, video.Sampling(every, fps), settle, metrics, webhook, say, workers
+        )
+        stack.enter_context(_sigterm_stops())
+        try:
+            watcher.run(on_ready=lambda: say(f"watching {directory} ({len(watcher.done)} files already answered)"))
+        except KeyboardInterrupt:
+            say("stopped")
+
+
 class VideoEvents:
     """The open stretches of a run's clips: said at the end, written to ``--events FILE`` (JSONL).
 

@@ -162,10 +162,15 @@ def clip_frames(path: str, sampling: Sampling, skip: Container[int] = ()) -> Ite
 
     ``skip`` holds frame indices already answered (``--resume``): decoded, not converted.
     """
-    import av
 
     def error(reason: str) -> VideoFrame:
         return VideoFrame(path, None, None, error=reason)
+
+    try:
+        import av
+    except ImportError:
+        yield error(INSTALL_HINT)
+        return
 
     problem = _file_problem(path)
     if problem:

@@ -140,6 +140,19 @@ def test_the_dashboard_and_alerts_only_use_metrics_the_server_exports(classifier
     assert {r["alert"] for r in rules} >= {"BottlecheckErrors", "BottlecheckSlow", "BottlecheckQueueStuck"}
 
 
+def test_the_watch_alerts_only_use_metrics_the_watch_exports():
+    """The second group of rules reads `bottlecheck watch --metrics-port`'s series, every one of them real."""
+    pytest.importorskip("watchdog")
+    from bottlecheck.watch import Metrics
+
+    exported = {line.split("{")[0].split(" ")[0] for line in Metrics().text().splitlines() if line.startswith("b")}
+    groups = yaml.safe_load((ROOT / "deploy" / "compose" / "alerts.yml").read_text())["groups"]
+    watch = next(group for group in groups if group["name"] == "bottlecheck-watch")
+    used = set().union(*(_metric_names(rule["expr"]) for rule in watch["rules"]))
+    assert "bottlecheck_watch_last_open_timestamp_seconds" in used
+    assert used <= exported, used - exported
+
+
 def test_compose_runs_two_replicas_behind_the_load_balancer_with_redis_and_prometheus():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
