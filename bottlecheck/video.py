@@ -227,14 +227,14 @@ def stream_frames(
 ) -> Iterator[VideoFrame]:
     """The sampled frames of a live source, forever: reconnects with back-off when it drops.
 
-    Frames are numbered from 0 over the whole run and timed in seconds since the run began
-    (each connection's presentation times, placed at the moment it connected): a restarted
-    camera starts its clock again, the rows' times go on. ``say`` tells a person (stderr)
-    when the source is lost and when it is back.
+    Frames are numbered from 0 over the whole run and timed in seconds from the first frame
+    (each connection's presentation times, placed at the moment its first frame arrived): a
+    restarted camera starts its clock again, the rows' times go on. ``say`` tells a person
+    (stderr) when the source is lost and when it is back.
     """
     import av
 
-    started = time.monotonic()
+    started: float | None = None  # when the run's first frame arrived
     index = -1
     pick = sampling.picker()
     delay = retry[0]
@@ -250,7 +250,6 @@ def stream_frames(
             sleep(delay)
             delay = min(delay * 2, retry[1])
             continue
-        connected = time.monotonic() - started
         if lost_at is not None:
             say(f"regained {source} after {time.monotonic() - lost_at:.1f} s")
             lost_at = None
@@ -260,13 +259,17 @@ def stream_frames(
             try:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
-                first: float | None = None
+                first: float | None = None  # this connection's first presentation time
+                offset = 0.0  # and where it falls in the run
                 for picture in container.decode(stream):
                     index += 1
                     time_s = None
+                    if started is None:
+                        started = time.monotonic()
                     if picture.time is not None:
-                        first = picture.time if first is None else first
-                        time_s = round(connected + picture.time - first, 3)
+                        if first is None:
+                            first, offset = picture.time, time.monotonic() - started
+                        time_s = round(offset + picture.time - first, 3)
                     if pick(index, time_s):
                         yield VideoFrame(source, index, time_s, picture)
             except IndexError:

@@ -262,3 +262,61 @@ def test_one_noisy_frame_neither_starts_nor_ends_a_stretch():
     assert stretches(rows("cocc")) == []
     assert [(e.start_frame, e.end_frame) for e in stretches(rows("coocooccoo"))] == [(1, 5), (8, 9)]
     assert [(e.start_frame, e.end_frame, e.open_frames) for e in stretches(rows("oocccoo"))] == [(0, 1, 2), (5, 6, 2)]
+
+
+@needs_ffmpeg
+def test_a_stream_is_read_until_stopped_and_reconnects_when_its_source_restarts(clips, tmp_path):
+    """Debian's ffmpeg serves the clip as MPEG-TS over HTTP on the loopback; it is killed and restarted."""
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    serve = ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clips["h264"]), "-c", "copy"]
+    serve += ["-f", "mpegts", "-listen", "1", url]
+    output, log = tmp_path / "live.jsonl", tmp_path / "live.err"
+
+    def wait_for(check, what: str, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {log.read_text()}")
+
+    def rows() -> list[dict]:
+        text = output.read_text() if output.exists() else ""
+        return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+    server = subprocess.Popen(serve, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "bottlecheck", "classify", url, "-o", str(output), "--every", "1", "-w", "1"]
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(command, stderr=stderr, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(lambda: len(rows()) >= 5, "rows from the stream")
+        lost = log.read_text().count("lost ")
+        server.terminate()
+        server.wait(timeout=10)
+        wait_for(lambda: log.read_text().count("lost ") > lost, "the run to say it lost the source")
+        before = len(rows())
+        server = subprocess.Popen(serve, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: "regained" in log.read_text() and len(rows()) >= before + 5, "rows after the restart")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        server.kill()
+        server.wait(timeout=10)
+    err = log.read_text()
+    assert code == 0, err
+    assert "stopped" in err and f"regained {url} after" in err
+    found = rows()
+    assert output.read_text().endswith("\n")  # every row complete
+    assert [r["frame"] for r in found] == list(range(len(found)))  # no frame read was lost
+    assert all(r["status"] == "closed" and r["path"] == url for r in found)
+    times = [r["time_s"] for r in found]
+    assert times == sorted(times) and times[0] == 0.0
