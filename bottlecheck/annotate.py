@@ -110,15 +110,18 @@ class AnnotatedCopies:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._root = _common_folder(inputs)
 
-    def target(self, path: str) -> tuple[Path, str]:
-        """Where the copy of ``path`` goes, and the format it is written in."""
+    def relative(self, path: str) -> Path:
+        """``path`` below the folder the inputs share (its file name alone when it is elsewhere)."""
         absolute = Path(os.path.abspath(path))
         if self._root is not None and absolute.is_relative_to(self._root):
             relative = absolute.relative_to(self._root)
         else:
             relative = Path(absolute.name)
-        if not relative.name:
-            relative = Path("image")
+        return relative if relative.name else Path("image")
+
+    def target(self, path: str) -> tuple[Path, str]:
+        """Where the copy of ``path`` goes, and the format it is written in."""
+        relative = self.relative(path)
         fmt = Image.registered_extensions().get(relative.suffix.lower())
         if fmt is None or fmt not in Image.SAVE:
             relative, fmt = relative.with_name(relative.name + ".png"), "PNG"

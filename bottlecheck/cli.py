@@ -223,11 +223,14 @@ def classify(
             else:
                 predictions = classifier.classify_paths(items(), batch_size=batch_size, workers=workers)
             frames = 0
+            clip_copies = AnnotatedClips(copies, sink.previous) if copies is not None and clips else None
             try:
                 for prediction in predictions:
                     row = prediction.as_dict()
                     sink.write(row)
-                    if copies is not None and prediction.frame is None and prediction.path not in clips:
+                    if clip_copies is not None and prediction.path in clips and prediction.path not in streams:
+                        clip_copies.add(row)
+                    elif copies is not None and prediction.path not in clips:
                         copies.save(prediction.path, prediction)
                     counts[prediction.status] += 1
                     frames += prediction.frame is not None
@@ -240,6 +243,8 @@ def classify(
                 if not streams:
                     raise
                 click.echo("stopped", err=True)
+            if clip_copies is not None:
+                clip_copies.flush()
             found = events.finish(order=inputs)
     if not quiet:
         skipped = f", {len(inputs) - len(todo)} already done" if resume else ""
@@ -376,6 +381,34 @@ def watch(
             watcher.run(on_ready=lambda: say(f"watching {directory} ({len(watcher.done)} files already answered)"))
         except KeyboardInterrupt:
             say("stopped")
+
+
+class AnnotatedClips:
+    """``--save-annotated`` for clips: each clip, once its rows are in, written again with its answers drawn."""
+
+    def __init__(self, copies: Any, previous: list[dict]):
+        self.copies = copies
+        self.previous = previous  # a resumed run's earlier rows: their frames are drawn too
+        self.path: str | None = None
+        self.rows: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        if row["path"] != self.path:
+            self.flush()
+            self.path = row["path"]
+            self.rows = [r for r in self.previous if r.get("path") == self.path]
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        from bottlecheck.video import annotated_codec, write_annotated_clip
+
+        if self.path is None:
+            return
+        relative = self.copies.relative(self.path)
+        target = self.copies.directory / relative.with_suffix(annotated_codec()[1])
+        rows = sorted((r for r in self.rows if r.get("frame") not in (None, "")), key=lambda r: int(r["frame"]))
+        write_annotated_clip(self.path, rows, target)
+        self.path, self.rows = None, []
 
 
 class VideoEvents:

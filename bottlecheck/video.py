@@ -279,3 +279,89 @@ def stream_frames(
         lost_at = time.monotonic()
         say(f"lost {source}: {reason}; reconnecting")
         sleep(delay)
+
+
+def annotated_codec() -> tuple[str, str]:
+    """(codec, file suffix) of an annotated clip a browser plays: H.264 in MP4 where PyAV has libx264, else VP9."""
+    import av
+
+    return ("libx264", ".mp4") if "libx264" in av.codecs_available else ("libvpx-vp9", ".webm")
+
+
+def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | str) -> str | None:
+    """Decode ``source`` again and write each answered frame with its answer drawn on it (``--save-annotated``).
+
+    The clip plays at the sampled rate (each frame shown until the next sampled one); every frame
+    has the first one's size (a frame whose answer band is taller is cut at the bottom, one whose
+    band is shorter padded). H.264 (yuv420p, ``+faststart``) in MP4, or VP9 in WebM where PyAV was
+    built without libx264. Returns the file written, or None when no frame was answered.
+    """
+    import fractions
+
+    import av
+
+    from bottlecheck.annotate import annotated
+    from bottlecheck.classifier import Prediction
+
+    answers = {int(row["frame"]): row for row in rows if row.get("frame") not in (None, "")}
+    if not answers:
+        return None
+    codec, _ = annotated_codec()
+    keys = Prediction.__dataclass_fields__.keys()
+    time_base = fractions.Fraction(1, 1000)
+    output: Any = None
+    stream: Any = None
+    size: tuple[int, int] = (0, 0)
+    last_pts = -1
+    os.makedirs(os.path.dirname(os.fspath(target)) or ".", exist_ok=True)
+    with av.open(source) as container:
+        decoded = container.streams.video[0]
+        decoded.thread_type = "AUTO"
+        try:
+            for index, picture in enumerate(container.decode(decoded)):
+                row = answers.get(index)
+                if row is None:
+                    continue
+                prediction = Prediction(**{k: _typed(k, v) for k, v in row.items() if k in keys})
+                image = annotated(picture.to_image(), prediction)
+                if output is None:
+                    size = (image.width + image.width % 2, image.height + image.height % 2)  # yuv420p: even sides
+                    output = av.open(
+                        os.fspath(target), mode="w", options={"movflags": "+faststart"} if codec == "libx264" else {}
+                    )
+                    stream = output.add_stream(codec, rate=2)  # nominal: each frame carries its own time
+                    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+                    stream.time_base = time_base
+                    stream.codec_context.time_base = time_base
+                    if codec == "libx264":
+                        stream.options = {"crf": "23", "preset": "veryfast"}
+                if image.size != size:
+                    canvas = Image.new("RGB", size, (0, 0, 0))
+                    canvas.paste(image, (0, 0))
+                    image = canvas
+                frame = av.VideoFrame.from_image(image)
+                time_s = row.get("time_s")
+                pts = round(float(time_s) * 1000) if time_s not in (None, "") else last_pts + 500
+                frame.pts, frame.time_base = max(pts, last_pts + 1), time_base
+                last_pts = frame.pts
+                for packet in stream.encode(frame):
+                    output.mux(packet)
+        except (av.FFmpegError, OSError, ValueError):
+            pass  # a broken clip: what was read so far is written
+        finally:
+            if output is not None:
+                for packet in stream.encode(None):
+                    output.mux(packet)
+                output.close()
+    return os.fspath(target) if output is not None else None
+
+
+def _typed(key: str, value: Any) -> Any:
+    """A row's cell as the Prediction holds it (a resumed CSV's rows are text)."""
+    if value in (None, ""):
+        return None
+    if key in ("confidence", "p_open", "time_s"):
+        return float(value)
+    if key in ("bottles", "open_tops", "closed_tops", "frame"):
+        return int(value)
+    return value

@@ -320,3 +320,29 @@ def test_a_stream_is_read_until_stopped_and_reconnects_when_its_source_restarts(
     assert all(r["status"] == "closed" and r["path"] == url for r in found)
     times = [r["time_s"] for r in found]
     assert times == sorted(times) and times[0] == 0.0
+
+
+@needs_ffmpeg
+def test_save_annotated_writes_a_clip_a_browser_plays(clips, tmp_path):
+    """H.264 (yuv420p) in MP4 with the index up front, one frame per row, the answer's band drawn on each."""
+    photo = tmp_path / "in" / "photo.jpg"
+    photo.parent.mkdir()
+    shutil.copy(EXAMPLES / "rendered_closed_1.jpg", photo)
+    clip = tmp_path / "in" / "short.mkv"
+    shutil.copy(clips["lossless"], clip)
+    seen = tmp_path / "seen"
+    code, out, _ = run(str(clip), str(photo), "--every", "1", "-f", "jsonl", "-q", "--save-annotated", str(seen))
+    assert code == 0
+    assert (seen / "photo.jpg").exists()
+    written = seen / "short.mp4"
+    with av.open(str(written)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        pictures = [frame.to_image() for frame in container.decode(stream)]
+    statuses = [r["status"] for r in jsonl(out) if r["frame"] is not None]
+    assert len(pictures) == len(statuses) == 7
+    band = {"open": (230, 40, 40), "closed": (40, 200, 70)}
+    for picture, status in zip(pictures, statuses, strict=True):
+        corner = picture.getpixel((1, 1))
+        assert all(abs(a - b) < 40 for a, b in zip(corner, band[status], strict=True)), (corner, status)
+    assert written.read_bytes()[4:8] == b"ftyp" and b"moov" in written.read_bytes()[:4096]  # +faststart
