@@ -29,6 +29,9 @@ FROM ${BASE} AS runtime
 ARG VERSION=unset
 # URL of the repository this image was built from (--build-arg SOURCE=...).
 ARG SOURCE=""
+# Extras to install with the wheel: "video" (PyAV with its FFmpeg, watchdog) for clips, streams and
+# `bottlecheck watch`, tagged apart (bottlecheck:video) so that the default image stays slim.
+ARG EXTRAS=""
 LABEL org.opencontainers.image.title="bottlecheck" \
       org.opencontainers.image.description="Is this beer bottle open or closed? CLI and HTTP API." \
       org.opencontainers.image.version="${VERSION}" \
@@ -41,7 +44,8 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     --mount=type=secret,id=cacert,required=false \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
     python3 -m venv /opt/bottlecheck \
-    && /opt/bottlecheck/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile /wheels/*.whl \
+    && wheel="$(ls /wheels/*.whl)" \
+    && /opt/bottlecheck/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile "${wheel}${EXTRAS:+[$EXTRAS]}" \
     && /opt/bottlecheck/bin/pip uninstall -y -q pip setuptools 2>/dev/null; \
     find /opt/bottlecheck -name '__pycache__' -prune -exec rm -rf {} + ; \
     rm -rf /root/.cache
