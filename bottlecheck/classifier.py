@@ -67,14 +67,16 @@ class Prediction:
 class DeferredInput(Protocol):
     """An input that a worker thread of :meth:`Classifier.classify_paths` decodes: a video frame.
 
-    ``name`` is its row's ``path``; ``image()`` gives the decoded RGB picture or raises
-    :class:`ImageError` (an error row); ``row_fields()`` adds to the row (``frame``, ``time_s``).
+    ``name`` is its row's ``path``; ``image(max_side)`` gives the decoded RGB picture or raises
+    :class:`ImageError` (an error row), shrunk to ``max_side`` on its long side where the
+    classifier would shrink it (:attr:`Classifier.frame_side`); ``row_fields()`` adds to the row
+    (``frame``, ``time_s``).
     """
 
     @property
     def name(self) -> str: ...
 
-    def image(self) -> Image.Image: ...
+    def image(self, max_side: int | None = None) -> Image.Image: ...
 
     def row_fields(self) -> dict[str, Any]: ...
 
@@ -88,6 +90,10 @@ _OTHER_KINDS: list[tuple[Callable[[ModelArtifact], bool], Callable[..., Classifi
 
 class Classifier:
     """Load once, classify many. Thread-safe: engines serialise their own calls."""
+
+    #: The long side a picture more than twice as large is shrunk to before the model sees it
+    #: (None: never). A video frame is converted to RGB at that size at once (bottlecheck.video).
+    frame_side: int | None = None
 
     def __init__(
         self,
@@ -256,7 +262,7 @@ class Classifier:
     def _prepare(self, path: Input) -> Any:
         """The model input for ``path``, or the :class:`ImageError` that says why there is none."""
         try:
-            return self.preprocess(path if isinstance(path, str) else path.image())
+            return self.preprocess(path if isinstance(path, str) else path.image(self.frame_side))
         except ImageError as exc:
             return exc
         except Exception as exc:  # a row, never a crash: keep the other 9,999 results

@@ -73,6 +73,7 @@ class TopsClassifier(Classifier):
         decision = artifact.metadata.get("decision", {})
         self.min_top = float(decision.get("min_top_probability", 0.5))
         self.decode_side = int(decision.get("decode_side", 900))
+        self.frame_side = self.decode_side  # preprocess shrinks a picture over twice this to it
         self.input_size = self.finder_size
 
     @classmethod

@@ -8,12 +8,15 @@ frame becomes a :class:`VideoFrame`, which a worker thread of
 :meth:`~bottlecheck.classifier.Classifier.classify_paths` converts to RGB and classifies
 beside photos and other frames, so the model's batches stay full across clips.
 
-**How a frame becomes RGB**: FFmpeg's swscale converts the decoded frame, at its full size, to
-8-bit RGB (PyAV's ``VideoFrame.to_image()``: ``rgb24``, the frame's own colour matrix, BT.601
-when the stream names none); from there it takes exactly the path a PNG of the same pixels
-takes (:func:`bottlecheck.imaging.decode_photo`: size check, the two-stage model's one
-shrink to ``decode_side``, letterbox). A clip's rows are therefore the rows its frames get as
-images (``tests/test_video.py`` checks it on a losslessly encoded clip).
+**How a frame becomes RGB**: FFmpeg's swscale converts the decoded frame to 8-bit RGB (``rgb24``,
+the frame's own colour matrix, BT.601 when the stream names none; PyAV's
+``VideoFrame.to_ndarray``). At its own size, unless the classifier would shrink a picture that
+large anyway (the two-stage model shrinks one over twice its ``decode_side``, 900 px, to 900 px:
+a 1080p frame becomes 900x506): then swscale shrinks it to that same size in the same pass (area
+filter), which costs a fraction of converting 2 megapixels and shrinking them again in Pillow.
+From there a frame takes exactly the path a PNG of the same pixels takes
+(:func:`bottlecheck.imaging.decode_photo`: size check, letterbox), so a frame's row is the row
+that PNG gets as an image (``tests/test_video.py`` checks it on a losslessly encoded clip).
 
 A clip that cannot be read gives one error row (``no such file``, ``empty file (0 bytes)``,
 ``not a readable video (unknown format)``); a clip that breaks or ends early gives the rows
@@ -110,13 +113,32 @@ class VideoFrame:
     picture: Any = field(default=None, repr=False)  # av.VideoFrame
     error: str | None = None
 
-    def image(self) -> Image.Image:
+    def image(self, max_side: int | None = None) -> Image.Image:
+        """The frame in 8-bit RGB (swscale), shrunk to ``max_side`` (area filter) if it is over twice that."""
         if self.error is not None:
             raise ImageError(self.error)
-        return self.picture.to_image()  # swscale: rgb24 at the frame's own size
+        size = shrunk_size(self.picture.width, self.picture.height, max_side)
+        if size is None:
+            return Image.fromarray(self.picture.to_ndarray(format="rgb24"))
+        width, height = size
+        return Image.fromarray(
+            self.picture.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        )
 
     def row_fields(self) -> dict[str, Any]:
         return {"frame": self.frame, "time_s": self.time_s}
+
+
+def shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """The size a ``width`` x ``height`` picture is converted at: None (its own) unless it is over twice ``max_side``.
+
+    The same rule and size as the two-stage model's own shrink of a large photo (Pillow's
+    ``thumbnail``), done by swscale in the same pass as the conversion to RGB.
+    """
+    if not max_side or max(width, height) <= 2 * max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _file_problem(path: str) -> str | None:
@@ -323,7 +345,7 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
                 if row is None:
                     continue
                 prediction = Prediction(**{k: _typed(k, v) for k, v in row.items() if k in keys})
-                image = annotated(picture.to_image(), prediction)
+                image = annotated(Image.fromarray(picture.to_ndarray(format="rgb24")), prediction)
                 if output is None:
                     size = (image.width + image.width % 2, image.height + image.height % 2)  # yuv420p: even sides
                     output = av.open(

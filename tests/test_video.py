@@ -346,3 +346,20 @@ def test_save_annotated_writes_a_clip_a_browser_plays(clips, tmp_path):
         corner = picture.getpixel((1, 1))
         assert all(abs(a - b) < 40 for a, b in zip(corner, band[status], strict=True)), (corner, status)
     assert written.read_bytes()[4:8] == b"ftyp" and b"moov" in written.read_bytes()[:4096]  # +faststart
+
+
+@needs_ffmpeg
+def test_a_large_frame_is_converted_at_the_size_the_model_would_shrink_it_to(tmp_path):
+    """1920x1080: straight to 900x506 (the two-stage model's own shrink of a photo that size); smaller: as is."""
+    from PIL import Image as PILImage
+
+    from bottlecheck.video import clip_frames
+
+    frames = tmp_path / "big"
+    frames.mkdir()
+    PILImage.open(EXAMPLES / "rendered_open_1.jpg").convert("RGB").resize((1920, 1080)).save(frames / "f000.png")
+    clip = encode(frames, tmp_path / "big.mkv", 1, LOSSLESS)
+    (frame,) = clip_frames(str(clip), Sampling(every=1))
+    assert frame.image(900).size == (900, 506)
+    assert frame.image(None).size == (1920, 1080)
+    assert frame.image(1000).size == (1920, 1080)  # not over twice: the model takes it whole
