@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
 import numpy as np
 from PIL import Image
@@ -262,7 +262,7 @@ class Classifier:
     def _prepare(self, path: Input) -> Any:
         """The model input for ``path``, or the :class:`ImageError` that says why there is none."""
         try:
-            return self.preprocess(path if isinstance(path, str) else path.image(self.frame_side))
+            return self.preprocess(path.image(self.frame_side) if _deferred(path) else cast(str, path))
         except ImageError as exc:
             return exc
         except Exception as exc:  # a row, never a crash: keep the other 9,999 results
@@ -275,7 +275,7 @@ class Classifier:
         rows = []
         for path, value in decoded:
             row = Prediction(_name(path), ERROR, error=str(value)) if isinstance(value, ImageError) else next(answers)
-            rows.append(row if isinstance(path, str) else replace(row, **path.row_fields()))
+            rows.append(replace(row, **path.row_fields()) if _deferred(path) else row)
         return rows
 
     def _classify_in_lanes(
@@ -335,5 +335,10 @@ class Classifier:
                 yield from self._rows([(path, future.result()) for path, future in batch])
 
 
+def _deferred(path: Any) -> TypeGuard[DeferredInput]:
+    """A :class:`DeferredInput`, not a path (a ``str`` or, from library callers, a ``Path``)."""
+    return hasattr(path, "row_fields")
+
+
 def _name(path: Input) -> str:
-    return path if isinstance(path, str) else path.name
+    return path.name if _deferred(path) else cast(str, path)
