@@ -119,11 +119,11 @@ def test_watch_answers_each_file_once_when_complete_survives_a_restart_and_calls
     shutil.copy(CLOSED, folder / "before.jpg")  # already there at the start: answered at the start
     hook = Hook()
     port = free_port()
-    watch = Watch(folder, output, "--settle", "0.8", "--on-open", hook.url, "--metrics-port", str(port))
+    watch = Watch(folder, output, "--settle", "1.5", "--on-open", hook.url, "--metrics-port", str(port))
     try:
         wait_for(lambda: "before.jpg" in paths(output), what="the file already there")
 
-        copy_slowly(OPEN, folder / "slow.jpg")  # pauses of 0.3 s, settle 0.8 s: never read half-written
+        copy_slowly(OPEN, folder / "slow.jpg")  # pauses of 0.3 s, settle 1.5 s: never read half-written
         wait_for(lambda: "slow.jpg" in paths(output), what="the slowly copied file")
 
         partial = folder / "sub" / ".incoming.jpg.part"
