@@ -329,9 +329,10 @@ def watch(
 ) -> None:
     """Classify each photo or clip that lands in DIRECTORY (and below), once, when it is complete.
 
-    Runs until Ctrl-C or SIGTERM. A file is read once its size has held still for --settle
-    seconds (or when it is renamed into place); rows are appended to -o FILE, which is also
-    the state: a restart skips the files it names and answers those that landed meanwhile.
+    Runs until Ctrl-C or SIGTERM. A file is read once its size and mtime have held still for
+    --settle seconds; hidden and partial names (.x.jpg, *.part, *.tmp) wait until they are
+    renamed into place. Rows are appended to -o FILE, which is also the state: a restart
+    skips the files it names and answers those that landed meanwhile.
 
     \b
     Examples:
