@@ -17,14 +17,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from bottlecheck.imaging import is_image_path
+from bottlecheck.video import available as video_available
 from bottlecheck.video import is_stream, is_video_path
 
 _GLOB_CHARS = frozenset("*?[")
 
 
 def is_input_path(path: str) -> bool:
-    """An image or a video clip, by its name."""
-    return is_image_path(path) or is_video_path(path)
+    """An image or a video clip, by its name; clips only where PyAV is installed (``bottlecheck[video]``).
+
+    Without it a folder's clips are left out, as before clips were read, rather than failing the run.
+    """
+    return is_image_path(path) or (is_video_path(path) and video_available())
 
 
 def walk_images(directory: str) -> Iterator[str]:

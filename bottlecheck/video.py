@@ -29,6 +29,8 @@ back-off, and says when the source is back.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import os
 import stat
@@ -59,12 +61,10 @@ def is_stream(source: str) -> bool:
     return source.lower().startswith(STREAM_PREFIXES) or source.startswith("/dev/video")
 
 
+@functools.cache
 def available() -> bool:
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether PyAV is installed (without importing it: a run of photos never pays for it)."""
+    return importlib.util.find_spec("av") is not None
 
 
 @dataclass(frozen=True)

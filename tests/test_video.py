@@ -363,3 +363,21 @@ def test_a_large_frame_is_converted_at_the_size_the_model_would_shrink_it_to(tmp
     assert frame.image(900).size == (900, 506)
     assert frame.image(None).size == (1920, 1080)
     assert frame.image(1000).size == (1920, 1080)  # not over twice: the model takes it whole
+
+
+@needs_ffmpeg
+def test_a_folder_walk_takes_its_clips_and_leaves_them_out_without_pyav(clips, tmp_path, monkeypatch):
+    folder = tmp_path / "line"
+    folder.mkdir()
+    shutil.copy(clips["lossless"], folder / "a.mkv")
+    shutil.copy(EXAMPLES / "rendered_closed_1.jpg", folder / "b.jpg")
+    code, out, _ = run(str(folder), "-f", "jsonl", "-q")
+    assert code == 0
+    assert [(Path(r["path"]).name, r["frame"]) for r in jsonl(out)] == [("a.mkv", f) for f in (0, 2, 4, 6)] + [
+        ("b.jpg", None)
+    ]
+    import bottlecheck.discovery as discovery
+
+    monkeypatch.setattr(discovery, "video_available", lambda: False)  # an install without bottlecheck[video]
+    code, out, _ = run(str(folder), "-f", "jsonl", "-q")
+    assert code == 0 and [Path(r["path"]).name for r in jsonl(out)] == ["b.jpg"]
