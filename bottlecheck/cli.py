@@ -252,7 +252,8 @@ def classify(
         answered = plural(len(todo), "image")
         if clips:
             photos = len([path for path in todo if path not in clips])
-            answered = f"{plural(frames, 'frame')} of {plural(len(clips), 'clip')}"
+            sources = plural(len(clips), "stream" if clips == streams else "clip")
+            answered = f"{plural(frames, 'frame')} of {sources}"
             if photos:
                 answered = f"{plural(photos, 'image')} and {answered}"
         click.echo(
