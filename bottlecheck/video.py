@@ -174,7 +174,7 @@ def _duration(container: Any, stream: Any) -> tuple[float, float] | None:
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     if stream.duration:
         return start, float(stream.duration * stream.time_base)
-    if container.duration:
+    if container.duration and len(container.streams) == 1:  # with audio, the container's may be the audio's
         return start, container.duration / 1_000_000
     return None
 
