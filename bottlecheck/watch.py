@@ -244,7 +244,9 @@ class Watcher:
         else:
             items = iter([path])
         rows = []
-        for prediction in self.classifier.classify_paths(items, workers=self.workers):
+        # A photo is one model call: no pipeline threads (nor copies of the model) for it alone.
+        workers = self.workers if is_video_path(path) else 1
+        for prediction in self.classifier.classify_paths(items, workers=workers):
             row = prediction.as_dict()
             self.sink.write(row)
             self.metrics.rows.labels(prediction.status).inc()
