@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from bottlecheck.cli import main
 from tests.helpers import bottle_photo, needs_tensorflow
 
-# Every test here trains a model first: TensorFlow or nothing.
-pytestmark = needs_tensorflow
+# Every test here trains a model first: TensorFlow or nothing, and slow (`-m 'not slow'` leaves it out).
+pytestmark = [needs_tensorflow, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw
 
 from tests.helpers import needs_tensorflow
 
-pytestmark = needs_tensorflow
+# The tests share a model this module trains (tiny_model): slow (`-m 'not slow'` leaves them out).
+pytestmark = [needs_tensorflow, pytest.mark.slow]
 
 
 def drawn_scene(
