@@ -102,8 +102,8 @@ def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool =
             view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if rng.random() < 0.5:
             view = view.rotate(rng.uniform(-180, 180), resample=Image.Resampling.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
-        if rng.random() < 0.3:  # a small top seen up close: lose detail first
-            low = rng.randint(12, 48)
+        if rng.random() < 0.45:  # a small top seen up close (street tables: 15-40 px): lose detail first
+            low = rng.randint(8, 48)
             view = view.resize((low, low), Image.Resampling.BILINEAR).resize(
                 (JUDGE_SIZE,) * 2, Image.Resampling.BILINEAR
             )
