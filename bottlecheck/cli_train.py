@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from bottlecheck.artifact import load_artifact
 from bottlecheck.cli_options import (
     batch_size_option,
     engine_option,
@@ -15,7 +16,7 @@ from bottlecheck.cli_options import (
     threshold_option,
     workers_option,
 )
-from bottlecheck.training.config import TrainConfig
+from bottlecheck.train_config import TrainConfig
 
 DEFAULTS = TrainConfig(data_dirs=[], out="")  # the one place training defaults live
 
@@ -125,7 +126,8 @@ def train(
       bottlecheck evaluate holdout/ --model runs/m1 --report holdout.html
     """
     try:
-        from bottlecheck.training.train import train as run_training
+        from bottlecheck.training.adapt_judge import adapt_judge
+        from bottlecheck.training.train import train as train_one_stage
     except ImportError as exc:
         raise click.ClickException(f"training needs TensorFlow: pip install 'bottlecheck[train]' ({exc})") from None
     config = TrainConfig(
@@ -147,6 +149,10 @@ def train(
         data_root=data_root,
     )
     try:
+        # A two-stage base (model 2, the bundled model) keeps its finder and has its judge refitted on
+        # the photos' tops; ImageNet or a one-stage base is fine-tuned whole.
+        two_stage = base != "imagenet" and load_artifact(None if base == "bundled" else base).is_two_stage
+        run_training = adapt_judge if two_stage else train_one_stage
         run_training(config, log=lambda line: click.echo(line, err=True))
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -200,7 +200,7 @@ class TensorFlowEngine:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
             except RuntimeError:
                 pass  # already initialised in this process
-        import bottlecheck.training.layers  # noqa: F401  (registers the layers a saved model may use)
+        import bottlecheck.layers  # noqa: F401  (registers the layers a saved model may use)
 
         self._model = keras.models.load_model(path, compile=False)
         self._call = tf.function(lambda x: self._model(x, training=False), reduce_retracing=True)

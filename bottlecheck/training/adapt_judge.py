@@ -50,7 +50,7 @@ from bottlecheck.training.judge import (
     judge_tail,
     judge_trunk_model,
 )
-from bottlecheck.training.train import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
+from bottlecheck.training.split import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
 
 #: Views of each crop while training (position, size, mirror jitter: the finder's errors).
 TRAIN_VIEWS = 8

@@ -21,11 +21,12 @@ import numpy as np
 
 from bottlecheck import __version__
 from bottlecheck.artifact import load_artifact
-from bottlecheck.datasets import Example, describe_sources, scan_data_dirs, stratified_split
+from bottlecheck.datasets import Example, describe_sources
 from bottlecheck.labels import LABELS
 from bottlecheck.metrics import choose_threshold, classification_report, fit_temperature, reports_by_source
 from bottlecheck.training.config import TrainConfig
 from bottlecheck.training.data import ImageBatches
+from bottlecheck.training.split import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
 
 
 def _load_base(config: TrainConfig):
@@ -52,10 +53,6 @@ def _sample_weights(examples: Sequence[Example], source_weights: dict[str, float
     return [w / mean for w in raw]
 
 
-# Fewer validation images than this per class and a fitted temperature or threshold follows
-# noise: 10 open + 10 closed photos of a new bottle type left 3 for validation and gave a
-# temperature of 0.05, which turned every answer into 0.00 or 1.00.
-MIN_CALIBRATION_PER_CLASS = 10
 TEMPERATURE_RANGE = (0.5, 4.0)
 
 
@@ -89,32 +86,18 @@ def predict_logits(model, examples: Sequence[Example], size: int, batch_size: in
     return logit_model(model).predict(batches, verbose=0).reshape(-1)
 
 
-def split_training_data(config: TrainConfig) -> tuple[list[Example], list[Example]]:
-    """The labelled photos of ``config.data_dirs`` (``none/`` is for evaluation only), split for validation."""
-    examples = [e for e in scan_data_dirs(config.data_dirs) if e.label_name in LABELS]
-    train_set, val_set = stratified_split(examples, config.val_fraction, config.seed)
-    if not val_set:
-        raise ValueError("too few images for a validation split: need at least 3 per class")
-    return train_set, val_set
-
-
-def describe_split(train_set: Sequence[Example], val_set: Sequence[Example]) -> str:
-    return (
-        f"data: {len(train_set)} train, {len(val_set)} validation "
-        f"({dict(Counter(LABELS[e.label] for e in train_set))} train)"
-    )
-
-
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, calibrate, choose the threshold, and save the artefact to ``config.out``.
+    """Train a one-stage model, calibrate, choose the threshold, and save the artefact to ``config.out``.
 
-    A two-stage base (model 2, the bundled model) keeps its finder and refits its judge on
-    the photos' tops instead: see :mod:`bottlecheck.training.adapt_judge`.
+    A two-stage base (model 2, the bundled model) is not trained here: its finder is kept and its
+    judge refitted by :func:`bottlecheck.training.adapt_judge.adapt_judge` (``bottlecheck train``
+    picks that one for such a base).
     """
     if config.base != "imagenet" and load_artifact(None if config.base == "bundled" else config.base).is_two_stage:
-        from bottlecheck.training.adapt_judge import adapt_judge
-
-        return adapt_judge(config, log)
+        raise ValueError(
+            f"{config.base} is a two-stage model: bottlecheck.training.adapt_judge refits its judge "
+            "(bottlecheck train picks it for such a base)"
+        )
     from bottlecheck.tfquiet import import_tensorflow
 
     import_tensorflow()
