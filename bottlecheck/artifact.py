@@ -1,9 +1,12 @@
 """The model artefact: exported model, Keras model and the metadata that describes them.
 
-A model directory holds ``metadata.json`` beside ``model.tflite`` (fast inference)
-and ``model.keras`` (fine-tuning and the TensorFlow engine). What a caller needs
-to feed the model and read its answer (input size, letterbox pad value, decision
-threshold, version) is read from the metadata. The label names are the
+A model directory holds ``metadata.json`` beside the exported models it names: a
+``.tflite`` file (fast inference) and a ``.keras`` file (fine-tuning and the TensorFlow
+engine) for a one-stage model (``files`` in the metadata), or one of each per stage for a
+two-stage one (``stages``: the bundled model's ``finder`` and ``judge``, in
+``finder.tflite``, ``judge.keras`` and so on). What a caller needs to feed the model and
+read its answer (input size, letterbox pad value, decision threshold, version) is read
+from the metadata. The label names are the
 package's (:mod:`bottlecheck.labels`): loading checks that the artefact's labels
 are those, so a model with other classes is refused rather than misread.
 """

@@ -4,10 +4,16 @@
 imports in a fraction of a second and needs no TensorFlow, so it is the default
 for the CLI, the server and the Docker image. ``TensorFlowEngine`` runs the Keras
 model; it is there for training machines and as the reference the exported model
-is checked against (they agree on ``p_open`` to 1e-3, a test proves it).
+is checked against (they agree to 1e-3 on every output, tests prove it).
 
-Both take a batch of letterboxed ``uint8`` RGB images, shape ``(N, S, S, 3)``, and
-return ``p_open`` for each, shape ``(N,)``.
+An engine runs one exported model: a one-stage model, or one stage of a two-stage
+model (``stage``: the finder or the judge). Both runtimes take a batch of ``uint8``
+RGB images, shape ``(N, H, W, 3)``, and ``run`` returns the model's whole output,
+batch first: for a one-stage model ``p_open`` per image (letterboxed squares), for
+the finder a grid of top scores, log sizes and offsets per photo (letterboxed, or
+padded only to a multiple of its stride where it takes any size), for the judge
+class probabilities per crop. ``predict`` is ``run`` flattened to
+``(N,)``: a one-stage model's ``p_open`` for each image.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ class Engine(Protocol):
     preferred_batch: int  # the batch size this runtime is fastest at on a CPU
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """``(N, S, S, 3)`` uint8 images in, ``(N,)`` float32 ``p_open`` out."""
+        """``(N, S, S, 3)`` uint8 images in, ``(N,)`` float32 out: ``p_open`` for a one-stage model."""
 
     def run(self, images: np.ndarray) -> np.ndarray:
-        """``(N, S, S, 3)`` uint8 images in, the model's whole output (batch first) out."""
+        """``(N, H, W, 3)`` uint8 images in, the model's whole output (batch first) out."""
 
     def replica(self) -> Engine | None:
         """The same model in a new single-threaded engine, for one more thread of the batch pipeline.

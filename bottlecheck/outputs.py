@@ -1,7 +1,11 @@
 """Output writers (table, CSV, JSON, JSONL) and reading back a partial output for ``--resume``.
 
-Every row has the same fields, in this order: ``path``, ``status``,
-``confidence``, ``p_open``, ``error``. CSV and JSONL rows are written and flushed
+Every row of a run has the same fields, in the same order, chosen by the model
+that answered: ``path``, ``status``, ``confidence``, ``p_open``, ``error``
+(:data:`FIELDS`, a one-stage model), or with ``bottles``, ``open_tops`` and
+``closed_tops`` before ``error`` (:data:`TOPS_FIELDS`, a two-stage model, whose
+JSON and JSONL rows also carry each top under ``tops``); a run with video clips
+adds ``frame`` and ``time_s`` after ``path``. CSV and JSONL rows are written and flushed
 one at a time, so a crash loses at most the batch in flight, and a row cut short
 by a kill is dropped on resume rather than breaking the parser. JSON (one array)
 cannot be appended to, so it is written to a temporary file and renamed into

@@ -21,16 +21,22 @@ import argparse
 import json
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from compare_models import HERE, held_out, predict, score_predictions, unseen_renders
 
 from bottlecheck import Classifier
 from bottlecheck.artifact import load_artifact, write_metadata
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.finder import render_records
+
+# Its sibling compare_models.py, found from this file's own folder: from the repository root
+# (`python recipe/quantize_tops.py`, `python -m recipe.quantize_tops`) or anywhere else.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_models import HERE, held_out, predict, score_predictions, unseen_renders  # noqa: E402
 
 
 def representative_photos(renders: list[Path], real: Path, count: int, seed: int) -> list[str]:

@@ -82,3 +82,10 @@ def test_the_package_type_checks():
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("command", [["recipe/quantize_tops.py"], ["-m", "recipe.quantize_tops"]])
+def test_a_recipe_script_finds_its_sibling_from_the_repository_root(command):
+    """recipe/quantize_tops.py imports recipe/compare_models.py: found as a script or as a module."""
+    proc = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0 and "--model" in proc.stdout, proc.stderr[-3000:]

@@ -1,8 +1,9 @@
 """Micro-batching: gather concurrent requests in a worker into one model call.
 
 Request threads decode their image (outside any lock, in parallel), then hand
-the array to ``MicroBatcher.submit``. A batching thread takes the first
-waiting array and, while other requests are still on their way (decoding or
+what the classifier prepared from it (a letterboxed array, or a decoded photo for a
+two-stage model) to ``MicroBatcher.submit``. A batching thread takes the first
+waiting input and, while other requests are still on their way (decoding or
 queued), waits up to ``max_wait`` for more, up to ``max_batch``; then it runs the
 model once and hands each request its answer. The idea of TensorFlow Serving's
 and Triton's dynamic batching, sized for a CPU worker.
@@ -83,7 +84,8 @@ class MicroBatcher:
             self._inflight -= 1
 
     def submit(self, image: np.ndarray) -> Future:
-        """Queue one ``(H, W, 3)`` image; the future resolves to its ``p_open``."""
+        """Queue one prepared input; the future resolves to what the model function answered for it
+        (``p_open`` from a one-stage model, the photo's answer from a two-stage one)."""
         future: Future = Future()
         try:
             self._queue.put_nowait((image, future))
