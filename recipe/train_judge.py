@@ -320,6 +320,7 @@ def main() -> None:
     parser.add_argument("--version", default=None)
     parser.add_argument("--leave-one-out", type=Path, help="first train without each source and family; write here")
     parser.add_argument("--only-leave-one-out", action="store_true")
+    parser.add_argument("--leave-out", action="append", help="with --leave-one-out: only these sources or families")
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/bc-judge-cache"))
     parser.add_argument("--render-views", type=int, default=3)
     parser.add_argument("--real-views", type=int, default=8)
@@ -425,6 +426,8 @@ def main() -> None:
             (source, lambda c, s=source: c.group == s) for source in ("product-poster", "trashnet", *REAL_SOURCES)
         ]
         held += [(name, lambda c, t=test: c.group == "caps-render" and t(c.family)) for name, test in FAMILIES.items()]
+        if args.leave_out:
+            held = [(name, excluded) for name, excluded in held if name in args.leave_out]
         for number, (name, excluded) in enumerate(held):
             log(f"leave out {name}")
             tail, temperature, views = fit(excluded, args.seed + 100 + number)
