@@ -16,6 +16,7 @@ the finder's input is shrunk from it and the crops are cut from it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +202,14 @@ class TopsClassifier(Classifier):
             for i, output in zip(indices, outputs, strict=True):
                 maps[i] = output
         return maps
+
+    def answer_with(self, photo: PreparedPhoto, placed: list, probabilities: Sequence[np.ndarray]) -> dict[str, Any]:
+        """The decision rule applied to given judge ``probabilities``, one row per ``placed`` top.
+
+        For tools that measure another judge on the same finder candidates
+        (``recipe/train_judge.py``): the answer is the one the model would give with that judge.
+        """
+        return self._answer(photo, placed, iter(probabilities))
 
     def _answer(self, photo: PreparedPhoto, placed: list, judged) -> dict[str, Any]:
         closed_i, open_i, none_i = (self.judge_labels.index(label) for label in (CLOSED, OPEN, "none"))

@@ -238,8 +238,8 @@ class PhotoBench:
         """(truth, answer) for each photo of ``source``, given the judge's probabilities of every candidate."""
         out = []
         for _path, truth, photo, placed, start in self.photos[source]:
-            judged = iter(probabilities[start : start + len(placed)])
-            out.append((truth, self.finder._answer(photo, placed, judged)))  # type: ignore[attr-defined]
+            judged = probabilities[start : start + len(placed)]
+            out.append((truth, self.finder.answer_with(photo, placed, judged)))  # type: ignore[attr-defined]
         return out
 
 

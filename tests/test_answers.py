@@ -130,3 +130,14 @@ def test_an_exported_judge_gives_softmax_of_its_logits_over_its_temperature(tmp_
     exported = LiteRTEngine(artifact, threads=1, stage="judge").run(crops)
     np.testing.assert_allclose(exported, softmax(logits / 2.0), atol=2e-3)
     assert np.abs(exported - softmax(logits)).max() > 0.05  # temperature 1 would be told apart
+
+
+def test_the_decision_rule_on_given_judge_probabilities_is_the_models_own_answer():
+    """``answer_with`` (how recipe/train_judge.py measures another judge) must be the answer ``classify`` gives."""
+    classifier = Classifier.load(engine="litert")
+    examples = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.jpg"))
+    for path in examples:
+        photo = classifier.preprocess(str(path))
+        placed = classifier.find_tops(photo)
+        probabilities = classifier.judge_crops([classifier.crop(photo, x, y, side) for x, y, side, _ in placed])
+        assert classifier.answer_with(photo, placed, probabilities) == classifier.analyse([photo])[0], path.name
