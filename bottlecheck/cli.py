@@ -22,6 +22,7 @@ from bottlecheck.cli_options import (
     threshold_option,
     workers_option,
 )
+from bottlecheck.cli_review import review
 from bottlecheck.cli_train import evaluate, train
 from bottlecheck.outputs import FIELDS, FORMATS, TOPS_FIELDS, open_sink, resolve_format, with_frames
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
@@ -35,6 +36,7 @@ def main() -> None:
 
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(review)
 
 
 def plural(count: int, word: str) -> str:

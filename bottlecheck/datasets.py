@@ -5,11 +5,13 @@ A data directory follows the ImageFolder convention (Keras, Ultralytics):
 may hold photos with no bottle top visible (a close-up of the label, no bottle), which
 a two-stage model should answer ``unknown`` (evaluation only; training ignores them). Several
 directories can be combined; each keeps a ``source`` name (the directory's name)
-so metrics can be reported per source.
+so metrics can be reported per source. ``DATA/tops.json`` (:data:`CORRECTED_TOPS`, written by
+``bottlecheck review --export``) may give the tops a person marked in some photos.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Sequence
@@ -21,6 +23,8 @@ from bottlecheck.imaging import is_image_path
 from bottlecheck.labels import LABELS
 
 NO_TOP = "none"
+#: The corrected tops of a data directory: ``{"tops": {"open/x.jpg": [[x0, y0, x1, y1], ...]}}``.
+CORRECTED_TOPS = "tops.json"
 
 
 @dataclass(frozen=True)
@@ -105,3 +109,23 @@ def stratified_split(examples: Sequence[Example], fraction: float, seed: int = 0
         val += items[:n_val]
         train += items[n_val:]
     return train, val
+
+
+def corrected_tops(data_dirs: Sequence[str | Path]) -> dict[str, list[tuple[float, float, float, float]]]:
+    """The tops a person marked (``DATA/tops.json``), keyed by the photo's path as the folders are scanned.
+
+    Boxes are ``(x0, y0, x1, y1)`` in the photo's own upright pixels. Where a person corrected
+    the finder (a missed top, a box on no top), training should learn from what they marked,
+    not from what the finder found; a directory without the file gives nothing (the finder's
+    tops are used, as before).
+    """
+    found: dict[str, list[tuple[float, float, float, float]]] = {}
+    for directory in data_dirs:
+        path = Path(directory) / CORRECTED_TOPS
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for relative, boxes in (data.get("tops") or {}).items():
+            key = os.path.normpath(os.path.join(str(directory), relative))
+            found[key] = [(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in boxes if len(b) == 4]
+    return found

@@ -27,6 +27,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import MethodNotAllowed
 
 from bottlecheck.classifier import Classifier
+from bottlecheck.review.blueprint import mount_from_settings as mount_review
 from bottlecheck.server.auth import KeyChecker
 from bottlecheck.server.config import api_keys, load_config
 from bottlecheck.server.errors import error_response, register_error_handlers
@@ -36,7 +37,8 @@ from bottlecheck.server.service import ClassificationService
 from bottlecheck.server.wsgi import DrainUnreadBody
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-OPEN_ROUTES = {"api.health", "api.ready", "api.metrics", "api.openapi", "api.index", "static"}
+# review.page is the review page's static HTML; its data and photos stay behind the keys.
+OPEN_ROUTES = {"api.health", "api.ready", "api.metrics", "api.openapi", "api.index", "static", "review.page"}
 REFUSALS_WITH_RETRY_AFTER = {429, 503}
 
 
@@ -69,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
     _register_hooks(app, settings)
     register_error_handlers(app)
     app.register_blueprint(api)
+    mount_review(app, classifier)  # /review when BOTTLECHECK_REVIEW_RESULTS names a results file
     limiter = app.extensions["bottlecheck.limiter"]
     app.view_functions["api.classify"] = limiter.limit(settings["RATE_LIMIT"])(app.view_functions["api.classify"])
     return app
