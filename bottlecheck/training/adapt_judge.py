@@ -12,7 +12,8 @@ scene, learned the scene and not the cap (the model-3 issue: 0.24 on the same bo
 another scene). With fewer, only the linear layer moves. The views are the judge's training
 views (span 1.5-4 times the top, any turn, grey, hue, blur, noise, JPEG), so what is left to
 learn is the cap. Crops cut away from the top, labelled ``none``, keep the judge's "not a top"
-answer.
+answer. Where the data directory has corrected tops (``tops.json``, from ``bottlecheck review
+--export``), a photo's crops are the tops a person marked there, not the finder's guess.
 
 Calibration follows the one-stage rule: a temperature is fitted on the validation crops only
 when there are at least ``MIN_CALIBRATION_PER_CLASS`` of each class; otherwise the base
@@ -23,11 +24,12 @@ the base model and of the adapted one are both written down, so a worse result i
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ import numpy as np
 from bottlecheck import __version__
 from bottlecheck.artifact import load_artifact, write_metadata
 from bottlecheck.classifier import Classifier
-from bottlecheck.datasets import Example, describe_sources
+from bottlecheck.datasets import Example, corrected_tops, describe_sources
 from bottlecheck.evaluation import evaluate
 from bottlecheck.labels import LABELS
 from bottlecheck.tops_classifier import TopsClassifier
@@ -63,26 +65,41 @@ ADAPT_CUT = 14
 
 
 def find_top_crops(
-    classifier: TopsClassifier, examples: Sequence[Example], seed: int = 0
+    classifier: TopsClassifier,
+    examples: Sequence[Example],
+    seed: int = 0,
+    marked: Mapping[str, Sequence[tuple[float, float, float, float]]] | None = None,
 ) -> tuple[list[Crop], list[str]]:
     """The finder's most confident top in each photo, labelled with the photo's folder, plus ``none`` crops.
 
     Coordinates are in the photo's own pixels (the judge's training views are cut from the
-    full decode). Photos where the finder finds nothing are returned by path: no crop.
+    full decode). Photos where the finder finds nothing are returned by path: no crop. A photo
+    in ``marked`` (path -> boxes ``(x0, y0, x1, y1)`` a person corrected) gives a crop of each of
+    its marked tops instead: the person's boxes, not the finder's.
     """
     rng = random.Random(seed)
     crops: list[Crop] = []
     missed: list[str] = []
     for number, example in enumerate(examples):
         photo = classifier.preprocess(example.path)
-        tops = classifier.find_tops(photo)
-        if not tops:
-            missed.append(example.path)
-            continue
-        x, y, side, _score = max(tops, key=lambda top: top[3])
-        to_full = photo.size[0] / photo.image.width
-        x, y, side = x * to_full, y * to_full, side * to_full
-        crops.append(Crop(example.path, x, y, side, example.label_name, number, example.source))
+        boxes = (marked or {}).get(os.path.normpath(example.path))
+        if boxes:
+            for x0, y0, x1, y1 in boxes:
+                side = max(x1 - x0, y1 - y0)
+                crops.append(
+                    Crop(example.path, (x0 + x1) / 2, (y0 + y1) / 2, side, example.label_name, number, example.source)
+                )
+            x0, y0, x1, y1 = boxes[0]
+            x, y, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
+        else:
+            tops = classifier.find_tops(photo)
+            if not tops:
+                missed.append(example.path)
+                continue
+            x, y, side, _score = max(tops, key=lambda top: top[3])
+            to_full = photo.size[0] / photo.image.width
+            x, y, side = x * to_full, y * to_full, side * to_full
+            crops.append(Crop(example.path, x, y, side, example.label_name, number, example.source))
         width, height = photo.size
         for _ in range(NONE_PER_PHOTO):
             for _attempt in range(30):
@@ -135,8 +152,11 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
         f"{describe_split(train_set, val_set)}; base {artifact.name} {artifact.version}: "
         "the finder is kept, the judge is refit"
     )
-    train_crops, missed = find_top_crops(base, train_set, config.seed)
-    val_crops, val_missed = find_top_crops(base, val_set, config.seed + 1)
+    marked = corrected_tops(config.data_dirs)
+    if marked:
+        log(f"tops marked by a person in {len(marked)} photo(s) (tops.json): their crops are cut there")
+    train_crops, missed = find_top_crops(base, train_set, config.seed, marked)
+    val_crops, val_missed = find_top_crops(base, val_set, config.seed + 1, marked)
     if missed:
         log(f"no top found in {len(missed)} training photo(s), left out: {', '.join(Path(p).name for p in missed[:5])}")
     tops = Counter(c.label for c in train_crops if c.label != "none")
