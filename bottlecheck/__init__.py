@@ -8,9 +8,9 @@ The library behind the ``bottlecheck`` CLI and HTTP server::
     list(classifier.classify_paths(paths))      # batched, decoded in worker threads
 """
 
-import bottlecheck.tops_classifier  # noqa: F401  (registers the two-stage kind with Classifier.load)
-from bottlecheck.classifier import Classifier, Prediction
+from bottlecheck.answers import BottleTop, Prediction
+from bottlecheck.classifier import Classifier
 from bottlecheck.imaging import ImageError, load_image
 
 __version__ = "0.1.0"
-__all__ = ["Classifier", "ImageError", "Prediction", "__version__", "load_image"]
+__all__ = ["BottleTop", "Classifier", "ImageError", "Prediction", "__version__", "load_image"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bottlecheck.classifier import Prediction
+from bottlecheck.answers import Prediction
 from bottlecheck.imaging import ImageSource, decode_photo
 
 COLOURS = {"open": (230, 40, 40), "closed": (40, 200, 70), "unknown": (150, 150, 150), "error": (150, 150, 150)}
@@ -77,10 +77,10 @@ def annotated(source: ImageSource, prediction: Prediction) -> Image.Image:
     for number, text in enumerate(lines):
         draw.text((margin, margin + number * step), text, fill=(255, 255, 255), font=font)
     for top in prediction.tops or ():
-        x0, y0, x1, y1 = (v * scale for v in top["box"])
-        colour = COLOURS[top["status"]]
+        x0, y0, x1, y1 = (v * scale for v in top.box)
+        colour = COLOURS[top.status]
         draw.rectangle([x0, y0 + band, x1, y1 + band], outline=colour, width=line)
-        label = f"{top['status']} {top['confidence']:.2f}"
+        label = f"{top.status} {top.confidence:.2f}"
         left, upper, right, lower = draw.textbbox((0, 0), label, font=font)
         lift = lower + line
         # Above the box where the photo has room, else below it; never past the photo's sides.

@@ -4,7 +4,8 @@ A model directory holds ``metadata.json`` beside the exported models it names: a
 ``.tflite`` file (fast inference) and a ``.keras`` file (fine-tuning and the TensorFlow
 engine) for a one-stage model (``files`` in the metadata), or one of each per stage for a
 two-stage one (``stages``: the bundled model's ``finder`` and ``judge``, in
-``finder.tflite``, ``judge.keras`` and so on). What a caller needs to feed the model and
+``finder.tflite``, ``judge.keras`` and so on); its ``kind`` says which classifier
+answers with it (:mod:`bottlecheck.kinds`). What a caller needs to feed the model and
 read its answer (input size, letterbox pad value, decision threshold, version) is read
 from the metadata. The label names are the
 package's (:mod:`bottlecheck.labels`): loading checks that the artefact's labels
@@ -23,6 +24,10 @@ from typing import Any
 from bottlecheck.labels import LABELS
 
 METADATA_FILE = "metadata.json"
+#: The kinds of model the package ships (``kind`` in the metadata): one network on the whole
+#: photo (model 1), and a finder of bottle tops with a judge of each (model 2).
+WHOLE_PHOTO = "whole-photo"
+TOPS = "tops"
 DEFAULT_PAD_VALUE = 127
 
 
@@ -75,8 +80,16 @@ class ModelArtifact:
         return dict(self.metadata.get("stages", {}))
 
     @property
-    def is_two_stage(self) -> bool:
-        return {"finder", "judge"} <= set(self.stages)
+    def kind(self) -> str:
+        """Which kind of classifier answers with this model (:mod:`bottlecheck.kinds`): its metadata's ``kind``.
+
+        Models made before the metadata said so are told by their stages: a ``finder`` and a
+        ``judge`` make a :data:`TOPS` model, none a :data:`WHOLE_PHOTO` one.
+        """
+        declared = self.metadata.get("kind")
+        if declared:
+            return str(declared)
+        return TOPS if {"finder", "judge"} <= set(self.stages) else WHOLE_PHOTO
 
     def stage(self, name: str) -> dict[str, Any]:
         try:
@@ -94,9 +107,14 @@ class ModelArtifact:
 
     @cached_property
     def checksum(self) -> str:
-        """SHA-256 of the exported model: identifies exactly which weights answered."""
+        """SHA-256 of the exported model (each stage's): identifies exactly which weights answered."""
         digest = hashlib.sha256()
-        paths = [self.file("tflite", stage) for stage in sorted(self.stages)] if self.stages else [self.file("tflite")]
+        if self.stages:
+            paths = [self.file("tflite", stage) for stage in sorted(self.stages)]
+        elif self.metadata.get("files", {}).get("tflite"):
+            paths = [self.file("tflite")]
+        else:  # a kind with no exported network (a rule, a test's toy): its metadata is its weights
+            paths = [self.directory / METADATA_FILE]
         for path in paths:
             with open(path, "rb") as stream:
                 for chunk in iter(lambda: stream.read(1 << 20), b""):

@@ -24,7 +24,8 @@ from bottlecheck.cli_options import (
 )
 from bottlecheck.cli_review import review
 from bottlecheck.cli_train import evaluate, train
-from bottlecheck.outputs import FIELDS, FORMATS, TOPS_FIELDS, open_sink, resolve_format, with_frames
+from bottlecheck.labels import UNKNOWN
+from bottlecheck.outputs import FORMATS, open_sink, resolve_format, with_frames
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
 
 
@@ -179,14 +180,13 @@ def classify(
         except RayUnavailable as exc:
             raise click.UsageError(str(exc)) from None
         ray_failures = (RayUnavailable,)
-    two_stage = classifier.artifact.is_two_stage
     counts = {"open": 0, "closed": 0, "unknown": 0, "error": 0}
     with contextlib.ExitStack() as stack:
         try:
-            fields: tuple[str, ...] = TOPS_FIELDS if two_stage else FIELDS
-            if clips:
-                fields = with_frames(fields)
-            sink = stack.enter_context(open_sink(output, fmt, resume, fields=fields, order=inputs))
+            fields = with_frames(classifier.columns) if clips else classifier.columns
+            sink = stack.enter_context(
+                open_sink(output, fmt, resume, fields=fields, nested=classifier.nested_columns, order=inputs)
+            )
         except ValueError as exc:  # resuming a file that holds something else: never overwrite it
             raise click.UsageError(str(exc)) from None
         # A clip is decoded again on --resume: its rows may stop anywhere; frames answered are skipped.
@@ -250,7 +250,7 @@ def classify(
             found = events.finish(order=inputs)
     if not quiet:
         skipped = f", {len(inputs) - len(todo)} already done" if resume else ""
-        unknown = f", {counts['unknown']} unknown" if two_stage else ""
+        unknown = f", {counts['unknown']} unknown" if UNKNOWN in classifier.statuses else ""
         answered = plural(len(todo), "image")
         if clips:
             photos = len([path for path in todo if path not in clips])
@@ -356,7 +356,7 @@ def watch(
     if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
         raise click.UsageError("--on-open takes an http:// or https:// URL")
     classifier = load_classifier(model_path, engine, threshold)
-    fields = with_frames(TOPS_FIELDS if classifier.artifact.is_two_stage else FIELDS)
+    fields = with_frames(classifier.columns)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
@@ -369,7 +369,9 @@ def watch(
             raise click.UsageError(f"--metrics-port {metrics_port}: {exc.strerror or exc}") from None
     with contextlib.ExitStack() as stack:
         try:
-            sink = stack.enter_context(open_sink(output, fmt, resume=True, fields=fields))
+            sink = stack.enter_context(
+                open_sink(output, fmt, resume=True, fields=fields, nested=classifier.nested_columns)
+            )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         webhook = Webhook(webhook_url, metrics, say) if webhook_url else None
@@ -513,7 +515,8 @@ def info(model_path, engine, as_json):
         "model_version": artifact.version,
         "model_dir": str(artifact.directory),
         "sha256": artifact.checksum,
-        "engine": classifier.engine.name,
+        "kind": artifact.kind,
+        "engine": classifier.engine_name,
         "input_size": artifact.input_size,
         "labels": artifact.labels,
         "threshold": artifact.threshold,

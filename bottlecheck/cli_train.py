@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bottlecheck.artifact import load_artifact
+from bottlecheck.artifact import TOPS, load_artifact
 from bottlecheck.cli_options import (
     batch_size_option,
     engine_option,
@@ -151,7 +151,7 @@ def train(
     try:
         # A two-stage base (model 2, the bundled model) keeps its finder and has its judge refitted on
         # the photos' tops; ImageNet or a one-stage base is fine-tuned whole.
-        two_stage = base != "imagenet" and load_artifact(None if base == "bundled" else base).is_two_stage
+        two_stage = base != "imagenet" and load_artifact(None if base == "bundled" else base).kind == TOPS
         run_training = adapt_judge if two_stage else train_one_stage
         run_training(config, log=lambda line: click.echo(line, err=True))
     except (FileNotFoundError, ValueError) as exc:

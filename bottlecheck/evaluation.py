@@ -62,7 +62,7 @@ def evaluate(
     report["model"] = {
         "name": classifier.artifact.name,
         "version": classifier.artifact.version,
-        "engine": classifier.engine.name,
+        "engine": classifier.engine_name,
     }
     if len({r["source"] for r in scored}) > 1:
         report["by_source"] = reports_by_source(labels, p_open, [r["source"] for r in scored], classifier.threshold)

@@ -1,15 +1,15 @@
 """Output writers (table, CSV, JSON, JSONL) and reading back a partial output for ``--resume``.
 
-Every row of a run has the same fields, in the same order, chosen by the model
-that answered: ``path``, ``status``, ``confidence``, ``p_open``, ``error``
-(:data:`FIELDS`, a one-stage model), or with ``bottles``, ``open_tops`` and
-``closed_tops`` before ``error`` (:data:`TOPS_FIELDS`, a two-stage model, whose
-JSON and JSONL rows also carry each top under ``tops``); a run with video clips
-adds ``frame`` and ``time_s`` after ``path``. CSV and JSONL rows are written and flushed
-one at a time, so a crash loses at most the batch in flight, and a row cut short
-by a kill is dropped on resume rather than breaking the parser. JSON (one array)
-cannot be appended to, so it is written to a temporary file and renamed into
-place when the run ends: the file is either the old one or complete.
+Every row of a run has the same fields, in the same order, declared by the kind
+of model that answered (``Classifier.columns``): ``path``, ``status``, ``confidence``,
+``p_open``, ``error`` (:data:`FIELDS`, model 1), or with ``bottles``, ``open_tops`` and
+``closed_tops`` before ``error`` (:data:`TOPS_FIELDS`, model 2). Fields a CSV cell
+cannot hold (``Classifier.nested_columns``: model 2's ``tops``) are written by JSON and
+JSONL only. A run with video clips adds ``frame`` and ``time_s`` after ``path``.
+CSV and JSONL rows are written and flushed one at a time, so a crash loses at most the
+batch in flight, and a row cut short by a kill is dropped on resume rather than breaking
+the parser. JSON (one array) cannot be appended to, so it is written to a temporary file
+and renamed into place when the run ends: the file is either the old one or complete.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 FIELDS = ("path", "status", "confidence", "p_open", "error")
-# A two-stage model (model 2) also counts the bottle tops it found; JSON and JSONL rows carry
-# each top too (box in the photo's pixels, status, confidence), which a CSV cell cannot.
+# Model 2 also counts the bottle tops it found; its JSON and JSONL rows carry each top too (box
+# in the photo's pixels, status, confidence: its nested column ``tops``), which a CSV cell cannot.
 TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops", "closed_tops", "error")
-NESTED = "tops"
 # A run with video clips or streams: each row also says which frame and when (presentation time, s).
 FRAME_FIELDS = ("frame", "time_s")
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -88,17 +87,17 @@ def _fields(row: dict, fields: tuple[str, ...] = FIELDS) -> dict:
     return {k: _rounded(row.get(k)) for k in fields}
 
 
-def _structured(fields: tuple[str, ...]) -> tuple[str, ...]:
-    """JSON and JSONL carry the tops as well, when the rows count them."""
-    return fields + (NESTED,) if "bottles" in fields else fields
-
-
 class RowWriter:
-    """Base class: ``write(row)`` for each row, then ``close()``."""
+    """Base class: ``write(row)`` for each row, then ``close()``.
 
-    def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS):
+    ``fields`` are the row's columns; ``nested`` the fields only a structured format (JSON,
+    JSONL) writes, after them.
+    """
+
+    def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS, nested: tuple[str, ...] = ()):
         self.stream = stream
         self.fields = fields
+        self.structured = fields + nested
 
     def write(self, row: dict) -> None:
         raise NotImplementedError
@@ -109,7 +108,7 @@ class RowWriter:
 
 class JSONLWriter(RowWriter):
     def write(self, row: dict) -> None:
-        self.stream.write(json.dumps(_fields(row, _structured(self.fields)), ensure_ascii=False) + "\n")
+        self.stream.write(json.dumps(_fields(row, self.structured), ensure_ascii=False) + "\n")
         self.stream.flush()
 
 
@@ -132,12 +131,18 @@ class CSVWriter(RowWriter):
 class JSONWriter(RowWriter):
     """Collects rows and writes one JSON array on close."""
 
-    def __init__(self, stream: TextIO, previous: list[dict] | None = None, fields: tuple[str, ...] = FIELDS):
-        super().__init__(stream, fields)
+    def __init__(
+        self,
+        stream: TextIO,
+        previous: list[dict] | None = None,
+        fields: tuple[str, ...] = FIELDS,
+        nested: tuple[str, ...] = (),
+    ):
+        super().__init__(stream, fields, nested)
         self.rows = list(previous or [])
 
     def write(self, row: dict) -> None:
-        self.rows.append(_fields(row, _structured(self.fields)))
+        self.rows.append(_fields(row, self.structured))
 
     def close(self) -> None:
         self.dump(self.stream)
@@ -148,27 +153,35 @@ class JSONWriter(RowWriter):
         stream.flush()
 
 
-class TableWriter(RowWriter):
-    """A readable, streaming table: fixed-width columns first, the path last."""
+#: The table's optional columns, in the order they are shown when the run's fields hold them:
+#: field, heading, width, and how a value prints (a blank cell for None: a photo has no frame).
+_TABLE_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
+    ("bottles", "TOPS", 4, str),
+    ("open_tops", "OPEN", 4, str),
+    ("frame", "FRAME", 6, str),
+    ("time_s", "TIME_S", 8, lambda value: f"{value:.3f}"),
+)
 
-    def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS):
-        super().__init__(stream, fields)
-        self.tops = "bottles" in fields
-        self.frames = "frame" in fields
-        tops = f" {'TOPS':>4} {'OPEN':>4}" if self.tops else ""
-        frames = f" {'FRAME':>6} {'TIME_S':>8}" if self.frames else ""
-        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}{tops}{frames}  PATH\n")
+
+class TableWriter(RowWriter):
+    """A readable, streaming table: fixed-width columns first, the path last.
+
+    Status, confidence and ``p_open`` always; then those of :data:`_TABLE_COLUMNS` the run's
+    fields hold (a model's top counts, a clip's frame and time).
+    """
+
+    def __init__(self, stream: TextIO, fields: tuple[str, ...] = FIELDS, nested: tuple[str, ...] = ()):
+        super().__init__(stream, fields, nested)
+        self.extra = [column for column in _TABLE_COLUMNS if column[0] in fields]
+        headings = "".join(f" {heading:>{width}}" for _, heading, width, _ in self.extra)
+        stream.write(f"{'STATUS':<7} {'CONF':>6} {'P_OPEN':>6}{headings}  PATH\n")
 
     def write(self, row: dict) -> None:
         path = str(row["path"]).replace("\n", "\\n")
-        tops = ""
-        if self.tops:
-            counted = row.get("bottles")
-            tops = f" {'' if counted is None else counted:>4} {'' if counted is None else row.get('open_tops'):>4}"
-        if self.frames:  # a clip's frame: its number and presentation time; blank for a photo
-            frame, time_s = row.get("frame"), row.get("time_s")
-            tops += f" {'' if frame is None else frame:>6} {'' if time_s is None else f'{time_s:.3f}':>8}"
-        line = f"{row['status']:<7} {_number(row.get('confidence')):>6} {_number(row.get('p_open')):>6}{tops}  {path}"
+        cells = "".join(
+            f" {'' if row.get(field) is None else show(row[field]):>{width}}" for field, _, width, show in self.extra
+        )
+        line = f"{row['status']:<7} {_number(row.get('confidence')):>6} {_number(row.get('p_open')):>6}{cells}  {path}"
         if row.get("error"):
             line += f"  ({row['error']})"
         self.stream.write(line + "\n")
@@ -181,13 +194,14 @@ def make_writer(
     header: bool = True,
     previous: list[dict] | None = None,
     fields: tuple[str, ...] = FIELDS,
+    nested: tuple[str, ...] = (),
 ) -> RowWriter:
     if fmt == "jsonl":
-        return JSONLWriter(stream, fields)
+        return JSONLWriter(stream, fields, nested)
     if fmt == "csv":
         return CSVWriter(stream, header=header, fields=fields)
     if fmt == "json":
-        return JSONWriter(stream, previous, fields)
+        return JSONWriter(stream, previous, fields, nested)
     if fmt == "table":
         return TableWriter(stream, fields)
     raise ValueError(f"unknown format {fmt!r}")
@@ -325,6 +339,7 @@ def open_sink(
     stdout: TextIO | None = None,
     fields: tuple[str, ...] = FIELDS,
     order: Sequence[str] | None = None,
+    nested: tuple[str, ...] = (),
 ) -> Iterator[Sink]:
     """Open where rows go: ``output`` (a file) or ``stdout``; closed (and for JSON renamed into place) on exit.
 
@@ -336,9 +351,11 @@ def open_sink(
     rows in flight); with ``order`` (the run's inputs), a run that ends normally leaves the
     file's rows in that order, rewriting the file atomically when the retried rows (or an
     earlier run's other inputs) put them out of it. Rows of paths not in ``order`` come first.
+    ``fields`` are the rows' columns and ``nested`` what JSON and JSONL write after them
+    (``Classifier.columns`` and ``Classifier.nested_columns``).
     """
     if output is None:
-        writer = make_writer(fmt, stdout or sys.stdout, fields=fields)
+        writer = make_writer(fmt, stdout or sys.stdout, fields=fields, nested=nested)
         try:
             yield Sink(writer, set())
         finally:
@@ -352,7 +369,7 @@ def open_sink(
     good = [row for row in previous if row.get("status") != "error"]
     done = {str(row["path"]) for row in good}
     if fmt == "json":  # one array: collect, then write the whole file and rename it into place
-        collector = JSONWriter(io.StringIO(), previous=good, fields=fields)
+        collector = JSONWriter(io.StringIO(), previous=good, fields=fields, nested=nested)
         ended = False
         try:
             yield Sink(collector, done, good)
@@ -363,17 +380,19 @@ def open_sink(
             _replace_atomically(path, collector.dump)
         return
     if len(good) < len(previous):  # earlier error rows: rewrite the file without them, then append
-        _replace_atomically(path, lambda stream: _write_rows(make_writer(fmt, stream, fields=fields), good))
+        _replace_atomically(
+            path, lambda stream: _write_rows(make_writer(fmt, stream, fields=fields, nested=nested), good)
+        )
         stream = open(path, "a", encoding="utf-8", newline="")
-        writer = make_writer(fmt, stream, header=False, fields=fields)
+        writer = make_writer(fmt, stream, header=False, fields=fields, nested=nested)
     elif resume and keep:
         with open(path, "r+b") as raw:  # drop a row cut short by a crash
             raw.truncate(keep)
         stream = open(path, "a", encoding="utf-8", newline="")
-        writer = make_writer(fmt, stream, header=False, fields=fields)
+        writer = make_writer(fmt, stream, header=False, fields=fields, nested=nested)
     else:
         stream = open(path, "w", encoding="utf-8", newline="")
-        writer = make_writer(fmt, stream, fields=fields)
+        writer = make_writer(fmt, stream, fields=fields, nested=nested)
     sink = Sink(writer, done, good)
     try:
         yield sink
@@ -384,7 +403,10 @@ def open_sink(
     if order is not None and written != [str(row["path"]) for row in in_input_order(_paths(written), order)]:
         rows, _ = read_existing(path, fmt, fields)
         _replace_atomically(
-            path, lambda stream: _write_rows(make_writer(fmt, stream, fields=fields), in_input_order(rows, order))
+            path,
+            lambda stream: _write_rows(
+                make_writer(fmt, stream, fields=fields, nested=nested), in_input_order(rows, order)
+            ),
         )
 
 

@@ -27,8 +27,9 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from bottlecheck.answers import Prediction
 from bottlecheck.artifact import default_model_dir
-from bottlecheck.classifier import Classifier, Prediction
+from bottlecheck.classifier import Classifier
 
 INSTALL_HINT = "--ray needs Ray Data: pip install 'bottlecheck[ray]'"
 
@@ -167,7 +168,4 @@ def classify_on_ray(
 
 
 def _prediction(row: dict[str, Any]) -> Prediction:
-    fields = json.loads(row["row"])
-    if fields.get("tops") is not None:
-        fields["tops"] = tuple(fields["tops"])
-    return Prediction(**fields)
+    return Prediction.from_row(json.loads(row["row"]))

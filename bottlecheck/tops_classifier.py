@@ -16,22 +16,27 @@ the finder's input is shrunk from it and the crops are cut from it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from bottlecheck.artifact import ModelArtifact
-from bottlecheck.classifier import Classifier, Prediction
+from bottlecheck.answers import BottleTop, Prediction
+from bottlecheck.artifact import TOPS, ModelArtifact
+from bottlecheck.classifier import Classifier
 from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageSource, decode_photo, letterbox
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
+from bottlecheck.outputs import TOPS_FIELDS
 from bottlecheck.tops import Letterbox, cut_square, decode_tops
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+
+
+    from bottlecheck.kinds import KindLoader
 
 
 #: Most crops per judge call (what a copy of the judge allocates for, whatever a batch holds).
@@ -48,7 +53,11 @@ class PreparedPhoto:
 
 
 class TopsClassifier(Classifier):
-    """Two stages behind the :class:`Classifier` interface: ``classify``, ``classify_paths``, ``decide``."""
+    """Model 2: a finder of bottle tops and a judge of each, behind the :class:`Classifier` interface."""
+
+    columns = TOPS_FIELDS
+    nested_columns = ("tops",)  # each top's box, status and confidence: JSON and JSONL rows only
+    statuses = (OPEN, CLOSED, UNKNOWN)  # unknown: no top it trusts in the photo
 
     def __init__(
         self,
@@ -58,7 +67,8 @@ class TopsClassifier(Classifier):
         threshold: float | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
-        super().__init__(artifact, finder, threshold, max_pixels)
+        super().__init__(artifact, threshold, max_pixels)
+        self.finder = finder
         self.judge = judge
         finder_meta, judge_meta = artifact.stage("finder"), artifact.stage("judge")
         self.finder_size = int(finder_meta["input"]["size"])
@@ -75,27 +85,36 @@ class TopsClassifier(Classifier):
         self.min_top = float(decision.get("min_top_probability", 0.5))
         self.decode_side = int(decision.get("decode_side", 900))
         self.frame_side = self.decode_side  # preprocess shrinks a picture over twice this to it
-        self.input_size = self.finder_size
 
     @classmethod
-    def load_stages(
+    def from_artifact(
         cls, artifact: ModelArtifact, engine: str = "auto", threshold: float | None = None, threads: int | None = None
     ) -> TopsClassifier:
         finder = load_engine(artifact, engine, threads, stage="finder")
         judge = load_engine(artifact, engine, threads, stage="judge")
         return cls(artifact, finder, judge, threshold)
 
+    @property
+    def engine_name(self) -> str:
+        return self.finder.name
+
+    @property
+    def preferred_batch(self) -> int:
+        return self.finder.preferred_batch
+
     def replica(self) -> Self | None:
-        twin = super().replica()
-        judge = self.judge.replica()
-        if twin is None or judge is None:
+        finder, judge = self.finder.replica(), self.judge.replica()
+        if finder is None or judge is None:
             return None
-        twin.judge = judge
+        twin = copy.copy(self)
+        twin.finder, twin.judge = finder, judge
         return twin
 
     def answer_settings(self) -> dict[str, Any]:
         return {
             **super().answer_settings(),
+            "input_size": self.finder_size,
+            "pad_value": self.artifact.pad_value,
             "judge_engine": self.judge.name,
             "finder": [
                 self.finder_size,
@@ -109,7 +128,7 @@ class TopsClassifier(Classifier):
             "decision": [self.min_top, self.decode_side],
         }
 
-    def preprocess(self, source: ImageSource) -> PreparedPhoto:  # type: ignore[override]
+    def preprocess(self, source: ImageSource) -> PreparedPhoto:
         image, size = decode_photo(source, max_side=self.decode_side, max_pixels=self.max_pixels)
         # JPEGs come back at the DCT scale that covers decode_side (up to twice it): use as is.
         # Other formats decode at full size: shrink them once here.
@@ -124,9 +143,6 @@ class TopsClassifier(Classifier):
             reducing_gap=self.reducing_gap,
         )
         return PreparedPhoto(image, size, array)
-
-    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
-        raise TypeError("a two-stage model answers photos, not arrays: use classify or classify_paths")
 
     def tops_in(
         self,
@@ -160,7 +176,7 @@ class TopsClassifier(Classifier):
         self, photo: PreparedPhoto, min_score: float | None = None, max_tops: int | None = None
     ) -> list[tuple[float, float, float, float]]:
         """Run the finder on one photo: :meth:`tops_in` of its output."""
-        return self.tops_in(photo, self.engine.run(photo.finder_input[None])[0], min_score, max_tops)
+        return self.tops_in(photo, self.finder.run(photo.finder_input[None])[0], min_score, max_tops)
 
     def crop(self, photo: PreparedPhoto, x: float, y: float, side: float) -> np.ndarray:
         """The judge's view of the top at (x, y) with box ``side`` (decoded-image pixels)."""
@@ -198,7 +214,7 @@ class TopsClassifier(Classifier):
             by_shape.setdefault(photo.finder_input.shape, []).append(index)
         maps: list[np.ndarray] = [np.empty(0)] * len(photos)
         for indices in by_shape.values():
-            outputs = self.engine.run(np.stack([photos[i].finder_input for i in indices]))
+            outputs = self.finder.run(np.stack([photos[i].finder_input for i in indices]))
             for i, output in zip(indices, outputs, strict=True):
                 maps[i] = output
         return maps
@@ -249,21 +265,15 @@ class TopsClassifier(Classifier):
         weakest = min(tops, key=lambda t: t["confidence"])
         return {"status": CLOSED, "confidence": weakest["confidence"], "p_open": weakest["p_open"], "tops": tops}
 
-    def infer(self, prepared: list) -> list[dict[str, Any]]:
+    def infer(self, prepared: list[Any]) -> list[dict[str, Any]]:
+        """The answer of each photo as plain data (status, confidence, p_open, tops as dicts): what a cache stores."""
         return self.analyse(prepared)
 
     def prediction_from(self, name: str, result: dict[str, Any]) -> Prediction:
-        tops = result["tops"]
-        return Prediction(
-            name,
-            result["status"],
-            result["confidence"],
-            result["p_open"],
-            bottles=len(tops),
-            open_tops=sum(t["status"] == OPEN for t in tops),
-            closed_tops=sum(t["status"] == CLOSED for t in tops),
-            tops=tuple(tops),
-        )
+        tops = [BottleTop.from_mapping(top) for top in result["tops"]]
+        return Prediction.with_tops(name, result["status"], result["confidence"], result["p_open"], tops)
 
 
-Classifier.register_kind(lambda artifact: artifact.is_two_stage, TopsClassifier.load_stages)
+def register_kinds(register: Callable[[str, KindLoader], None]) -> None:
+    """The hook :mod:`bottlecheck.kinds` calls: this module's kind of model."""
+    register(TOPS, TopsClassifier.from_artifact)

@@ -323,7 +323,7 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
     import av
 
     from bottlecheck.annotate import annotated
-    from bottlecheck.classifier import Prediction
+    from bottlecheck.answers import Prediction
 
     answers = {int(row["frame"]): row for row in rows if row.get("frame") not in (None, "")}
     if not answers:
@@ -344,7 +344,7 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
                 row = answers.get(index)
                 if row is None:
                     continue
-                prediction = Prediction(**{k: _typed(k, v) for k, v in row.items() if k in keys})
+                prediction = Prediction.from_row({k: _typed(k, v) for k, v in row.items() if k in keys})
                 image = annotated(Image.fromarray(picture.to_ndarray(format="rgb24")), prediction)
                 if output is None:
                     size = (image.width + image.width % 2, image.height + image.height % 2)  # yuv420p: even sides

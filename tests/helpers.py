@@ -20,10 +20,9 @@ needs_tensorflow = pytest.mark.skipif(
 
 def bundled_fields() -> list[str]:
     """The columns of a classify row with the bundled model (a two-stage model adds the tops)."""
-    from bottlecheck.artifact import load_artifact
-    from bottlecheck.outputs import FIELDS, TOPS_FIELDS
+    from bottlecheck import Classifier
 
-    return list(TOPS_FIELDS if load_artifact().is_two_stage else FIELDS)
+    return list(Classifier.load().columns)
 
 
 def bottle_photo(open_: bool, size=(180, 320), seed: int = 0, fmt: str = "JPEG") -> bytes:

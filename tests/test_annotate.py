@@ -6,14 +6,14 @@ import numpy as np
 from PIL import Image
 
 from bottlecheck.annotate import annotated
-from bottlecheck.classifier import Prediction
+from bottlecheck.answers import BottleTop, Prediction
 from tests.helpers import bottle_photo
 
 CAP = (63.0, 16.0, 87.0, 32.0)  # where bottle_photo draws the cap on a 150 x 267 frame
 
 
 def _closed_with_one_top(path: str) -> Prediction:
-    top = {"box": list(CAP), "status": "closed", "confidence": 0.95, "p_open": 0.05, "p_top": 0.99, "score": 0.8}
+    top = BottleTop(CAP, "closed", 0.95, 0.05, 0.99, 0.8)
     return Prediction(path, "closed", 0.95, 0.05, bottles=1, open_tops=0, closed_tops=1, tops=(top,))
 
 

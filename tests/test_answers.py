@@ -34,21 +34,21 @@ def test_boxes_are_in_the_photos_own_pixels_when_it_is_decoded_at_a_reduced_scal
     tops_large = classifier.classify(large).tops
     assert tops_small and tops_large and len(tops_small) == len(tops_large)
     for top_small, top_large in zip(tops_small, tops_large, strict=True):
-        scaled = np.array(top_small["box"]) * factor
+        scaled = np.array(top_small.box) * factor
         side = scaled[2] - scaled[0]
         # The same top, where it is in the large photo: within a tenth of its side.
-        assert np.abs(np.array(top_large["box"]) - scaled).max() < 0.1 * side, (top_large["box"], scaled)
+        assert np.abs(np.array(top_large.box) - scaled).max() < 0.1 * side, (top_large.box, scaled)
 
 
 def test_a_closed_photo_is_as_sure_as_its_least_sure_top(classifier):
     prediction = classifier.classify(EXAMPLES / "rendered_closed_2.jpg")
     tops = prediction.tops or ()
     assert prediction.status == CLOSED and len(tops) >= 2
-    confidences = [top["confidence"] for top in tops]
+    confidences = [top.confidence for top in tops]
     assert max(confidences) - min(confidences) > 0.01  # the tops differ: the rule is visible
     assert prediction.confidence == min(confidences)
-    weakest = min(tops, key=lambda top: top["confidence"])
-    assert prediction.p_open == weakest["p_open"]
+    weakest = min(tops, key=lambda top: top.confidence)
+    assert prediction.p_open == weakest.p_open
 
 
 def test_two_closed_tops_at_0_99_and_0_60_make_a_photo_closed_at_0_60(classifier):
@@ -71,7 +71,7 @@ def test_two_closed_tops_at_0_99_and_0_60_make_a_photo_closed_at_0_60(classifier
 def test_the_finders_score_is_the_one_in_the_models_metadata(classifier, tmp_path):
     """A copied model directory with another min_score answers with it (and is cached apart)."""
     bundled = classifier.classify(EXAMPLES / "rendered_closed_2.jpg")
-    scores = sorted(top["score"] for top in bundled.tops or ())
+    scores = sorted(top.score for top in bundled.tops or ())
     assert len(scores) >= 3
     stricter = round((scores[0] + scores[-1]) / 2, 3)  # some tops below it, some above
     copy = tmp_path / "stricter"
@@ -84,9 +84,9 @@ def test_the_finders_score_is_the_one_in_the_models_metadata(classifier, tmp_pat
     strict = Classifier.load(copy, engine="litert")
     assert strict.min_score == stricter
     answer = strict.classify(EXAMPLES / "rendered_closed_2.jpg")
-    kept = [top for top in bundled.tops or () if top["score"] >= stricter]
+    kept = [top for top in bundled.tops or () if top.score >= stricter]
     assert 0 < len(kept) < len(scores)
-    assert answer.bottles == len(kept) and [t["box"] for t in answer.tops or ()] == [t["box"] for t in kept]
+    assert answer.bottles == len(kept) and [t.box for t in answer.tops or ()] == [t.box for t in kept]
     assert strict.answer_identity() != classifier.answer_identity()
 
 
@@ -95,8 +95,8 @@ def test_a_row_holds_plain_python_numbers(classifier):
     prediction = classifier.classify(EXAMPLES / "rendered_open_2.jpg")
     assert prediction.tops and "np." not in repr(prediction)
     for top in prediction.tops:
-        assert all(type(value) is float for value in top["box"]), top["box"]
-        assert all(type(top[key]) is float for key in ("confidence", "p_open", "p_top", "score"))
+        assert all(type(value) is float for value in top.box), top.box
+        assert all(type(getattr(top, key)) is float for key in ("confidence", "p_open", "p_top", "score"))
     json.dumps(prediction.as_dict())  # no default= needed
 
 

@@ -64,7 +64,7 @@ def test_worker_threads_with_their_own_engines_answer_as_one_thread_does(classif
 
 def test_a_replica_has_engines_of_its_own_and_answers_the_same(classifier):
     twin = classifier.replica()
-    assert twin is not None and twin.engine is not classifier.engine
+    assert twin is not None and twin.finder is not classifier.finder
     assert getattr(twin, "judge", None) is not getattr(classifier, "judge", None)
     assert _row(twin.classify(str(INTERLEAVED[0]))) == _row(classifier.classify(str(INTERLEAVED[0])))
 

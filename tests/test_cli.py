@@ -231,7 +231,7 @@ def test_info_reports_model(tmp_path):
     artifact = load_artifact()
     assert facts["engine"] == "litert" and facts["model_version"] == artifact.version
     assert facts["labels"] == ["closed", "open"] and len(facts["sha256"]) == 64
-    if artifact.is_two_stage:  # each stage's input size, and the rule that makes the answer
+    if artifact.stages:  # each stage's input size, and the rule that makes the answer
         assert set(facts["stages"]) == {"finder", "judge"} and "unknown" in facts["decision"]["rule"]
         assert facts["stages"]["judge"]["labels"] == ["closed", "open", "none"]
         text = run("info").output  # what a person reads: the unknown answers are not hidden

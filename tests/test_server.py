@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
@@ -149,12 +150,17 @@ def test_decompression_bomb_is_a_400(client):
     assert response.status_code == 400 and response.get_json()["error"] == "Unable to process image"
 
 
+def around_model_calls(service, call) -> None:
+    """Each batching thread's model call becomes ``call(copy, infer, batch)``, ``infer`` the copy's own."""
+    for copy in service.copies:
+        copy.infer = functools.partial(call, copy, copy.infer)
+
+
 def test_cache_skips_inference_for_a_repeated_image(make_client, classifier):
     client = make_client()
     service = client.application.extensions["bottlecheck"]
     calls = []
-    original = service.predict
-    service.predict = lambda copy, batch: calls.append(len(batch)) or original(copy, batch)
+    around_model_calls(service, lambda copy, infer, batch: calls.append(len(batch)) or infer(batch))
     first = post(client, ("a.jpg", JPEG)).get_json()
     second = post(client, ("again.jpg", JPEG)).get_json()
     assert first == second and calls == [1]
@@ -166,8 +172,7 @@ def test_with_the_cache_off_every_request_runs_the_model_and_nothing_is_hashed(m
     client = make_client(CACHE_SIZE=0)
     service = client.application.extensions["bottlecheck"]
     calls = []
-    original = service.predict
-    service.predict = lambda copy, batch: calls.append(len(batch)) or original(copy, batch)
+    around_model_calls(service, lambda copy, infer, batch: calls.append(len(batch)) or infer(batch))
     hashed = []
     monkeypatch.setattr("bottlecheck.server.service.cache_key", lambda *args: hashed.append(1) or "key")
     first = post(client, ("a.jpg", JPEG)).get_json()
@@ -197,8 +202,7 @@ def test_micro_batching_gathers_concurrent_requests(make_client):
     client = make_client(BATCH_MAX_WAIT_MS=200, BATCH_MAX_SIZE=8, CACHE_SIZE=0)
     service = client.application.extensions["bottlecheck"]
     sizes = []
-    original = service.predict
-    service.predict = lambda copy, batch: sizes.append(len(batch)) or original(copy, batch)
+    around_model_calls(service, lambda copy, infer, batch: sizes.append(len(batch)) or infer(batch))
     images = [bottle_photo(i % 2 == 0, seed=50 + i) for i in range(6)]
     barrier = threading.Barrier(6)
     results = [None] * 6
@@ -222,8 +226,7 @@ def test_each_model_copy_has_its_own_batching_thread_and_answers_its_own_request
     service = client.application.extensions["bottlecheck"]
     assert service.batcher.lanes == 3
     used = set()
-    original = service.predict
-    service.predict = lambda copy, batch: used.add(id(copy.engine)) or original(copy, batch)
+    around_model_calls(service, lambda copy, infer, batch: used.add(id(copy)) or infer(batch))
     photos = [bottle_photo(i % 2 == 0, seed=300 + i) for i in range(12)]
     expected = [classifier.classify(photo).status for photo in photos]
     answers = [None] * len(photos)
@@ -237,7 +240,8 @@ def test_each_model_copy_has_its_own_batching_thread_and_answers_its_own_request
     for t in threads:
         t.join()
     assert answers == expected
-    assert id(classifier.engine) not in used  # copies, never the shared multi-threaded engine
+    assert used and id(classifier) not in used  # copies, never the shared multi-threaded model
+    assert all(copy.finder is not classifier.finder for copy in service.copies)  # each with engines of its own
     assert make_client(MODEL_COPIES=1).application.extensions["bottlecheck"].batcher.lanes == 1
 
 
@@ -245,13 +249,12 @@ def test_full_queue_answers_503_at_once(make_client):
     client = make_client(QUEUE_MAX=1, CACHE_SIZE=0, MODEL_COPIES=1)  # one batch in the model, one queued
     service = client.application.extensions["bottlecheck"]
     gate = threading.Event()
-    original = service.predict
 
-    def slow(copy, batch):
+    def slow(copy, infer, batch):
         gate.wait(10)
-        return original(copy, batch)
+        return infer(batch)
 
-    service.predict = slow
+    around_model_calls(service, slow)
     first = threading.Thread(target=lambda: post(client.application.test_client(), ("1.jpg", JPEG)))
     first.start()
     import time
@@ -292,10 +295,10 @@ def test_errors_never_leak_a_stack_trace(make_client):
     client = make_client()
     service = client.application.extensions["bottlecheck"]
 
-    def explode(copy, batch):
+    def explode(copy, infer, batch):
         raise RuntimeError("secret internal detail")
 
-    service.predict = explode
+    around_model_calls(service, explode)
     response = post(client, ("a.jpg", bottle_photo(True, seed=123)))
     assert response.status_code == 500
     assert response.get_json()["error"] == "Internal server error"

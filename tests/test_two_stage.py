@@ -145,8 +145,8 @@ def test_the_finder_takes_each_photo_at_its_own_shape_and_a_mixed_batch_answers_
     assert all(max(h, w) == size and h % 16 == 0 and w % 16 == 0 for h, w, _ in shapes)
     together = list(classifier.classify_paths(paths, batch_size=8))
     alone = [classifier.classify(p) for p in paths]
-    assert [(r.status, r.bottles, [t["box"] for t in r.tops]) for r in together] == [
-        (r.status, r.bottles, [t["box"] for t in r.tops]) for r in alone
+    assert [(r.status, r.bottles, [t.box for t in r.tops]) for r in together] == [
+        (r.status, r.bottles, [t.box for t in r.tops]) for r in alone
     ]
     assert [r.confidence for r in together] == pytest.approx([r.confidence for r in alone], abs=1e-4)
 
@@ -182,11 +182,10 @@ def test_tops_are_found_where_they_are_and_judged(tiny_model):
             near = [
                 t
                 for t in prediction.tops or ()
-                if abs((t["box"][0] + t["box"][2]) / 2 - x) < side / 2
-                and abs((t["box"][1] + t["box"][3]) / 2 - y) < side / 2
+                if abs((t.box[0] + t.box[2]) / 2 - x) < side / 2 and abs((t.box[1] + t.box[3]) / 2 - y) < side / 2
             ]
             hits += bool(near)
-            right += bool(near) and near[0]["status"] == label
+            right += bool(near) and near[0].status == label
         expected = "open" if any(layout) else "closed"
         assert prediction.status in (expected, "unknown")
     assert hits >= 0.8 * total, (hits, total)
@@ -224,8 +223,8 @@ def test_the_two_engines_agree_on_boxes_and_probabilities(tiny_model):
         a, b = litert.classify(data), tensorflow.classify(data)
         assert a.status == b.status and a.bottles == b.bottles
         for top_a, top_b in zip(a.tops or (), b.tops or (), strict=True):
-            assert np.max(np.abs(np.array(top_a["box"]) - np.array(top_b["box"]))) <= 1.0  # pixels
-            assert abs(top_a["p_open"] - top_b["p_open"]) < 1e-3
+            assert np.max(np.abs(np.array(top_a.box) - np.array(top_b.box))) <= 1.0  # pixels
+            assert abs(top_a.p_open - top_b.p_open) < 1e-3
 
 
 def test_the_server_answers_with_the_contract_and_the_tops(tiny_model):
@@ -258,7 +257,7 @@ def test_annotated_copies_show_every_top(tiny_model, tmp_path):
         below = np.asarray(image, dtype=int)[band:]
         drawn = np.abs(below - np.asarray(original, dtype=int)).sum(axis=2) > 60
     for top in prediction.tops or ():
-        x0, y0, x1, y1 = (int(round(v)) for v in top["box"])
+        x0, y0, x1, y1 = (int(round(v)) for v in top.box)
         edge = drawn[max(y0, 0) : y1, max(x0, 0) : max(x0, 0) + 2]  # the box's left edge is drawn
         assert edge.mean() > 0.5
 

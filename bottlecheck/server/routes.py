@@ -90,7 +90,7 @@ def ready() -> Response:
         {
             "status": "ready",
             "model_version": service.classifier.artifact.version,
-            "engine": service.classifier.engine.name,
+            "engine": service.classifier.engine_name,
             "queue_depth": service.batcher.queue_depth,
         }
     )

@@ -42,52 +42,25 @@ class ClassificationService:
         self.metrics = metrics
         self.timeout = float(config["REQUEST_TIMEOUT_S"])
         self.cache = make_cache(config.get("CACHE_URL"), int(config["CACHE_SIZE"]))
-        self.two_stage = classifier.artifact.is_two_stage
         self.answer_identity = classifier.answer_identity()  # the threshold is in it: see cache.py
-        copies = model_copies(classifier, config.get("MODEL_COPIES"))
+        #: The model copies the batching threads run, one each.
+        self.copies = model_copies(classifier, config.get("MODEL_COPIES"))
         self.batcher = MicroBatcher(
-            [functools.partial(self._run_model, copy) for copy in copies],
-            max_batch=int(config["BATCH_MAX_SIZE"] or classifier.engine.preferred_batch),
+            [functools.partial(self._run_model, copy) for copy in self.copies],
+            max_batch=int(config["BATCH_MAX_SIZE"] or classifier.preferred_batch),
             max_wait=float(config["BATCH_MAX_WAIT_MS"]) / 1000.0,
             max_queue=int(config["QUEUE_MAX"]),
             on_batch=metrics.batch_size.observe,
         )
 
     def _run_model(self, classifier: Classifier, prepared: list[Any]) -> Any:
-        """A batching thread's model call: p_open per array (model 1), or an answer per photo (model 2)."""
+        """A batching thread's model call: one raw result per photo (:meth:`Classifier.infer`)."""
         self.metrics.queue_depth.set(self.batcher.queue_depth)  # a batch just left the queue
-        return self.predict(classifier, prepared)
-
-    @staticmethod
-    def predict(classifier: Classifier, prepared: list[Any]) -> Any:
-        """Run one copy of the model on a batch (the one place every request's inference passes)."""
         return classifier.infer(prepared)
 
     def answer(self, result: Any) -> dict[str, Any]:
-        """The API's answer: the seed's two keys first; model 2 adds each bottle top it found."""
-        if not self.two_stage:
-            status, confidence = self.classifier.decide(result)
-            return {
-                "Bottle_Status": status,
-                "Confidence": round(confidence, 4),
-                "p_open": round(result, 4),
-                "model_version": self.classifier.artifact.version,
-            }
-        tops = result["tops"]
-        return {
-            "Bottle_Status": result["status"],
-            "Confidence": round(result["confidence"], 4),
-            "p_open": None if result["p_open"] is None else round(result["p_open"], 4),
-            "model_version": self.classifier.artifact.version,
-            "bottles": [
-                {"box": top["box"], "status": top["status"], "confidence": round(top["confidence"], 4)} for top in tops
-            ],
-            "counts": {
-                "bottles": len(tops),
-                "open": sum(top["status"] == "open" for top in tops),
-                "closed": sum(top["status"] == "closed" for top in tops),
-            },
-        }
+        """The API's answer for one raw model result (fresh or cached): the answer's own body."""
+        return self.classifier.prediction_from("-", result).api_body(self.classifier.artifact.version)
 
     def _abandon(self, pending: list) -> None:
         """Give back the slots of a request's images already queued (the request is refused)."""

@@ -146,7 +146,7 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     artifact = load_artifact(None if config.base == "bundled" else config.base)
-    base = TopsClassifier.load_stages(artifact, engine="litert")
+    base = TopsClassifier.from_artifact(artifact, engine="litert")
     train_set, val_set = split_training_data(config)
     log(
         f"{describe_split(train_set, val_set)}; base {artifact.name} {artifact.version}: "

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bottlecheck.artifact import load_artifact, write_metadata
+from bottlecheck.artifact import TOPS, load_artifact, write_metadata
 from bottlecheck.tops import CROP_REDUCING_GAP
 from bottlecheck.training.finder import FINDER_PAD_MULTIPLE, FINDER_REDUCING_GAP, FINDER_SIZE, STRIDE, build_finder
 from bottlecheck.training.finder import finder_head as finder_head_model
@@ -109,6 +109,7 @@ def save_tops_artifact(
         finder_input_spec(finder_size) if finder_from is None else load_artifact(finder_from).stage("finder")["input"]
     )
     full = {
+        "kind": TOPS,
         "labels": ["closed", "open"],
         "positive_label": "open",
         "input": finder_input,

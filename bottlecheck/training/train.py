@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bottlecheck import __version__
-from bottlecheck.artifact import load_artifact
+from bottlecheck.artifact import TOPS, WHOLE_PHOTO, load_artifact
 from bottlecheck.datasets import Example, describe_sources
 from bottlecheck.labels import LABELS
 from bottlecheck.metrics import choose_threshold, classification_report, fit_temperature, reports_by_source
@@ -93,7 +93,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     judge refitted by :func:`bottlecheck.training.adapt_judge.adapt_judge` (``bottlecheck train``
     picks that one for such a base).
     """
-    if config.base != "imagenet" and load_artifact(None if config.base == "bundled" else config.base).is_two_stage:
+    if config.base != "imagenet" and load_artifact(None if config.base == "bundled" else config.base).kind == TOPS:
         raise ValueError(
             f"{config.base} is a two-stage model: bottlecheck.training.adapt_judge refits its judge "
             "(bottlecheck train picks it for such a base)"
@@ -190,6 +190,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
 
     metadata = {
         **artifact_identity("bottlecheck-lite0", config.version),
+        "kind": WHOLE_PHOTO,
         "threshold": round(threshold, 4),
         "training": {
             "bottlecheck": __version__,

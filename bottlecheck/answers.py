@@ -1,0 +1,115 @@
+"""The answer to one input, whichever kind of model gave it: a row for the writers, a body for the API.
+
+Every edge (the CLI's writers, the HTTP API, the annotated copies, Ray, the video rows) reads a
+:class:`Prediction` and never asks which kind of model made it: a model that finds bottle tops
+fills :attr:`Prediction.tops` with :class:`BottleTop` records, a whole-photo model leaves it
+``None``, and each edge does what the answer it holds says. Ultralytics' ``Results`` is the
+pattern: downstream code never asks which task produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from bottlecheck.labels import CLOSED, OPEN
+from bottlecheck.outputs import DECIMALS
+
+
+@dataclass(frozen=True)
+class BottleTop:
+    """One bottle top a model found and judged.
+
+    ``box`` is (left, top, right, bottom) in the photo's own pixels (after EXIF orientation);
+    ``status`` is ``open`` or ``closed`` and ``confidence`` its probability; ``p_open`` the
+    judge's chance of open given a top; ``p_top`` its chance that this is a top at all;
+    ``score`` the finder's.
+    """
+
+    box: tuple[float, float, float, float]
+    status: str
+    confidence: float
+    p_open: float
+    p_top: float
+    score: float
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> BottleTop:
+        """A top from its row form (a dict read back from JSON, a cached result); unknown keys are ignored."""
+        known = {field.name for field in fields(cls)}
+        given = {key: value for key, value in values.items() if key in known}
+        given["box"] = tuple(float(v) for v in given["box"])
+        return cls(**given)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One input's answer. ``confidence`` is the probability of ``status``.
+
+    A model that finds tops also says how many it found and how many are open and closed, and
+    gives each one (:class:`BottleTop`); ``status`` may then be ``unknown`` (no top it trusts).
+    An input that could not be read has ``status`` ``error`` and says why in ``error``.
+    """
+
+    path: str
+    status: str
+    confidence: float | None = None
+    p_open: float | None = None
+    error: str | None = None
+    bottles: int | None = None
+    open_tops: int | None = None
+    closed_tops: int | None = None
+    tops: tuple[BottleTop, ...] | None = None
+    # A video frame's row: its index in the clip (from 0, every decoded frame counted) and
+    # its presentation time in seconds. None for a photo, and for a clip's error row.
+    frame: int | None = None
+    time_s: float | None = None
+
+    @classmethod
+    def with_tops(
+        cls, path: str, status: str, confidence: float | None, p_open: float | None, tops: Sequence[BottleTop]
+    ) -> Prediction:
+        """The answer of a model that finds tops: the counts are the tops' own, so they cannot disagree."""
+        return cls(
+            path,
+            status,
+            confidence,
+            p_open,
+            bottles=len(tops),
+            open_tops=sum(top.status == OPEN for top in tops),
+            closed_tops=sum(top.status == CLOSED for top in tops),
+            tops=tuple(tops),
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Prediction:
+        """The answer again from its row (:meth:`as_dict`, perhaps through JSON: Ray's workers send rows)."""
+        values = dict(row)
+        if values.get("tops") is not None:
+            values["tops"] = tuple(BottleTop.from_mapping(top) for top in values["tops"])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row the writers take: every field, each top as a dict (box, status, confidence, ...)."""
+        return asdict(self)
+
+    def api_body(self, model_version: str) -> dict[str, Any]:
+        """The HTTP API's answer: the seed's two keys first; a model that finds tops adds each one and the counts."""
+        body: dict[str, Any] = {
+            "Bottle_Status": self.status,
+            "Confidence": _api_number(self.confidence),
+            "p_open": _api_number(self.p_open),
+            "model_version": model_version,
+        }
+        if self.tops is not None:
+            body["bottles"] = [
+                {"box": list(top.box), "status": top.status, "confidence": _api_number(top.confidence)}
+                for top in self.tops
+            ]
+            body["counts"] = {"bottles": self.bottles, "open": self.open_tops, "closed": self.closed_tops}
+        return body
+
+
+def _api_number(value: float | None) -> float | None:
+    return None if value is None else round(float(value), DECIMALS)  # as the writers round
