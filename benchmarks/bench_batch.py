@@ -149,7 +149,7 @@ def main() -> None:
     litert = Classifier.load(engine="litert")
     tensorflow = Classifier.load(engine="tensorflow")
     # The CLI's defaults (LiteRT's batch, one pipeline thread per CPU), spelled out for the limits.
-    batch, workers = litert.engine.preferred_batch, usable_cpus()
+    batch, workers = litert.preferred_batch, usable_cpus()
     results: dict = {"machine": machine(), "count": count, "batch_size": batch, "workers": workers, "sizes": {}}
     for name, size in SIZES.items():
         folder = Path(tempfile.gettempdir()) / "bottlecheck-bench" / name

@@ -24,7 +24,8 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, machine, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
-from bottlecheck.outputs import TOPS_FIELDS, open_sink  # noqa: E402
+from bottlecheck.outputs import open_sink  # noqa: E402
+from bottlecheck.tops_classifier import TopsClassifier  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     classifier = Classifier.load(engine="litert", threads=1)
-    if not classifier.artifact.is_two_stage:
+    if not isinstance(classifier, TopsClassifier):
         raise SystemExit("the bundled model has one stage: nothing to break down")
     count = 40 if args.quick else 120
     if args.photos:
@@ -94,7 +95,7 @@ def main() -> None:
     rows = [c.prediction_from(str(p), r) for p, r in zip(paths, c.infer(photos), strict=True)]
     out_path = Path(tempfile.mkstemp(suffix=".jsonl")[1])
     start = time.perf_counter()
-    with open_sink(str(out_path), "jsonl", False, fields=TOPS_FIELDS) as sink:
+    with open_sink(str(out_path), "jsonl", False, fields=c.columns, nested=c.nested_columns) as sink:
         for row in rows:
             sink.write(row.as_dict())
     writing = time.perf_counter() - start

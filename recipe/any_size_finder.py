@@ -17,7 +17,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bottlecheck.artifact import load_artifact, write_metadata
+from bottlecheck.artifact import TOPS, load_artifact, write_metadata
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.model import artifact_identity
 from bottlecheck.training.tops_model import export_finder, finder_input_spec
@@ -35,7 +35,7 @@ def main() -> None:
     import bottlecheck.training.layers  # noqa: F401  (a finder already exported this way loads too)
 
     source = load_artifact(args.source)
-    if not source.is_two_stage:
+    if source.kind != TOPS:
         parser.error(f"{args.source} is not a two-stage model")
     args.out.mkdir(parents=True, exist_ok=True)
     old = keras.models.load_model(source.file("keras", "finder"), compile=False)
