@@ -89,3 +89,19 @@ def test_a_recipe_script_finds_its_sibling_from_the_repository_root(command):
     """recipe/quantize_tops.py imports recipe/compare_models.py: found as a script or as a module."""
     proc = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0 and "--model" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_release_is_consistent_version_changelog_and_production_image():
+    """The package's version has a dated changelog section, and production runs that version's image
+    (README, "Releasing": the steps that keep the three in step)."""
+    import yaml
+
+    from bottlecheck import __version__
+
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## {re.escape(__version__)} \(\d{{4}}-\d{{2}}-\d{{2}}\)$", changelog, re.MULTILINE), __version__
+    released = re.findall(r"^## (\d+\.\d+\.\d+) \(", changelog, re.MULTILINE)
+    assert released and released[0] == __version__  # the newest release section is this version's
+    production = yaml.safe_load((ROOT / "deploy/overlays/production/kustomization.yaml").read_text())
+    (image,) = [entry for entry in production["images"] if entry["name"] == "bottlecheck"]
+    assert image["newTag"] == __version__
