@@ -243,6 +243,22 @@ class PhotoBench:
         return out
 
 
+def gate_with(probabilities: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    """``probabilities`` with the chance of ``none`` taken from ``gate`` (another judge's, same candidates).
+
+    Open and closed keep their ratio, so the decision rule's ``p_top`` is the gate's and its
+    ``p_open`` this judge's.
+    """
+    closed, opened, none = (J.JUDGE_LABELS.index(label) for label in ("closed", "open", "none"))
+    out = np.array(probabilities, dtype=np.float64, copy=True)
+    pair = out[:, closed] + out[:, opened]
+    top = 1.0 - gate[:, none]
+    out[:, closed] = top * out[:, closed] / np.maximum(pair, 1e-9)
+    out[:, opened] = top * out[:, opened] / np.maximum(pair, 1e-9)
+    out[:, none] = gate[:, none]
+    return out
+
+
 def photo_metrics(answers: list[tuple[str, dict]]) -> dict:
     """Balanced accuracy (unknown wrong on a photo with a top, right on one without), answers' accuracy and ECE."""
     recall = {}
@@ -395,6 +411,12 @@ def main() -> None:
         probs = probabilities(tail, bench.features, temperature)
         for source in bench.photos:
             report["photos"][source] = photo_metrics(bench.answers(probs, source))
+        # The shipped judge's "is it a top" with this judge's open-vs-closed: what a judge that
+        # keeps 2.2.0's gate (its unknowns) and only changes the cap call would answer.
+        gated = gate_with(probs, baseline_probs)
+        report["photos_gated_by_shipped"] = {
+            source: photo_metrics(bench.answers(gated, source)) for source in bench.photos
+        }
         for group in sorted({c.group for c in crops}):
             rows = np.array([c.group == group for c in crops]) & calibration
             if rows.any():
