@@ -22,6 +22,8 @@ from bottlecheck.review.compare import check_model, summary
 from bottlecheck.review.export import export
 from bottlecheck.review.queue import items_from_rows, order, read_rows, review_items
 from bottlecheck.review.store import LabelStore, labels_path_for
+from tests.helpers import needs_tensorflow
+from tests.test_two_stage import tiny_model  # noqa: F401  (the browser test's model: trained once, small)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -294,3 +296,204 @@ def test_serve_mounts_the_page_behind_the_api_keys(tmp_path, classifier, monkeyp
     assert [i["path"] for i in state["items"]] == [str(photo)] and state["warning"] is None
     monkeypatch.delenv("BOTTLECHECK_REVIEW_RESULTS")
     assert create_app(classifier=classifier).test_client().get("/review/").status_code == 404  # not asked for
+
+
+# ------------------------------------------------------------------ the whole loop, in a browser
+def _start_review(args: list[str], port: int, log: Path):
+    """``bottlecheck review`` as a process (it is killed half-way), ready when its state answers."""
+    import subprocess
+    import time
+
+    import requests
+
+    from tests.server_process import bottlecheck_script
+
+    stream = open(log, "a")
+    proc = subprocess.Popen(
+        [bottlecheck_script(), "review", *args, "--port", str(port)], stdout=stream, stderr=subprocess.STDOUT
+    )
+    deadline = time.time() + 180
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/review/api/state", timeout=5).status_code == 200:
+                return proc
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError("review did not start:\n" + log.read_text())
+        time.sleep(0.3)
+
+
+def _stop(proc) -> None:
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)  # no goodbye: whatever was decided must already be on disk
+        proc.wait(30)
+
+
+def _dataset(page, name: str) -> str:
+    return page.evaluate(f"document.body.dataset.{name}")
+
+
+def _settled(page, labelled: int) -> None:
+    """Wait until the page's writes are answered and it counts ``labelled`` photos (no sleeping)."""
+    page.wait_for_function(
+        "n => document.body.dataset.pending === '0' && Number(document.body.dataset.labelled) === n",
+        arg=labelled,
+        timeout=30000,
+    )
+
+
+def _click_photo_at(page, x: float, y: float) -> None:
+    """Click the photo at (x, y) in its own pixels."""
+    rect = page.eval_on_selector("#boxes", "e => e.getBoundingClientRect().toJSON()")
+    size = page.evaluate("items[index].size")
+    page.mouse.click(rect["x"] + x * rect["width"] / size[0], rect["y"] + y * rect["height"] / size[1])
+
+
+@needs_tensorflow
+@pytest.mark.server
+@pytest.mark.slow
+def test_review_in_chromium_survives_a_kill_and_the_retrained_model_answers_better(tiny_model, tmp_path):  # noqa: F811
+    """Classify, review with the keyboard, mark a missed top, kill half-way, export, train, compare.
+
+    The photos are built to be learnable (one bottle, a blue cap or an open lip, as
+    tests/test_two_stage.py's training test) and the old model's judge knows nothing (a coin
+    toss between closed, open and none), so the reviewed labels are all the new judge learns from.
+    """
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    import random
+
+    from click.testing import CliRunner
+    from playwright.sync_api import sync_playwright
+
+    from bottlecheck.cli import main
+    from tests.server_process import free_port
+    from tests.test_two_stage import _judge_that_knows_nothing, drawn_scene
+
+    old = _judge_that_knows_nothing(tiny_model, tmp_path / "old")
+    line = tmp_path / "line"
+    line.mkdir()
+    truth, true_top = {}, {}
+    for k in range(24):
+        is_open = k % 2 == 0
+        photo, tops = drawn_scene(random.Random(700 + k), [is_open], cap=(30, 40, 150))
+        path = line / f"{k:02d}.jpg"
+        path.write_bytes(photo)
+        truth[str(path)], true_top[str(path)] = "open" if is_open else "closed", tops[0]
+    gone = line / "gone.jpg"
+    gone.write_bytes(drawn_scene(random.Random(1), [True])[0])
+    results = tmp_path / "line.jsonl"
+    run = CliRunner().invoke(
+        main, ["classify", str(line), "-o", str(results), "--model", str(old), "--engine", "litert", "-q"]
+    )
+    assert run.exit_code == 0, run.output
+    gone.unlink()  # the line's disk was cleaned since: shown as missing, not a crash
+
+    port, log = free_port(), tmp_path / "review.log"
+    model_args = [str(results), "--model", str(old), "--engine", "litert"]
+    proc = _start_review(model_args, port, log)
+    docs = ROOT / "docs"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 820})
+        url = f"http://127.0.0.1:{port}/review/"
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.ready === '1'", timeout=30000)
+        assert page.is_hidden("#warning")  # the results are the loaded model's
+        order = page.evaluate("items.map(it => it.path)")
+        assert sorted(order) == sorted([*truth, str(gone)])
+
+        # The first photo with a box: a click on the box removes it, a click on the top marks it.
+        marked = next(n for n, path in enumerate(order) if page.evaluate(f"items[{n}].tops.length"))
+        for _ in range(marked):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"document.body.dataset.index === '{marked}'")
+        box = page.evaluate("items[index].tops[0].box")
+        _click_photo_at(page, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        page.wait_for_function("(labels[items[index].path] || {removed: []}).removed.length === 1")
+        x, y, _side, _label = true_top[order[marked]]
+        _click_photo_at(page, x, y)
+        page.wait_for_function("(labels[items[index].path] || {added: []}).added.length === 1")
+        assert page.eval_on_selector_all("#boxes rect.added", "els => els.length") == 1
+        assert page.eval_on_selector_all("#crops canvas", "els => els.length") == 1  # the marked top, enlarged
+        page.screenshot(path=str(docs / "review.png"))
+        page.keyboard.press("ArrowLeft" if marked else "ArrowRight")  # and back: the corrections stay
+        page.keyboard.press("ArrowRight" if marked else "ArrowLeft")
+
+        def label_from(start: int, count: int) -> None:
+            page.evaluate(f"index = {start}; show()")
+            for done in range(start, start + count):
+                path = _dataset(page, "path")
+                key = "s" if path == str(gone) else "o" if truth[path] == "open" else "c"
+                page.keyboard.press(key)
+                _settled(page, done + 1)
+
+        label_from(0, 12)
+        page.keyboard.press("u")  # undo the last: one fewer, and back on that photo
+        _settled(page, 11)
+        assert _dataset(page, "index") == "11"
+        path = _dataset(page, "path")
+        page.keyboard.press("s" if path == str(gone) else "o" if truth[path] == "open" else "c")
+        _settled(page, 12)
+
+        _stop(proc)  # half-way, killed
+        saved = json.loads(labels_path_for(results).read_text())["labels"]
+        assert len(saved) == 12 and saved[order[marked]]["added"] and saved[order[marked]]["removed"]
+        proc = _start_review(model_args, port, log)
+        page.reload()
+        page.wait_for_function("document.body.dataset.ready === '1'", timeout=30000)
+        assert _dataset(page, "labelled") == "12" and _dataset(page, "index") == "12"  # resumes where it stopped
+        label_from(12, 13)
+        missing_shown = page.evaluate(f"items[{order.index(str(gone))}].missing")
+        browser.close()
+    _stop(proc)
+    assert missing_shown
+    labels = json.loads(labels_path_for(results).read_text())["labels"]
+    assert all(labels[path]["label"] == label for path, label in truth.items())  # nothing lost across the kill
+    assert labels[str(gone)]["label"] == "skip"
+
+    data = tmp_path / "reviewed"
+    exported = CliRunner().invoke(main, ["review", str(results), "--export", str(data), "--heldout", "0.25"])
+    assert exported.exit_code == 0, exported.output
+    assert "9 open, 9 closed, 0 none (symbolic links)" in exported.output and "6 held back" in exported.output
+    heldout = [h["path"] for h in json.loads((data / "heldout.json").read_text())["photos"]]
+    corrected = json.loads((data / "tops.json").read_text())["tops"]
+    assert (order[marked] in heldout) != (len(corrected) == 1)
+
+    new = tmp_path / "new"
+    trained = CliRunner().invoke(
+        main, ["train", str(data), "--out", str(new), "--base", str(old), "--version", "test-reviewed"]
+    )
+    assert trained.exit_code == 0, trained.output
+    if corrected:
+        assert "tops marked by a person in 1 photo(s)" in trained.output
+
+    proc = _start_review([*model_args, "--compare", str(new)], port, log)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.goto(f"http://127.0.0.1:{port}/review/")
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=30000)
+            page.evaluate(f"index = {order.index(heldout[0])}; show()")
+            page.wait_for_function("!document.getElementById('newanswer').hidden")
+            counts = {
+                cell: int(page.text_content(f"#{cell}"))
+                for cell in ("old-reviewed", "new-reviewed", "old-heldout", "new-heldout")
+            }
+            page.screenshot(path=str(docs / "review-compare.png"))
+            browser.close()
+    finally:
+        _stop(proc)
+    # 18 reviewed photos and 6 held back. The old judge knows nothing (a coin toss between closed,
+    # open and none); measured: 9 of 18 right before, 18 after; held back 3 of 6 before, 6 after.
+    # Held to: at least 16 of 18 after and 6 more than before; 5 of 6 held back, more than before.
+    print("photos right, old against new:", counts)
+    assert counts["new-reviewed"] >= 16 and counts["new-reviewed"] - counts["old-reviewed"] >= 6, counts
+    assert counts["new-heldout"] >= 5 and counts["new-heldout"] > counts["old-heldout"], counts
