@@ -45,9 +45,11 @@ def running_server(*args: str, env: dict[str, str] | None = None, threads: int =
     try:
         while True:
             try:
-                if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(url + "/readyz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            # Not listening yet, or too busy to answer in time on a loaded machine: ask again until
+            # the deadline (a ReadTimeout here failed the web page test once under a render).
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if proc.poll() is not None or time.time() > deadline:
                 log.seek(0)
@@ -110,9 +112,9 @@ http {{
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
-            requests.get(url + "/healthz", timeout=1)
+            requests.get(url + "/healthz", timeout=5)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.05)
     try:
         yield url

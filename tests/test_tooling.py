@@ -99,7 +99,8 @@ def test_a_release_is_consistent_version_changelog_and_production_image():
     from bottlecheck import __version__
 
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert re.search(rf"^## {re.escape(__version__)} \(\d{{4}}-\d{{2}}-\d{{2}}\)$", changelog, re.MULTILINE), __version__
+    dated = rf"^## {re.escape(__version__)} \(\d{{4}}-\d{{2}}-\d{{2}}\)$"
+    assert re.search(dated, changelog, re.MULTILINE), __version__
     released = re.findall(r"^## (\d+\.\d+\.\d+) \(", changelog, re.MULTILINE)
     assert released and released[0] == __version__  # the newest release section is this version's
     production = yaml.safe_load((ROOT / "deploy/overlays/production/kustomization.yaml").read_text())
