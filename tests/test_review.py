@@ -298,6 +298,52 @@ def test_serve_mounts_the_page_behind_the_api_keys(tmp_path, classifier, monkeyp
     assert create_app(classifier=classifier).test_client().get("/review/").status_code == 404  # not asked for
 
 
+def test_serve_keeps_web_page_uploads_ticked_for_review_and_the_open_page_takes_them_in(tmp_path, classifier):
+    import io
+    import threading
+
+    from bottlecheck.outputs import JSONLWriter
+    from bottlecheck.server import create_app
+
+    queue_dir = tmp_path / "queue"
+    client = create_app({"REVIEW_UPLOADS": str(queue_dir), "CACHE_SIZE": 0}, classifier=classifier).test_client()
+    assert b"reviewQueue = true" in client.get("/").data  # the page offers the tick box
+    photos = {
+        name: (ROOT / "examples" / name).read_bytes() for name in ("rendered_open_1.jpg", "rendered_closed_1.jpg")
+    }
+
+    def post(name: str, review: bool):
+        data = {"file": (io.BytesIO(photos[name]), name), **({"review": "1"} if review else {})}
+        return client.post("/classify", data=data, content_type="multipart/form-data")
+
+    assert client.get("/review/api/state").get_json()["items"] == []  # open before anything is queued
+    plain = post("rendered_open_1.jpg", review=False).get_json()
+    assert "review" not in plain and (queue_dir / "uploads.jsonl").read_text() == ""  # not ticked: not kept
+    queued = post("rendered_open_1.jpg", review=True).get_json()
+    assert list(queued)[:2] == ["Bottle_Status", "Confidence"] and queued["review"] == "queued"
+    assert {k: v for k, v in queued.items() if k != "review"} == plain  # the answer itself is unchanged
+    (line,) = (queue_dir / "uploads.jsonl").read_text().splitlines()
+    saved = Path(json.loads(line)["path"])
+    assert saved.parent == queue_dir / "photos" and saved.read_bytes() == photos["rendered_open_1.jpg"]
+    as_classify_writes_it = io.StringIO()  # the row `bottlecheck classify -f jsonl` writes for the saved photo
+    JSONLWriter(as_classify_writes_it, classifier.columns, classifier.nested_columns).write(
+        classifier.classify(str(saved)).as_dict()
+    )
+    assert line + "\n" == as_classify_writes_it.getvalue()
+    assert json.loads(line)["status"] == queued["Bottle_Status"]
+    first = client.get("/review/api/state").get_json()["items"]
+    assert [item["path"] for item in first] == [str(saved)]  # the open page took it in
+
+    post("rendered_open_1.jpg", review=True)  # the same photo again: kept once
+    threads = [threading.Thread(target=post, args=("rendered_closed_1.jpg", True)) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    lines = (queue_dir / "uploads.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["path"] for line in lines)  # whole rows, none twice
+    items = client.get("/review/api/state").get_json()["items"]
+    assert [item["path"] for item in items][0] == str(saved) and len(items) == 2  # the first kept its place
+
+
 # ------------------------------------------------------------------ the whole loop, in a browser
 def _start_review(args: list[str], port: int, log: Path):
     """``bottlecheck review`` as a process (it is killed half-way), ready when its state answers."""
@@ -317,7 +363,7 @@ def _start_review(args: list[str], port: int, log: Path):
         try:
             if requests.get(f"http://127.0.0.1:{port}/review/api/state", timeout=5).status_code == 200:
                 return proc
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()

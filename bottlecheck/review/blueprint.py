@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,7 @@ from PIL import Image, ImageOps
 from bottlecheck.review.compare import Answers, check_model, new_answers, summary
 from bottlecheck.review.queue import SAMPLE, Item, review_items
 from bottlecheck.review.store import LabelStore, labels_path_for
+from bottlecheck.review.uploads import UPLOADS_EXTENSION, UploadQueue
 
 SHOWN_SIDE = 1600  # for looking at: a phone photo's 12 megapixels would only slow the page
 EXTENSION = "bottlecheck.review"
@@ -47,6 +49,8 @@ class ReviewSession:
     model: str | None = None
     compare: dict[str, Any] | None = None
     sizes: dict[str, list[int]] = field(default_factory=dict)
+    sample: float = SAMPLE
+    stamp: tuple[int, int] | None = None  # the results file's mtime and size when last read
 
     @classmethod
     def open(
@@ -60,9 +64,10 @@ class ReviewSession:
         labels: str | os.PathLike | None = None,
     ) -> ReviewSession:
         """Read ``results``; check them against ``classifier`` (the loaded model); compare with ``newer`` if given."""
+        stamp = _stamp(results)
         items = review_items(results, sample)
         store = LabelStore(labels or labels_path_for(results))
-        session = cls(Path(results), items, store, model=version)
+        session = cls(Path(results), items, store, model=version, sample=sample, stamp=stamp)
         if classifier is not None:
             session.warning = check_model(items, classifier, version or "unknown version")
         if newer is not None:
@@ -85,7 +90,25 @@ class ReviewSession:
             "summary": summary(self.items, labels, answers, heldout),
         }
 
+    def refresh(self) -> None:
+        """Take in rows added to the results since they were read (uploads ``serve`` queued while the page is open).
+
+        New photos join the end of the queue, in review order among themselves; those already
+        listed keep their place, so a photo's number on the page never changes under it.
+        """
+        stamp = _stamp(self.results)
+        if stamp == self.stamp:
+            return
+        known = {item.path for item in self.items}
+        added = [item for item in review_items(self.results, self.sample) if item.path not in known]
+        for item in added:
+            if item.file is not None:
+                self.sizes[item.path] = upright_size(item.file)
+        self.items = self.items + added
+        self.stamp = stamp
+
     def state(self) -> dict[str, Any]:
+        self.refresh()
         rows = []
         for item in self.items:
             row = item.as_dict()
@@ -100,6 +123,14 @@ class ReviewSession:
             "labels": self.store.labels(),
             "compare": self.compare,
         }
+
+
+def _stamp(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 def upright_size(path: str) -> list[int]:
@@ -196,12 +227,19 @@ def create_review_app(session: ReviewSession) -> Flask:
     return app
 
 
-def mount_from_settings(app: Flask, classifier: Any) -> None:
-    """``bottlecheck serve``: mount the page when ``BOTTLECHECK_REVIEW_RESULTS`` names a results file.
+def mount_from_settings(app: Flask, classifier: Any, settings: Mapping[str, Any]) -> None:
+    """``bottlecheck serve``: mount the page when ``REVIEW_RESULTS`` names a file or ``REVIEW_UPLOADS`` a folder.
 
-    The server's own model is the loaded model the results are checked against.
+    With ``REVIEW_UPLOADS``, web-page uploads ticked "queue for review" are kept there
+    (:class:`~bottlecheck.review.uploads.UploadQueue`) and, unless ``REVIEW_RESULTS`` names
+    another file, are what the page shows, new ones as they come. The server's own model is the
+    loaded model the results are checked against.
     """
-    results = os.environ.get("BOTTLECHECK_REVIEW_RESULTS")
+    results = settings.get("REVIEW_RESULTS")
+    if settings.get("REVIEW_UPLOADS"):
+        queue = UploadQueue(settings["REVIEW_UPLOADS"], classifier.columns, classifier.nested_columns)
+        app.extensions[UPLOADS_EXTENSION] = queue
+        results = results or queue.rows
     if not results:
         return
     mount(app, ReviewSession.open(results, classifier, classifier.artifact.version))

@@ -71,7 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
     _register_hooks(app, settings)
     register_error_handlers(app)
     app.register_blueprint(api)
-    mount_review(app, classifier)  # /review when BOTTLECHECK_REVIEW_RESULTS names a results file
+    mount_review(app, classifier, settings)  # /review: REVIEW_RESULTS (a results file) or REVIEW_UPLOADS (a folder)
     limiter = app.extensions["bottlecheck.limiter"]
     app.view_functions["api.classify"] = limiter.limit(settings["RATE_LIMIT"])(app.view_functions["api.classify"])
     return app

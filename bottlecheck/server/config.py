@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_URL": None,  # redis://host:6379/0 to share the cache
     "TRUSTED_PROXIES": 0,  # X-Forwarded-For hops to trust (behind a load balancer)
     "LOG_FORMAT": "json",  # every server log line as JSON (gunicorn's too), or "text"
+    "REVIEW_RESULTS": None,  # a classify results file (JSONL, CSV) to review at /review
+    "REVIEW_UPLOADS": None,  # a directory: web-page uploads ticked "queue for review" are kept there for /review
 }
 
 _TYPES = {key: type(value) for key, value in DEFAULTS.items() if value is not None}

@@ -6,11 +6,14 @@ and format its answers; nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from bottlecheck import __version__
+from bottlecheck.answers import Prediction
+from bottlecheck.review.uploads import UPLOADS_EXTENSION, UploadQueue
 from bottlecheck.server.batcher import Overloaded
 from bottlecheck.server.errors import error_response
 from bottlecheck.server.openapi import openapi_document
@@ -62,12 +65,28 @@ def classify() -> Response:
         return error_response(413, f"Too many files: at most {max_files} per request")
     single = len(uploads) == 1 and not request.files.getlist(LIST_FIELD)
     service = _service()
+    queue: UploadQueue | None = current_app.extensions.get(UPLOADS_EXTENSION)
+    queued: set[int] = set()
+
+    def keep_for_review(queue: UploadQueue) -> Callable[[int], Callable[[Prediction], None]]:
+        def for_upload(index: int) -> Callable[[Prediction], None]:
+            def keep(prediction: Prediction) -> None:
+                queue.add(uploads[index][1], prediction)
+                queued.add(index)
+
+            return keep
+
+        return for_upload
+
+    asked = request.form.get("review", "").lower() in ("1", "true", "on", "yes")
     try:
-        results = service.classify_many(uploads)
+        results = service.classify_many(uploads, keep_for_review(queue) if queue is not None and asked else None)
     except Overloaded:
         service.metrics.overloaded.inc()
         g.retry_after = "1"
         return error_response(503, "Server busy, retry shortly")
+    for index in queued:  # said after the contract's keys: the page shows it
+        results[index]["review"] = "queued"
     if single:
         result = results[0]
         if "error" in result:
@@ -110,4 +129,6 @@ def openapi() -> Response:
 def index() -> Response:
     page = resources.files("bottlecheck.server").joinpath("index.html").read_text(encoding="utf-8")
     required = current_app.extensions["bottlecheck.keys"].required
-    return Response(page.replace("{{KEYS_REQUIRED}}", "true" if required else "false"), mimetype="text/html")
+    queue = UPLOADS_EXTENSION in current_app.extensions
+    page = page.replace("{{KEYS_REQUIRED}}", "true" if required else "false")
+    return Response(page.replace("{{REVIEW_QUEUE}}", "true" if queue else "false"), mimetype="text/html")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from bottlecheck.answers import Prediction
 from bottlecheck.classifier import Classifier
 from bottlecheck.engines import usable_cpus
 from bottlecheck.imaging import ImageError
@@ -22,6 +23,8 @@ from bottlecheck.server.cache import cache_key, make_cache
 from bottlecheck.server.observability import Metrics
 
 BAD_IMAGE = "Unable to process image"
+#: Sees each answer of a request before it is sent (the review queue keeps it with its photo).
+OnAnswer = Callable[[Prediction], None]
 
 
 def model_copies(classifier: Classifier, count: int | None = None) -> list[Classifier]:
@@ -58,9 +61,15 @@ class ClassificationService:
         self.metrics.queue_depth.set(self.batcher.queue_depth)  # a batch just left the queue
         return classifier.infer(prepared)
 
-    def answer(self, result: Any) -> dict[str, Any]:
-        """The API's answer for one raw model result (fresh or cached): the answer's own body."""
-        return self.classifier.prediction_from("-", result).api_body(self.classifier.artifact.version)
+    def answer(self, result: Any, name: str = "-", on_answer: OnAnswer | None = None) -> dict[str, Any]:
+        """The API's answer for one raw model result (fresh or cached): the answer's own body.
+
+        ``on_answer(prediction)`` sees the answer first (the review queue keeps it with the photo).
+        """
+        prediction = self.classifier.prediction_from(name, result)
+        if on_answer is not None:
+            on_answer(prediction)
+        return prediction.api_body(self.classifier.artifact.version)
 
     def _abandon(self, pending: list) -> None:
         """Give back the slots of a request's images already queued (the request is refused)."""
@@ -68,8 +77,18 @@ class ClassificationService:
             future.cancel()
             self.batcher.end()
 
-    def classify_many(self, uploads: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-        """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded."""
+    def classify_many(
+        self, uploads: list[tuple[str, bytes]], on_answer: Callable[[int], OnAnswer] | None = None
+    ) -> list[dict[str, Any]]:
+        """One answer or ``{"error": ...}`` per upload, in order. Raises Overloaded.
+
+        ``on_answer(index)``, if given, says what to do with the answer to upload ``index``
+        before it is sent (see :meth:`answer`).
+        """
+
+        def answer(index: int, result: Any) -> dict[str, Any]:
+            return self.answer(result, uploads[index][0], on_answer(index) if on_answer else None)
+
         results: list[dict[str, Any] | None] = [None] * len(uploads)
         pending: list[tuple[int, str | None, Future]] = []
         for index, (_name, data) in enumerate(uploads):
@@ -77,7 +96,7 @@ class ClassificationService:
             cached = self.cache.get(key) if key else None
             if cached is not None:
                 self.metrics.cache_hits.inc()
-                results[index] = self.answer(cached)
+                results[index] = answer(index, cached)
                 continue
             self.metrics.cache_misses.inc()
             try:
@@ -102,7 +121,7 @@ class ClassificationService:
                 result = future.result(timeout=max(0.0, deadline - time.monotonic()))
                 if key:
                     self.cache.set(key, result)
-                results[index] = self.answer(result)
+                results[index] = answer(index, result)
         except FutureTimeout:
             raise Overloaded("timed out waiting for the model") from None
         finally:
