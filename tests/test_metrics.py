@@ -70,3 +70,19 @@ def test_calibration_is_fitted_only_on_enough_validation_images():
     logits = (labels * 2 - 1) * 40.0 + rng.normal(0, 30, 200)  # overconfident logits
     fitted = calibrate(labels, logits)
     assert fitted["fitted"] and 0.5 <= fitted["temperature"] <= 4.0
+
+
+def test_an_adapted_models_figures_say_how_far_to_trust_them():
+    """``bottlecheck train`` on a two-stage base writes the validation accuracy's 95% interval (Wilson) and that
+    its photos come from the training scenes (issue 24: adapted on one scene, 0.24 on the same bottle elsewhere)."""
+    from bottlecheck.training.adapt_judge import how_far_to_trust, wilson_interval
+
+    low, high = wilson_interval(9, 10)
+    assert (round(low, 3), round(high, 3)) == (0.596, 0.982)  # the textbook value for 9 of 10
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # nothing measured: nothing known
+    narrow, wide = (
+        how_far_to_trust({"count": 200, "accuracy": 0.9}, ["x"]),
+        how_far_to_trust({"count": 20, "accuracy": 0.9}, ["line-photos"]),
+    )
+    assert narrow["accuracy_95_interval"][0] > wide["accuracy_95_interval"][0]  # more photos, a narrower interval
+    assert wide["same_scenes_as_training"] and "line-photos" in wide["note"] and "other scenes" in wide["note"]
