@@ -12,5 +12,5 @@ from bottlecheck.answers import BottleTop, Prediction
 from bottlecheck.classifier import Classifier
 from bottlecheck.imaging import ImageError, load_image
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["BottleTop", "Classifier", "ImageError", "Prediction", "__version__", "load_image"]

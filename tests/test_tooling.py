@@ -106,3 +106,5 @@ def test_a_release_is_consistent_version_changelog_and_production_image():
     production = yaml.safe_load((ROOT / "deploy/overlays/production/kustomization.yaml").read_text())
     (image,) = [entry for entry in production["images"] if entry["name"] == "bottlecheck"]
     assert image["newTag"] == __version__
+    ray_job = (ROOT / "deploy/ray/rayjob.yaml").read_text()
+    assert f"bottlecheck-ray:{__version__}" in ray_job
