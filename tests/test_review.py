@@ -259,6 +259,7 @@ def test_the_api_saves_reads_hand_edits_and_shows_missing_photos_and_a_model_mis
     state = client.get("/review/api/state").get_json()
     assert [(i["path"], i["missing"]) for i in state["items"]] == [(rows[1]["path"], True), (rows[0]["path"], False)]
     assert state["items"][1]["size"] == [300, 200]
+    assert [i["shown"] for i in state["items"]] == ["gone.jpg", "a.jpg"]  # beside the results: short, any machine
     assert "not made by the loaded model (test 1)" in state["warning"]  # said, not hidden
     page = client.get("/review/").get_data(as_text=True)
     for key in ("<kbd>o</kbd> open", "<kbd>c</kbd> closed", "<kbd>n</kbd> no top visible", "<kbd>u</kbd> undo"):

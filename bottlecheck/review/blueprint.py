@@ -107,12 +107,19 @@ class ReviewSession:
         self.items = self.items + added
         self.stamp = stamp
 
+    def shown(self, path: str) -> str:
+        """``path`` as the page shows it: below the results' folder relative to it (short, and the same
+        wherever the folder is), otherwise as the row says."""
+        relative = os.path.relpath(os.path.abspath(path), self.results.resolve().parent)
+        return path if relative.startswith("..") else relative
+
     def state(self) -> dict[str, Any]:
         self.refresh()
         rows = []
         for item in self.items:
             row = item.as_dict()
             row["size"] = self.sizes.get(item.path)
+            row["shown"] = self.shown(item.file or item.path)
             rows.append(row)
         return {
             "results": self.results.name,
