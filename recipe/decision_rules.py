@@ -36,8 +36,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from bottlecheck import Classifier  # noqa: E402
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN  # noqa: E402
+from recipe.train_judge import photo_sets  # noqa: E402
 
-DATA = HERE.parent.parent / "shared" / "data"
 SOURCES = ("beer-office", "beer-checkins", "street-restaurants")
 #: Photos with no top in the frame (the finder's logos): a guard, never chosen on. The shipped
 #: model trained on them, so its figure there is optimistic; a rule may not lower it.
@@ -52,21 +52,10 @@ SHIPPED = {"min_top": 0.5, "min_score": 0.2, "relative_side": 0.0, "vote": "any"
 
 
 def labelled_photos() -> dict[str, list[tuple[str, str]]]:
-    """(path, truth) per real source, truth open or closed, from each folder's labels.csv; and the
-    brewery logos of ``real/other`` (truth ``none``: no top in the frame, ``unknown`` is right)."""
-    import csv
-
-    other = DATA / "real" / "other"
-    sets = {NO_TOP_SET: [(str(p), "none") for p in sorted(other.iterdir()) if p.suffix.lower() in (".jpg", ".png")]}
-    for source in SOURCES:
-        folder = DATA / "real-sources" / source
-        with (folder / "labels.csv").open() as handle:
-            sets[source] = [
-                (str(folder / row["file"]), row["label"])
-                for row in csv.DictReader(handle)
-                if row["label"] in (OPEN, CLOSED)
-            ]
-    return sets
+    """(path, truth) per real source (train_judge.py's sets), and the brewery logos of ``real/other``
+    (truth ``none``: no top in the frame, ``unknown`` is right)."""
+    sets = photo_sets()
+    return {NO_TOP_SET: [item for item in sets["product-poster"] if item[1] == "none"]} | {s: sets[s] for s in SOURCES}
 
 
 def candidates(classifier, path: str) -> list[dict]:
