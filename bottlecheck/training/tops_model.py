@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bottlecheck.artifact import TOPS, load_artifact, write_metadata
 from bottlecheck.tops import CROP_REDUCING_GAP
 from bottlecheck.training.finder import FINDER_PAD_MULTIPLE, FINDER_REDUCING_GAP, FINDER_SIZE, STRIDE, build_finder
@@ -40,6 +42,48 @@ def build_judge(head, temperature: float, tail=None):
     scaled = keras.layers.Rescaling(1.0 / float(temperature), name="temperature")(logits)
     probabilities = keras.layers.Softmax(name="probabilities", dtype="float32")(scaled)
     return keras.Model(features.input, probabilities, name="top_judge")
+
+
+def build_gated_judge(base_judge, cap, cap_temperature: float):
+    """Model 3's judge: crop in, (closed, open, none) out, from one pass of one frozen backbone.
+
+    Whether a crop holds a top at all (``none``) is ``base_judge``'s answer, kept as it was:
+    model 2's judge, whose finder-and-gate put its boxes on the right tops and said ``unknown``
+    on every close-up without a top. Whether that top is open is the cap judge's: ``cap`` (a
+    :class:`~bottlecheck.training.judge.LinearCap`) on the pooled output of the backbone's last
+    block, at ``cap_temperature``. The two multiply: open = p(top) p(open | top). Only Keras's
+    own layers, so the saved model loads without our code and converts to TFLite as it is.
+    """
+    import keras
+
+    from bottlecheck.training.judge import CAP_LAYER, copy_weights_by_name
+
+    features = judge_features_model(JUDGE_SIZE)
+    copy_weights_by_name(base_judge, features)
+    gate_head = _fresh(judge_head_model, base_judge.get_layer("judge_head"))
+    # 1 / the base's temperature: model 2's judge calls it "temperature", a gated judge "gate_temperature"
+    names = {layer.name for layer in base_judge.layers}
+    scaling = "gate_temperature" if "gate_temperature" in names else "temperature"
+    gate_scale = float(base_judge.get_layer(scaling).get_config()["scale"])
+    layers = keras.layers
+    gate = layers.Softmax(name="gate")(
+        layers.Rescaling(gate_scale, name="gate_temperature")(gate_head(features.output))
+    )
+    none = layers.Dense(1, use_bias=False, trainable=False, name="p_none")(gate)
+    pooled = layers.GlobalAveragePooling2D(name="pool_cap")(features.get_layer(CAP_LAYER).output)
+    cap_layer = layers.Dense(1, activation="sigmoid", name="cap")
+    p_open = cap_layer(pooled)
+    top = layers.Rescaling(-1.0, offset=1.0, name="p_top")(none)
+    opened = layers.Multiply(name="p_open_and_top")([top, p_open])
+    closed = layers.Subtract(name="p_closed_and_top")([top, opened])
+    probabilities = layers.Concatenate(name="probabilities", dtype="float32")([closed, opened, none])
+    model = keras.Model(features.input, probabilities, name="top_judge")
+    model.get_layer("p_none").set_weights([np.array([[0.0], [0.0], [1.0]], dtype=np.float32)])
+    scale = 1.0 / float(cap_temperature)
+    cap_layer.set_weights(
+        [np.asarray(cap.kernel * scale, dtype=np.float32)[:, None], np.array([cap.bias * scale], dtype=np.float32)]
+    )
+    return model
 
 
 def _fresh(make, trained):
@@ -82,11 +126,15 @@ def save_tops_artifact(
     finder_size: int = FINDER_SIZE,
     judge_tail=None,
     judge_backbone: str = "EfficientNet-Lite0 (ImageNet), frozen, pooled; trained linear head",
+    judge=None,
+    judge_stage: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``finder.{keras,tflite}``, ``judge.{keras,tflite}`` and ``metadata.json`` into ``directory``.
 
     With ``finder_from`` (a two-stage model directory) its finder files are copied as they are and
-    ``finder_head`` is not used: a judge retrained alone answers beside the same finder.
+    ``finder_head`` is not used: a judge retrained alone answers beside the same finder. A built
+    ``judge`` (:func:`build_gated_judge`) is saved as it is; ``judge_stage`` adds to (or replaces
+    entries of) the judge's description in the metadata.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -95,8 +143,9 @@ def save_tops_artifact(
     else:
         for name in ("finder.keras", "finder.tflite"):
             shutil.copy2(Path(finder_from) / name, directory / name)
-    head = None if judge_tail is not None else _fresh(judge_head_model, judge_head)
-    judge = build_judge(head, temperature, tail=judge_tail)
+    if judge is None:
+        head = None if judge_tail is not None else _fresh(judge_head_model, judge_head)
+        judge = build_judge(head, temperature, tail=judge_tail)
     judge.save(directory / "judge.keras")
     export_tflite(judge, directory / "judge.tflite")
     crop_input = input_spec(JUDGE_SIZE)
@@ -133,6 +182,7 @@ def save_tops_artifact(
                 "temperature": round(float(temperature), 4),
                 "output": "(N, 3) calibrated probabilities of closed, open, none (not a top)",
                 "backbone": judge_backbone,
+                **(judge_stage or {}),
             },
         },
         "decision": {

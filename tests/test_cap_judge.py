@@ -1,0 +1,86 @@
+"""Model 3's cap judge: the linear layer and its temperature are fitted right, and the judge built from
+them says what it is made of (model 2's p(none), the cap's p(open | top)) in Keras and in LiteRT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bottlecheck.training.judge import LinearCap, fit_linear_cap, fit_temperature_binary
+from tests.helpers import needs_tensorflow
+
+
+def test_the_linear_cap_learns_features_of_any_scale_and_folds_their_standardisation():
+    """One informative feature among noise, at a scale and offset far from 1 and 0: still learnt, and the
+    folded kernel answers raw features exactly as the standardised fit would."""
+    rng = np.random.default_rng(0)
+    is_open = rng.integers(0, 2, 600)
+    x = rng.normal(size=(600, 20))
+    x[:, 7] += 2.5 * (2 * is_open - 1)
+    x = x * 300.0 + 5000.0  # pooled activations are neither centred nor unit-scaled
+    cap = fit_linear_cap(x, is_open, np.ones(600))
+    assert ((cap.logits(x) >= 0) == is_open).mean() > 0.95
+    assert np.argmax(np.abs(cap.kernel)) == 7
+    again = fit_linear_cap(x, is_open, np.ones(600))
+    np.testing.assert_array_equal(again.kernel, cap.kernel)  # deterministic: a fold refits the same way
+
+
+def test_weights_decide_which_examples_count():
+    """A class given no weight is not learnt: the weights are what balance sources and classes."""
+    rng = np.random.default_rng(1)
+    is_open = np.r_[np.ones(200, int), np.zeros(200, int)]
+    x = rng.normal(size=(400, 5)) + is_open[:, None]
+    unweighted = fit_linear_cap(x, is_open, np.ones(400))
+    only_open = fit_linear_cap(x, is_open, np.r_[np.ones(200), np.full(200, 1e-6)])
+    assert (unweighted.logits(x[200:]) < 0).mean() > 0.7
+    assert (only_open.logits(x[200:]) >= 0).mean() > 0.9  # nothing told it closed exists
+
+
+def test_the_binary_temperature_undoes_overconfidence():
+    """Logits three times too sure give a temperature near 3; calibrated ones near 1."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(scale=2.0, size=20000)
+    is_open = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(int)
+    assert 2.5 < fit_temperature_binary(3 * z, is_open) < 3.6
+    assert 0.85 < fit_temperature_binary(z, is_open) < 1.2
+
+
+@needs_tensorflow
+@pytest.mark.slow
+def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path):
+    """p(none) is the base judge's exactly; open / (open + closed) is sigmoid(cap / temperature) on the
+    pooled block-15 features; rows sum to 1; the TFLite export answers the same."""
+    from bottlecheck.tfquiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from bottlecheck.training.judge import CAP_CHANNELS, cap_features_model, judge_head
+    from bottlecheck.training.model import export_tflite
+    from bottlecheck.training.tops_model import build_gated_judge, build_judge
+
+    keras.utils.set_random_seed(3)
+    base = build_judge(judge_head(), 0.8)  # a random linear layer: what matters is that it is kept
+    rng = np.random.default_rng(3)
+    cap = LinearCap(rng.normal(scale=0.05, size=CAP_CHANNELS), 0.3)
+    judge = build_gated_judge(base, cap, 1.7)
+    crops = rng.integers(0, 256, size=(6, 128, 128, 3)).astype(np.float32)
+
+    out = judge.predict(crops, verbose=0)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(out[:, 2], base.predict(crops, verbose=0)[:, 2], atol=1e-5)
+    expected = 1 / (1 + np.exp(-cap.logits(cap_features_model().predict(crops, verbose=0)) / 1.7))
+    np.testing.assert_allclose(out[:, 1] / (out[:, 0] + out[:, 1]), expected, atol=1e-4)
+
+    export_tflite(judge, tmp_path / "judge.tflite")
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tmp_path / "judge.tflite"))
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], crops.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], crops)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), out, atol=1e-4)
+
+    rebuilt = build_gated_judge(judge, cap, 1.7)  # model 3 is a base in its turn: same gate
+    np.testing.assert_allclose(rebuilt.predict(crops, verbose=0), out, atol=1e-5)
