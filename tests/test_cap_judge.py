@@ -84,3 +84,20 @@ def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path):
 
     rebuilt = build_gated_judge(judge, cap, 1.7)  # model 3 is a base in its turn: same gate
     np.testing.assert_allclose(rebuilt.predict(crops, verbose=0), out, atol=1e-5)
+
+
+def test_a_prior_cap_keeps_what_the_users_photos_cannot_tell_it():
+    """Adapting (``bottlecheck train``): the base cap knew feature 0; a user's photos only show feature 1.
+    Pulled towards the prior, the refit cap learns feature 1 and keeps feature 0; fitted from zero, it
+    forgets feature 0."""
+    rng = np.random.default_rng(4)
+    is_open = rng.integers(0, 2, 80)
+    x = rng.normal(size=(80, 6))
+    x[:, 1] += 2.0 * (2 * is_open - 1)
+    prior = LinearCap(np.array([3.0, 0, 0, 0, 0, 0]), 0.0)
+    anchored = fit_linear_cap(x, is_open, np.ones(80), l2=0.05, prior=prior)
+    scratch = fit_linear_cap(x, is_open, np.ones(80), l2=0.05)
+    assert anchored.kernel[1] > 0.5 and scratch.kernel[1] > 0.5
+    assert anchored.kernel[0] > 0.7 and abs(scratch.kernel[0]) < 0.3
+    untouched = fit_linear_cap(x, is_open, np.ones(80), l2=1e6, prior=prior)  # all pull: the prior as it was
+    np.testing.assert_allclose(untouched.logits(x), prior.logits(x), atol=1e-3)

@@ -396,3 +396,62 @@ def test_train_on_a_two_stage_base_keeps_the_finder_and_refits_the_judge(tiny_mo
     (right_before, p_before), (right_after, p_after) = scored(blank), scored(out)
     assert right_before <= 6 and right_after >= 10, (right_before, right_after)
     assert p_after > p_before + 0.2, (p_before, p_after)
+
+
+def _cap_that_knows_nothing(model, out):
+    """A copy of ``model`` made model 3's kind: its judge's gate kept, a cap of zeros (p_open 0.5 on every top)."""
+    import shutil
+
+    import keras
+
+    from bottlecheck.artifact import load_artifact, write_metadata
+    from bottlecheck.training.judge import CAP_CHANNELS, LinearCap
+    from bottlecheck.training.model import export_tflite
+    from bottlecheck.training.tops_model import build_gated_judge
+
+    shutil.copytree(model, out)
+    base = keras.models.load_model(out / "judge.keras", compile=False)
+    judge = build_gated_judge(base, LinearCap(np.zeros(CAP_CHANNELS), 0.0), 1.0)
+    judge.save(out / "judge.keras")
+    export_tflite(judge, out / "judge.tflite")
+    write_metadata(out, {**load_artifact(out).metadata, "version": "blank-cap"})
+    return out, base
+
+
+def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp_path):
+    """Model 3's kind of base: ten photos of each class teach its blank cap the caps; p(none) stays the base's."""
+    import keras
+    from click.testing import CliRunner
+
+    from bottlecheck import Classifier
+    from bottlecheck.artifact import load_artifact
+    from bottlecheck.cli import main
+
+    blank, base_judge = _cap_that_knows_nothing(tiny_model, tmp_path / "blank")
+    data = tmp_path / "data"
+    for label in ("open", "closed"):
+        (data / label).mkdir(parents=True)
+        for k in range(10):
+            photo = drawn_scene(random.Random(k + (100 if label == "open" else 0)), [label == "open"])[0]
+            (data / label / f"{k}.jpg").write_bytes(photo)
+    out = tmp_path / "adapted"
+    result = CliRunner().invoke(main, ["train", str(data), "--out", str(out), "--base", str(blank), "--version", "c"])
+    assert result.exit_code == 0, result.output
+    assert "the gate is kept" in result.output
+    assert "cap refit from the base's" in load_artifact(out).metadata["training"]["recipe"]
+
+    crops = np.random.default_rng(0).integers(0, 256, size=(4, 128, 128, 3)).astype(np.float32)
+    adapted_judge = keras.models.load_model(out / "judge.keras", compile=False)
+    np.testing.assert_allclose(
+        adapted_judge.predict(crops, verbose=0)[:, 2], base_judge.predict(crops, verbose=0)[:, 2], atol=1e-5
+    )
+    fresh = []
+    for k in range(12):
+        path = tmp_path / f"fresh-{k}.jpg"
+        path.write_bytes(drawn_scene(random.Random(700 + k), [k % 2 == 0])[0])
+        fresh.append((str(path), "open" if k % 2 == 0 else "closed"))
+    answers = list(Classifier.load(out, engine="litert").classify_paths([f for f, _ in fresh]))
+    before = list(Classifier.load(blank, engine="litert").classify_paths([f for f, _ in fresh]))
+    assert all(abs(p.p_open - 0.5) < 1e-3 for p in before if p.p_open is not None)  # the blank cap: coin tosses
+    right = sum(p.status == truth for p, (_, truth) in zip(answers, fresh, strict=True))
+    assert right >= 10, [(p.status, truth) for p, (_, truth) in zip(answers, fresh, strict=True)]

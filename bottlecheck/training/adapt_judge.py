@@ -15,6 +15,11 @@ learn is the cap. Crops cut away from the top, labelled ``none``, keep the judge
 answer. Where the data directory has corrected tops (``tops.json``, from ``bottlecheck review
 --export``), a photo's crops are the tops a person marked there, not the finder's guess.
 
+A model-3 base (its judge is model 2's gate times a cap judge, ``build_gated_judge``) is refit
+differently: the gate (is this a top) is kept exactly, and only the cap's linear layer learns,
+starting from the base's cap and pulled back towards it (:data:`ADAPT_CAP_L2`), so that twenty
+photos of one scene add to what the base knew of other caps and places instead of replacing it.
+
 Calibration follows the one-stage rule: a temperature is fitted on the validation crops only
 when there are at least ``MIN_CALIBRATION_PER_CLASS`` of each class; otherwise the base
 model's temperature is kept, and the metadata says so. The photo-level validation metrics of
@@ -62,6 +67,8 @@ NONE_PER_PHOTO = 2
 FINETUNE_MIN_PER_CLASS = 8
 #: The last frozen block when the backbone learns: block 15 and the 1x1 head after it train.
 ADAPT_CUT = 14
+#: How hard a model-3 cap is pulled back towards the base's while it learns a user's tops.
+ADAPT_CAP_L2 = 0.05
 
 
 def find_top_crops(
@@ -141,7 +148,6 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     import keras
 
     from bottlecheck.training.model import artifact_identity
-    from bottlecheck.training.tops_model import build_judge
 
     started = time.time()
     keras.utils.set_random_seed(config.seed)
@@ -164,40 +170,23 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
         raise ValueError(f"the finder found too few tops to learn from ({dict(tops)}): need 2 open and 2 closed")
 
     fine_tune = min(tops.get(label, 0) for label in LABELS) >= FINETUNE_MIN_PER_CLASS
-    front, trained, base_temperature = _base_judge(artifact, fine_tune)
-    log(
-        "the judge's last backbone block, 1x1 head and linear layer learn"
-        if fine_tune
-        else f"fewer than {FINETUNE_MIN_PER_CLASS} tops of a class: only the judge's linear layer learns"
-    )
-    features, labels = compute_judge_features(train_crops, TRAIN_VIEWS, config.seed, True, lambda _line: None, front)
-    val_features, val_labels = compute_judge_features(val_crops, 1, config.seed + 1, False, lambda _line: None, front)
-    weights = _class_weights(labels)
-    trained.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate * (3 if fine_tune else 10)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    epochs = max(1, config.epochs) * 3
-    steps = math.ceil(len(labels) / 32)
-    for epoch in range(epochs):
-        history = trained.fit(
-            features, labels, sample_weight=weights, batch_size=32, epochs=1, verbose=0, shuffle=True
-        ).history
-        if epoch % 3 == 2 or epoch == epochs - 1:
-            log(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, {len(labels)} crop views ({steps} steps)")
-
-    calibration = _calibrate(trained, val_features, val_labels, base_temperature)
+    base_judge = keras.models.load_model(artifact.file("keras", "judge"), compile=False)
+    if is_gated(base_judge):
+        judge, calibration, how = _refit_cap(base_judge, train_crops, val_crops, config.seed, log)
+        settings: dict[str, Any] = {"views": TRAIN_VIEWS, "l2_towards_base_cap": ADAPT_CAP_L2}
+    else:
+        judge, calibration, how = _refit_judge(artifact, fine_tune, train_crops, val_crops, config, log)
+        settings = {
+            "epochs": max(1, config.epochs) * 3,
+            "learning_rate": config.learning_rate * (3 if fine_tune else 10),
+            "views": TRAIN_VIEWS,
+            "fine_tuned": fine_tune,
+        }
     log(calibration["note"])
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     for stage_file in artifact.stage("finder")["files"].values():
         shutil.copy2(artifact.directory / stage_file, out / stage_file)
-    judge = (
-        build_judge(None, calibration["temperature"], tail=trained)
-        if fine_tune
-        else build_judge(trained, calibration["temperature"])
-    )
-    copy_weights_by_name(front, judge)  # the blocks before the cut are the base judge's, not ImageNet's
     judge.save(out / "judge.keras")
     from bottlecheck.training.model import export_tflite
 
@@ -215,24 +204,14 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
         training={
             "bottlecheck": __version__,
             "recipe": "bottlecheck train on a two-stage base: the finder kept, the judge refit on the finder's "
-            "top in each photo (bottlecheck/training/adapt_judge.py): "
-            + (
-                f"the backbone after block {ADAPT_CUT}, its 1x1 head and the linear layer"
-                if fine_tune
-                else "the linear layer alone"
-            ),
+            "top in each photo (bottlecheck/training/adapt_judge.py): " + how,
             "base": {"name": artifact.name, "version": artifact.version, "sha256": artifact.checksum},
             "data": describe_sources(config.data_dirs, config.data_root),
             "photos": {"train": len(train_set), "validation": len(val_set)},
             "crops": dict(Counter(c.label for c in train_crops)),
             "no_top_found": {"train": len(missed), "validation": len(val_missed)},
             "calibration": calibration,
-            "config": {
-                "epochs": epochs,
-                "learning_rate": config.learning_rate * (3 if fine_tune else 10),
-                "views": TRAIN_VIEWS,
-                "fine_tuned": fine_tune,
-            },
+            "config": settings,
         },
     )
     write_metadata(out, metadata)
@@ -257,6 +236,102 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     log(trust["note"])
     log(f"wrote {out} in {time.time() - started:.0f}s")
     return metadata
+
+
+def _refit_judge(artifact, fine_tune: bool, train_crops, val_crops, config: TrainConfig, log):
+    """Model 2's kind of judge refit: its linear layer, or with ``fine_tune`` the back of its backbone too."""
+    import keras
+
+    from bottlecheck.training.tops_model import build_judge
+
+    front, trained, base_temperature = _base_judge(artifact, fine_tune)
+    log(
+        "the judge's last backbone block, 1x1 head and linear layer learn"
+        if fine_tune
+        else f"fewer than {FINETUNE_MIN_PER_CLASS} tops of a class: only the judge's linear layer learns"
+    )
+    features, labels = compute_judge_features(train_crops, TRAIN_VIEWS, config.seed, True, lambda _line: None, front)
+    val_features, val_labels = compute_judge_features(val_crops, 1, config.seed + 1, False, lambda _line: None, front)
+    weights = _class_weights(labels)
+    trained.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate * (3 if fine_tune else 10)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    epochs = max(1, config.epochs) * 3
+    steps = math.ceil(len(labels) / 32)
+    for epoch in range(epochs):
+        history = trained.fit(
+            features, labels, sample_weight=weights, batch_size=32, epochs=1, verbose=0, shuffle=True
+        ).history
+        if epoch % 3 == 2 or epoch == epochs - 1:
+            log(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, {len(labels)} crop views ({steps} steps)")
+
+    calibration = _calibrate(trained, val_features, val_labels, base_temperature)
+    judge = (
+        build_judge(None, calibration["temperature"], tail=trained)
+        if fine_tune
+        else build_judge(trained, calibration["temperature"])
+    )
+    copy_weights_by_name(front, judge)  # the blocks before the cut are the base judge's, not ImageNet's
+    how = (
+        f"the backbone after block {ADAPT_CUT}, its 1x1 head and the linear layer"
+        if fine_tune
+        else "the linear layer alone"
+    )
+    return judge, calibration, how
+
+
+def is_gated(judge) -> bool:
+    """Whether a judge is model 3's kind: model 2's gate times a cap judge (``build_gated_judge``)."""
+    return "cap" in {layer.name for layer in judge.layers}
+
+
+def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
+    """Model 3's kind of judge refit: the gate kept, the cap refit from the base's cap towards the user's tops.
+
+    The cap starts where the base's is and :data:`ADAPT_CAP_L2` pulls it back there: a linear
+    layer fitted from zero on one scene's twenty photos learns that scene (0.24 on the same
+    bottle elsewhere, the model-3 issue); pulled towards a cap that knows many sources, it moves
+    only as far as the user's tops ask.
+    """
+    from bottlecheck.training.judge import (
+        LinearCap,
+        cap_features_model,
+        fit_linear_cap,
+        fit_temperature_binary,
+    )
+    from bottlecheck.training.tops_model import build_gated_judge
+
+    front = cap_features_model()
+    copy_weights_by_name(base_judge, front)
+    kernel, bias = base_judge.get_layer("cap").get_weights()
+    prior = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))  # in the base's calibrated units
+    tops = [c for c in train_crops if c.label != "none"]
+    val_tops = [c for c in val_crops if c.label != "none"]
+    features, labels = compute_judge_features(tops, TRAIN_VIEWS, seed, True, lambda _line: None, front)
+    is_open = (labels == JUDGE_LABELS.index("open")).astype(int)
+    cap = fit_linear_cap(features, is_open, _class_weights(labels), ADAPT_CAP_L2, prior=prior)
+    log(f"the cap judge refit from the base's on {len(labels)} views of {len(tops)} tops; the gate is kept")
+    per_class = [sum(c.label == name for c in val_tops) for name in LABELS]
+    if min(per_class) < MIN_CALIBRATION_PER_CLASS:
+        calibration = {
+            "fitted": False,
+            "temperature": 1.0,
+            "validation_tops_per_class": per_class,
+            "note": f"validation has {per_class[0]} closed and {per_class[1]} open tops, fewer than "
+            f"{MIN_CALIBRATION_PER_CLASS} of each: the cap keeps the base cap's calibration (temperature 1 on it)",
+        }
+    else:
+        val_features, val_labels = compute_judge_features(val_tops, 1, seed + 1, False, lambda _line: None, front)
+        temperature = fit_temperature_binary(cap.logits(val_features), val_labels == JUDGE_LABELS.index("open"))
+        calibration = {
+            "fitted": True,
+            "temperature": temperature,
+            "validation_tops_per_class": per_class,
+            "note": f"cap temperature {temperature:.3f} fitted on {len(val_labels)} validation tops",
+        }
+    judge = build_gated_judge(base_judge, cap, calibration["temperature"])
+    return judge, calibration, f"model 3's gate kept, its cap refit from the base's (L2 {ADAPT_CAP_L2} towards it)"
 
 
 def _class_weights(labels: np.ndarray) -> np.ndarray:

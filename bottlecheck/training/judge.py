@@ -271,12 +271,20 @@ class LinearCap:
 
 
 def fit_linear_cap(
-    features: np.ndarray, is_open: np.ndarray, weights: np.ndarray, l2: float = 1e-2, steps: int = 400
+    features: np.ndarray,
+    is_open: np.ndarray,
+    weights: np.ndarray,
+    l2: float = 1e-2,
+    steps: int = 400,
+    prior: LinearCap | None = None,
 ) -> LinearCap:
     """Weighted, L2-regularised logistic regression by full-batch gradient descent on standardised features.
 
     Deterministic (no random start, no shuffling) and a second or two for a few thousand views:
-    every fold of a leave-one-out table is refit from scratch in the same way.
+    every fold of a leave-one-out table is refit from scratch in the same way. With ``prior``
+    (the cap a model shipped with), the fit starts there and ``l2`` pulls towards it, not towards
+    zero: twenty photos of one scene then move the cap as far as they must, and no further
+    (``bottlecheck train``: what the base model knew of other caps and scenes is kept).
     """
     x = np.asarray(features, dtype=np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
@@ -284,12 +292,17 @@ def fit_linear_cap(
     y = np.asarray(is_open, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
-    kernel, bias = np.zeros(z.shape[1]), 0.0
+    anchor, bias = np.zeros(z.shape[1]), 0.0
+    if prior is not None:  # the prior in standardised units: the same logits on the same features
+        anchor = np.asarray(prior.kernel, dtype=np.float64) * scale
+        bias = float(prior.bias + mean @ prior.kernel)
+    kernel = anchor.copy()
+    rate = 0.5 / (1.0 + l2)  # a strong pull must not overshoot
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-(z @ kernel + bias)))
         g = (p - y) * w
-        kernel -= 0.5 * (z.T @ g + l2 * kernel)
-        bias -= 0.5 * float(g.sum())
+        kernel -= rate * (z.T @ g + l2 * (kernel - anchor))
+        bias -= rate * float(g.sum())
     folded = kernel / scale
     return LinearCap(folded, float(bias - mean @ folded))
 

@@ -1,0 +1,265 @@
+"""Train model 3's cap judge, choosing by what it does on sources and families it never saw.
+
+    python recipe/train_cap_judge.py --caps R/caps --caps-eval R/caps-eval --report R/cap-loo.json \
+        --out m3 --version 3.0.0
+
+Model 2's judge answered two questions with one linear layer on the 1x1 head's ImageNet
+features: is this a top, and is it open. The first it answers well (every close-up without a
+top in the held-out set was ``unknown``); the second it learned from the look of its training
+sources. Every other judge tried here (``recipe/train_judge.py``: the back of the backbone
+fine-tuned on renders and real crops) learned the training sources again: left out, a source
+scored no better than model 2 did.
+
+So model 3 keeps model 2's finder and its "is it a top" as they are, and adds one thing: a
+cap judge, a linear layer on the pooled output of the backbone's last block
+(:data:`bottlecheck.training.judge.CAP_LAYER`), which carried open-vs-closed to unseen sources
+best of the layers measured. It reads the same backbone pass as the gate (one judge call a
+top, as before). It trains on the judge's training views (span 1.5-4 times the top, any turn,
+grey, hue, blur, noise, JPEG) of every marked top: the rendered close-ups of the kinds that
+failed (``render/render_caps.py``) and the five real sources (``train_judge.py``'s table). Each
+source weighs the same, and in it each class.
+
+The table it writes is the number chosen on. For each real source, a cap judge trained
+without it answers that source's photos as the product would (the finder's candidates,
+model 2's gate, the decision rule); for each rendered family (white and silver crowns, foil,
+PET), one trained without it answers the unseen renders of that family. The temperature is
+cross-fitted: fitted on every real source's crops as judged by the fold that never saw that
+source, so a confidence means what it says on a bottle nobody trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import train_judge as T
+
+from bottlecheck import Classifier, __version__
+from bottlecheck.metrics import expected_calibration_error
+from bottlecheck.tfquiet import import_tensorflow
+from bottlecheck.training import judge as J
+
+HERE = Path(__file__).resolve().parent
+SOURCES = ("product-poster", "trashnet", *T.REAL_SOURCES)
+CAP_FAMILIES = {name: test for name, test in T.FAMILIES.items() if name != "glassware (not a top)"}
+OPEN = J.JUDGE_LABELS.index("open")
+
+
+def top_crops(caps: list[Path]) -> list[J.Crop]:
+    """Every marked open or closed top: the rendered close-ups and the five real sources."""
+    ann = HERE / "annotations"
+    crops = T.cap_render_crops(caps)
+    crops += T.marked_crops(ann / "real-tops.json", T.DATA / "real", lambda rel: "product-poster")
+    crops += T.marked_crops(ann / "trashnet-tops.json", T.DATA / "unlabelled" / "trashnet-glass", lambda _: "trashnet")
+    crops += T.marked_crops(ann / "real-sources-tops.json", T.DATA / "real-sources", lambda rel: rel.split("/")[0])
+    return [c for c in crops if c.label in ("open", "closed")]
+
+
+def cap_metrics(logits: np.ndarray, is_open: np.ndarray, temperature: float) -> dict:
+    """Open-vs-closed on crops: balanced accuracy, each class's recall, calibration error."""
+    p_open = 1.0 / (1.0 + np.exp(-logits / temperature))
+    recall = {
+        name: round(float(((p_open[is_open == value] >= 0.5) == value).mean()), 3)
+        for name, value in (("closed", 0), ("open", 1))
+        if (is_open == value).any()
+    }
+    return {
+        "crops": int(len(is_open)),
+        "balanced_accuracy": round(float(np.mean(list(recall.values()))), 3),
+        "recall": recall,
+        "ece": round(expected_calibration_error(is_open, p_open), 3),
+    }
+
+
+def gated(gate: np.ndarray, p_open: np.ndarray) -> np.ndarray:
+    """(closed, open, none) rows: model 2's p(none) for each candidate, this cap judge's p(open | top)."""
+    top = 1.0 - gate[:, 2]
+    return np.stack([top * (1.0 - p_open), top * p_open, gate[:, 2]], axis=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--caps", type=Path, action="append", required=True, help="render_caps.py output (training)")
+    parser.add_argument("--caps-eval", type=Path, action="append", required=True, help="unseen render_caps.py output")
+    parser.add_argument("--finder-from", type=Path, default=HERE.parent / "model", help="model 2: finder and gate")
+    parser.add_argument("--report", type=Path, required=True, help="the leave-one-out table (JSON)")
+    parser.add_argument("--out", type=Path, help="write the model here")
+    parser.add_argument("--version", default=None)
+    parser.add_argument("--views", type=int, default=12, help="training views of each top")
+    parser.add_argument("--l2", type=float, default=1e-2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        help="train the written model without this source (a scene split's base)",
+    )
+    parser.add_argument("--cache", type=Path, default=Path("/var/tmp/bc-cap-cache"))
+    parser.add_argument("--also-spans", type=float, nargs="*", default=[1.6, 4.0], help="measure judging at more spans")
+    args = parser.parse_args()
+    import_tensorflow()
+    started = time.time()
+
+    def log(line: str) -> None:
+        print(f"[{time.time() - started:6.0f}s] {line}", flush=True)
+
+    base = Classifier.load(args.finder_from, engine="litert")
+    crops = top_crops(args.caps)
+    unseen = [c for c in T.cap_render_crops(args.caps_eval, group="caps-unseen") if c.label in ("open", "closed")]
+    log(f"tops: {dict(Counter((c.group, c.label) for c in crops))}; unseen renders {len(unseen)}")
+
+    extractor = J.cap_features_model()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    cache = args.cache / f"{T._views_digest()}-v{args.views}-n{len(crops)}-u{len(unseen)}-s{args.seed}.npz"
+    if cache.exists():
+        stored = np.load(cache)
+        train_x, train_y, plain_x, plain_y, unseen_x, unseen_y = (stored[k] for k in ("x", "y", "px", "py", "ux", "uy"))
+        log(f"features from {cache}")
+    else:
+        train_x, train_y = J.compute_judge_features(crops, args.views, args.seed, True, log, extractor)
+        plain_x, plain_y = J.compute_judge_features(crops, 1, args.seed, False, lambda _: None, extractor)
+        unseen_x, unseen_y = J.compute_judge_features(unseen, 1, args.seed, False, lambda _: None, extractor)
+        np.savez(cache, x=train_x, y=train_y, px=plain_x, py=plain_y, ux=unseen_x, uy=unseen_y)
+    train_of = np.repeat(np.arange(len(crops)), args.views)
+    train_open, plain_open, unseen_open = (train_y == OPEN).astype(int), (plain_y == OPEN).astype(int), unseen_y == OPEN
+    unseen_open = unseen_open.astype(int)
+    group = np.array([c.group for c in crops])
+
+    spans = (J.CROP_SPAN, *args.also_spans)
+    bench = T.PhotoBench(base, T.photo_sets(), extractor, spans=spans)
+    gate = np.concatenate([np.stack(base.judge_crops([c])) for c in T._candidate_crops(bench)])  # type: ignore[attr-defined]
+    log(f"photo bench: {sum(len(v) for v in bench.photos.values())} photos, {len(gate)} candidates")
+
+    def fit(excluded) -> J.LinearCap:
+        keep = np.flatnonzero(~excluded[train_of])
+        weights = T.class_and_group_weights(crops, train_of[keep])
+        return J.fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
+
+    def photos(cap: J.LinearCap, temperature: float, which: tuple[float, ...]) -> dict:
+        p_open = np.mean([1 / (1 + np.exp(-cap.logits(bench.by_span[s]) / temperature)) for s in which], axis=0)
+        probs = gated(gate, p_open)
+        return {source: T.photo_metrics(bench.answers(probs, source)) for source in bench.photos}
+
+    # Leave each real source out, then each rendered family.
+    folds: dict[str, J.LinearCap] = {}
+    held_logits, held_truth = [], []
+    for source in SOURCES:
+        folds[source] = fit(group == source)
+        held_logits.append(folds[source].logits(plain_x[group == source]))
+        held_truth.append(plain_open[group == source])
+        log(f"left out {source}")
+    temperature = J.fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
+    log(f"cross-fitted temperature {temperature:.3f} on {sum(len(t) for t in held_truth)} real tops")
+
+    table: dict = {
+        "chosen_on": "each real source's photos, answered by a cap judge trained without that source (model 2's "
+        "finder and gate, this judge's p(open | top), the decision rule); each rendered family's unseen renders, "
+        "by one trained without that family",
+        "temperature": round(temperature, 4),
+        "shipped": {"version": base.artifact.version, "photos": {}},
+        "left_out": {},
+    }
+    table["shipped"]["photos"] = {source: T.photo_metrics(bench.answers(gate, source)) for source in bench.photos}
+    for source in SOURCES:
+        cap = folds[source]
+        rows = group == source
+        entry = {"crops": cap_metrics(cap.logits(plain_x[rows]), plain_open[rows], temperature)}
+        if source in bench.photos:
+            entry["photos"] = photos(cap, temperature, (J.CROP_SPAN,))[source]
+            entry["photos_spans_averaged"] = {"spans": list(spans), **photos(cap, temperature, spans)[source]}
+        table["left_out"][source] = entry
+        log(f"left out {source}: {json.dumps(entry)}")
+    for name, test in CAP_FAMILIES.items():
+        in_family = np.array([c.group == "caps-render" and test(c.family) for c in crops])
+        cap = fit(in_family)
+        rows = np.array([test(c.family) for c in unseen])
+        entry = {"unseen_renders": cap_metrics(cap.logits(unseen_x[rows]), unseen_open[rows], temperature)}
+        table["left_out"][name] = entry
+        log(f"left out {name}: {json.dumps(entry)}")
+    held = [table["left_out"][s]["photos"]["balanced_accuracy"] for s in T.REAL_SOURCES]
+    table["mean_left_out_real_sources"] = round(float(np.mean(held)), 3)
+    table["mean_shipped_real_sources"] = round(
+        float(np.mean([table["shipped"]["photos"][s]["balanced_accuracy"] for s in T.REAL_SOURCES])), 3
+    )
+
+    cap = fit(np.isin(group, args.without))
+    table["trained_on_all"] = {
+        "note": "in-distribution: every source here was trained on; not a measure of generalisation",
+        "without": args.without,
+        "photos": photos(cap, temperature, (J.CROP_SPAN,)),
+        "unseen_renders": cap_metrics(cap.logits(unseen_x), unseen_open, temperature),
+        "unseen_renders_by_family": {
+            name: cap_metrics(cap.logits(unseen_x[rows]), unseen_open[rows], temperature)
+            for name, test in CAP_FAMILIES.items()
+            if (rows := np.array([test(c.family) for c in unseen])).any()
+        },
+    }
+    args.report.write_text(json.dumps(table, indent=1) + "\n")
+    log(
+        f"held out, real sources: mean {table['mean_left_out_real_sources']} "
+        f"(shipped {table['mean_shipped_real_sources']})"
+    )
+    if args.out is None:
+        return
+
+    import keras
+
+    from bottlecheck.training.model import artifact_identity
+    from bottlecheck.training.tops_model import build_gated_judge, save_tops_artifact
+
+    base_meta = json.loads((args.finder_from / "metadata.json").read_text())
+    base_judge = keras.models.load_model(base.artifact.file("keras", "judge"), compile=False)
+    judge = build_gated_judge(base_judge, cap, temperature)
+    metadata = {
+        **artifact_identity("bottlecheck-tops", args.version),
+        "training": {
+            "bottlecheck": __version__,
+            "recipe": f"recipe/train_cap_judge.py (the cap judge); the finder and the gate from {base_meta['name']} "
+            f"{base_meta['version']}",
+            "cap_data": {
+                "tops": {
+                    f"{g}/{label}": n for (g, label), n in sorted(Counter((c.group, c.label) for c in crops).items())
+                },
+                "train_views": int(len(train_x)),
+                "annotations": [
+                    "recipe/annotations/real-tops.json",
+                    "recipe/annotations/trashnet-tops.json",
+                    "recipe/annotations/real-sources-tops.json",
+                ],
+                "renders": "recipe/render/render_caps.py (training seeds; the unseen renders only measure)",
+            },
+            "finder_training": base_meta.get("training", {}).get("finder_training") or base_meta.get("training"),
+            "config": {"views": args.views, "l2": args.l2, "seed": args.seed, "cap_layer": J.CAP_LAYER},
+            "seconds": round(time.time() - started, 1),
+        },
+        "metrics": {"finder": base_meta["metrics"]["finder"], "judge": table["trained_on_all"], "leave_one_out": table},
+    }
+    save_tops_artifact(
+        None,
+        None,
+        temperature,
+        args.out,
+        metadata,
+        min_score=float(base_meta["stages"]["finder"]["min_score"]),
+        finder_from=args.finder_from,
+        judge=judge,
+        judge_backbone="EfficientNet-Lite0 (ImageNet), frozen; gate: model 2's linear layer on the pooled 1x1 head; "
+        f"cap: a linear layer on the pooled {J.CAP_LAYER}",
+        judge_stage={
+            "gate": f"p(none) from {base_meta['name']} {base_meta['version']}'s judge, its temperature "
+            f"{base_meta['stages']['judge']['temperature']}",
+            "cap": "p(open | top) = sigmoid(linear(pooled block 15) / temperature); the temperature cross-fitted on "
+            "real tops judged by folds that never saw their source",
+            "output": "(N, 3) probabilities of closed, open, none: p(top) (1 - p(open | top)), p(top) p(open | top), "
+            "p(none)",
+        },
+    )
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
