@@ -603,6 +603,15 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
     lines = []
     for held, result in table.get("left_out", {}).items():
         photos, crops = result.get("photos", {}), result.get("crops", {})
+        if "balanced_accuracy" in photos:  # model 3's table: the held-out source's own photos
+            photos = {held: photos}
+        for kind, unit in (("crops", "tops' crops"), ("unseen_renders", "unseen renders")):
+            if "balanced_accuracy" in result.get(kind, {}):
+                sub = result[kind]
+                lines.append(
+                    f"leave_one_out.{held}: open vs closed balanced {sub['balanced_accuracy']} on {sub['crops']} "
+                    f"{unit} never trained on, ECE {sub.get('ece')}"
+                )
         if held in photos:
             line = f"leave_one_out.{held}: {_photo_line(photos[held])}"
             before = shipped.get("photos", {}).get(held)
@@ -615,6 +624,11 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
                 f"leave_one_out.{held}: crops right {unseen.get('accuracy')}, open vs closed "
                 f"{unseen.get('open_vs_closed')} on {unseen.get('crops')} crops never trained on"
             )
+    if "mean_left_out_real_sources" in table:
+        lines.append(
+            f"leave_one_out: mean over the real sources {table['mean_left_out_real_sources']} "
+            f"(model {shipped.get('version')}: {table.get('mean_shipped_real_sources')})"
+        )
     return lines
 
 

@@ -23,13 +23,14 @@ The table it writes is the number chosen on. For each real source, a cap judge t
 without it answers that source's photos as the product would (the finder's candidates,
 model 2's gate, the decision rule); for each rendered family (white and silver crowns, foil,
 PET), one trained without it answers the unseen renders of that family. The temperature is
-cross-fitted: fitted on every real source's crops as judged by the fold that never saw that
-source, so a confidence means what it says on a bottle nobody trained on.
+cross-fitted: fitted on every real source's photo answers as given by the fold that never saw
+that source, so a confidence means what it says on a bottle nobody trained on.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from collections import Counter
@@ -59,6 +60,18 @@ def top_crops(caps: list[Path]) -> list[J.Crop]:
     return [c for c in crops if c.label in ("open", "closed")]
 
 
+def each_source_and_class_alike(crops: list[J.Crop], views: np.ndarray) -> np.ndarray:
+    """Weights under which every (source, class) pair weighs the same, whatever its count.
+
+    A source of one class (the office tables' closed bottles, the street tables' open ones)
+    then counts as much for that class as a source of both does.
+    """
+    keys = [(crops[v].group, crops[v].label) for v in views]
+    counts = Counter(keys)
+    weights = np.array([1.0 / counts[key] for key in keys])
+    return weights * len(weights) / weights.sum()
+
+
 def cap_metrics(logits: np.ndarray, is_open: np.ndarray, temperature: float) -> dict:
     """Open-vs-closed on crops: balanced accuracy, each class's recall, calibration error."""
     p_open = 1.0 / (1.0 + np.exp(-logits / temperature))
@@ -81,6 +94,28 @@ def gated(gate: np.ndarray, p_open: np.ndarray) -> np.ndarray:
     return np.stack([top * (1.0 - p_open), top * p_open, gate[:, 2]], axis=1)
 
 
+def photo_temperature(bench: T.PhotoBench, gate: np.ndarray, folds: dict[str, J.LinearCap]) -> float:
+    """The cap temperature under which the photos' answers are best calibrated, each source judged by its fold.
+
+    The confidence a user reads is the photo's (its most open top's, or its least sure closed
+    top's), not a crop's: the log loss of the answered photos' p_open, pooled over the real
+    sources, each answered by the cap judge that never saw it, is minimised over a log grid.
+    """
+    grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 40))
+    losses = []
+    for temperature in grid:
+        truth, p_open = [], []
+        for source in bench.photos:
+            probs = gated(gate, 1 / (1 + np.exp(-folds[source].logits(bench.features) / temperature)))
+            for label, answer in bench.answers(probs, source):
+                if label in ("open", "closed") and answer["status"] != "unknown":
+                    truth.append(label == "open")
+                    p_open.append(answer["p_open"])
+        y, p = np.array(truth, dtype=float), np.clip(np.array(p_open), 1e-6, 1 - 1e-6)
+        losses.append(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))))
+    return float(grid[int(np.argmin(losses))])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--caps", type=Path, action="append", required=True, help="render_caps.py output (training)")
@@ -91,6 +126,8 @@ def main() -> None:
     parser.add_argument("--version", default=None)
     parser.add_argument("--views", type=int, default=12, help="training views of each top")
     parser.add_argument("--l2", type=float, default=1e-2)
+    parser.add_argument("--low-res-share", type=float, default=0.0, help="views that lose their detail")
+    parser.add_argument("--hue-share", type=float, default=0.0, help="views whose hue is turned")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--without",
@@ -113,14 +150,18 @@ def main() -> None:
     log(f"tops: {dict(Counter((c.group, c.label) for c in crops))}; unseen renders {len(unseen)}")
 
     extractor = J.cap_features_model()
+    view = functools.partial(J.judge_view, low_res_share=args.low_res_share, hue_share=args.hue_share)
     args.cache.mkdir(parents=True, exist_ok=True)
-    cache = args.cache / f"{T._views_digest()}-v{args.views}-n{len(crops)}-u{len(unseen)}-s{args.seed}.npz"
+    cache = args.cache / (
+        f"{T._views_digest()}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}-u{len(unseen)}"
+        f"-s{args.seed}.npz"
+    )
     if cache.exists():
         stored = np.load(cache)
         train_x, train_y, plain_x, plain_y, unseen_x, unseen_y = (stored[k] for k in ("x", "y", "px", "py", "ux", "uy"))
         log(f"features from {cache}")
     else:
-        train_x, train_y = J.compute_judge_features(crops, args.views, args.seed, True, log, extractor)
+        train_x, train_y = J.compute_judge_features(crops, args.views, args.seed, True, log, extractor, view)
         plain_x, plain_y = J.compute_judge_features(crops, 1, args.seed, False, lambda _: None, extractor)
         unseen_x, unseen_y = J.compute_judge_features(unseen, 1, args.seed, False, lambda _: None, extractor)
         np.savez(cache, x=train_x, y=train_y, px=plain_x, py=plain_y, ux=unseen_x, uy=unseen_y)
@@ -136,7 +177,7 @@ def main() -> None:
 
     def fit(excluded) -> J.LinearCap:
         keep = np.flatnonzero(~excluded[train_of])
-        weights = T.class_and_group_weights(crops, train_of[keep])
+        weights = each_source_and_class_alike(crops, train_of[keep])
         return J.fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
 
     def photos(cap: J.LinearCap, temperature: float, which: tuple[float, ...]) -> dict:
@@ -152,14 +193,19 @@ def main() -> None:
         held_logits.append(folds[source].logits(plain_x[group == source]))
         held_truth.append(plain_open[group == source])
         log(f"left out {source}")
-    temperature = J.fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
-    log(f"cross-fitted temperature {temperature:.3f} on {sum(len(t) for t in held_truth)} real tops")
+    crop_temperature = J.fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
+    temperature = photo_temperature(bench, gate, folds)
+    log(
+        f"cross-fitted temperature: {crop_temperature:.3f} on {sum(len(t) for t in held_truth)} real tops' crops, "
+        f"{temperature:.3f} on the photos' answers (kept: the confidence a user reads is the photo's)"
+    )
 
     table: dict = {
         "chosen_on": "each real source's photos, answered by a cap judge trained without that source (model 2's "
         "finder and gate, this judge's p(open | top), the decision rule); each rendered family's unseen renders, "
         "by one trained without that family",
         "temperature": round(temperature, 4),
+        "temperature_on_crops": round(crop_temperature, 4),
         "shipped": {"version": base.artifact.version, "photos": {}},
         "left_out": {},
     }
@@ -233,7 +279,14 @@ def main() -> None:
                 "renders": "recipe/render/render_caps.py (training seeds; the unseen renders only measure)",
             },
             "finder_training": base_meta.get("training", {}).get("finder_training") or base_meta.get("training"),
-            "config": {"views": args.views, "l2": args.l2, "seed": args.seed, "cap_layer": J.CAP_LAYER},
+            "config": {
+                "views": args.views,
+                "l2": args.l2,
+                "low_res_share": args.low_res_share,
+                "hue_share": args.hue_share,
+                "seed": args.seed,
+                "cap_layer": J.CAP_LAYER,
+            },
             "seconds": round(time.time() - started, 1),
         },
         "metrics": {"finder": base_meta["metrics"]["finder"], "judge": table["trained_on_all"], "leave_one_out": table},

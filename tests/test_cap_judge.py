@@ -101,3 +101,28 @@ def test_a_prior_cap_keeps_what_the_users_photos_cannot_tell_it():
     assert anchored.kernel[0] > 0.7 and abs(scratch.kernel[0]) < 0.3
     untouched = fit_linear_cap(x, is_open, np.ones(80), l2=1e6, prior=prior)  # all pull: the prior as it was
     np.testing.assert_allclose(untouched.logits(x), prior.logits(x), atol=1e-3)
+
+
+def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
+    """``bottlecheck info``: each left-out source's photos against the shipped model's, each family's renders,
+    the mean chosen on; a trained-on figure is never shown as a left-out one."""
+    from bottlecheck.cli import leave_one_out_lines
+
+    photos = {"photos": 41, "balanced_accuracy": 0.732, "recall": {"closed": 0.732}, "unknown": 7, "ece": 0.2}
+    table = {
+        "shipped": {"version": "2.2.0", "photos": {"beer-office": {"balanced_accuracy": 0.537}}},
+        "left_out": {
+            "beer-office": {"crops": {"crops": 39, "balanced_accuracy": 0.949, "ece": 0.217}, "photos": photos},
+            "foil necks": {"unseen_renders": {"crops": 19, "balanced_accuracy": 0.443, "ece": 0.354}},
+        },
+        "mean_left_out_real_sources": 0.697,
+        "mean_shipped_real_sources": 0.604,
+        "trained_on_all": {"photos": {"beer-office": {"balanced_accuracy": 0.99}}},
+    }
+    text = "\n".join(leave_one_out_lines(table))
+    assert "leave_one_out.beer-office: balanced accuracy 0.732 on 41 photos, 7 unknown" in text
+    assert "(model 2.2.0: 0.537)" in text
+    assert "leave_one_out.beer-office: open vs closed balanced 0.949 on 39 tops' crops" in text
+    assert "leave_one_out.foil necks: open vs closed balanced 0.443 on 19 unseen renders" in text
+    assert "mean over the real sources 0.697 (model 2.2.0: 0.604)" in text
+    assert "0.99" not in text

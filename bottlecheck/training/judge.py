@@ -81,7 +81,14 @@ def load_render_crops(render_dirs: Sequence[str | Path], negatives_per_scene: in
 TRAIN_SPAN = (1.5, 4.0)
 
 
-def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool = True) -> np.ndarray:
+def judge_view(
+    image: Image.Image,
+    crop: Crop,
+    rng: random.Random,
+    train: bool = True,
+    low_res_share: float = 0.45,
+    hue_share: float = 0.3,
+) -> np.ndarray:
     """One view of a crop as the judge sees it: cut as the finder would (with its errors), turned, mirrored.
 
     Training views remove the shortcuts model 2's judge took (the model-3 issue): the span
@@ -89,6 +96,9 @@ def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool =
     neck and background the view holds says nothing; a view is turned by any angle half the
     time (bottles lie, lean and are held); colour is changed, sometimes removed, so that a
     white cap on clear glass is told from a bright rim by its shape, not its tone.
+    ``low_res_share`` of the views lose their detail and ``hue_share`` have their hue turned: model
+    3's cap judge, a linear layer on frozen features that cannot learn to see through a blurred
+    view, measured better without either (``recipe/train_cap_judge.py``).
     """
     side, x, y = crop.side, crop.x, crop.y
     span = CROP_SPAN
@@ -102,14 +112,14 @@ def judge_view(image: Image.Image, crop: Crop, rng: random.Random, train: bool =
             view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if rng.random() < 0.5:
             view = view.rotate(rng.uniform(-180, 180), resample=Image.Resampling.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
-        if rng.random() < 0.45:  # a small top seen up close (street tables: 15-40 px): lose detail first
+        if rng.random() < low_res_share:  # a small top seen up close (street tables: 15-40 px): lose detail first
             low = rng.randint(8, 48)
             view = view.resize((low, low), Image.Resampling.BILINEAR).resize(
                 (JUDGE_SIZE,) * 2, Image.Resampling.BILINEAR
             )
         if rng.random() < 0.15:
             view = view.convert("L").convert("RGB")
-        elif rng.random() < 0.3:
+        elif rng.random() < hue_share:
             view = hue_shift(view, rng.uniform(-0.5, 0.5))
         view = photometric(view, rng)
     return np.asarray(view, dtype=np.uint8)
@@ -192,8 +202,13 @@ def compute_judge_features(
     train: bool,
     log: Callable[[str], None] = print,
     extractor=None,
+    view: Callable[..., np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``extractor``'s outputs (default: the pooled backbone) on ``views`` views of each crop, and the labels."""
+    """``extractor``'s outputs (default: the pooled backbone) on ``views`` views of each crop, and the labels.
+
+    ``view`` cuts each view (default :func:`judge_view`).
+    """
+    view = view or judge_view
     extractor = extractor or judge_features_model()
     rng = random.Random(seed)
     arrays, labels, parts = [], [], []
@@ -202,7 +217,7 @@ def compute_judge_features(
         image = cache.get(crop.path) or decode_image(crop.path)
         cache = {crop.path: image}  # crops of one frame come together
         for _ in range(views):
-            arrays.append(judge_view(image, crop, rng, train))
+            arrays.append(view(image, crop, rng, train))
             labels.append(JUDGE_LABELS.index(crop.label))
         if len(arrays) >= 256:
             parts.append(extractor.predict(np.stack(arrays).astype(np.float32), verbose=0, batch_size=64))
