@@ -160,7 +160,15 @@ def test_probabilities_have_four_decimals_everywhere(photo_dir):
     # CSV, text like the table: exactly 4 decimals, also where the number is 0.865 or 1.0.
     table = run("classify", str(photo_dir), "-f", "table", "-q").output.splitlines()[1:]
     written = list(csv.DictReader(io.StringIO(run("classify", str(photo_dir), "-f", "csv", "-q").output)))
-    assert any(row["confidence"] == "0.8650" for row in written)  # a_open.jpg: 0.865 to a JSON writer
+    # A number a JSON writer prints short (0.865, 1.0) keeps its 4 decimals in CSV and the table too.
+    from bottlecheck.outputs import CSVWriter, TableWriter
+
+    for writer_class in (CSVWriter, TableWriter):
+        stream = io.StringIO()
+        writer = writer_class(stream)
+        writer.write({"path": "x.jpg", "status": "open", "confidence": 0.865, "p_open": 1.0, "error": None})
+        writer.close()
+        assert "0.8650" in stream.getvalue() and "1.0000" in stream.getvalue(), stream.getvalue()
     for row, line in zip(written, table, strict=True):
         for key in ("confidence", "p_open"):
             assert re.fullmatch(r"(\d\.\d{4})?", row[key]), row
