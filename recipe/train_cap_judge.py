@@ -89,9 +89,8 @@ def cap_metrics(logits: np.ndarray, is_open: np.ndarray, temperature: float) -> 
 
 
 def gated(gate: np.ndarray, p_open: np.ndarray) -> np.ndarray:
-    """(closed, open, none) rows: model 2's p(none) for each candidate, this cap judge's p(open | top)."""
-    top = 1.0 - gate[:, 2]
-    return np.stack([top * (1.0 - p_open), top * p_open, gate[:, 2]], axis=1)
+    """(closed, open, none) rows: model 2's p(none) for each candidate (``gate``), this cap's p(open | top)."""
+    return T.gate_with(np.stack([1.0 - p_open, p_open, np.zeros_like(p_open)], axis=1), gate)
 
 
 def photo_temperature(bench: T.PhotoBench, gate: np.ndarray, folds: dict[str, J.LinearCap]) -> float:
@@ -172,7 +171,7 @@ def main() -> None:
 
     spans = (J.CROP_SPAN, *args.also_spans)
     bench = T.PhotoBench(base, T.photo_sets(), extractor, spans=spans)
-    gate = np.concatenate([np.stack(base.judge_crops([c])) for c in T._candidate_crops(bench)])  # type: ignore[attr-defined]
+    gate = np.stack(base.judge_crops(T._candidate_crops(bench)))  # type: ignore[attr-defined]
     log(f"photo bench: {sum(len(v) for v in bench.photos.values())} photos, {len(gate)} candidates")
 
     def fit(excluded) -> J.LinearCap:

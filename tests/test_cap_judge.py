@@ -4,7 +4,6 @@ them says what it is made of (model 2's p(none), the cap's p(open | top)) in Ker
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,33 +130,20 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
     assert "0.99" not in text
 
 
-JUDGE_KINDS = Path(__file__).resolve().parent.parent / "recipe" / "judge-kinds"
-
-
-def _judged(classifier, case: dict, span: float, turn: int = 0) -> np.ndarray:
-    from PIL import Image
-
-    from bottlecheck.tops import cut_square
-
-    image = Image.open(JUDGE_KINDS / case["file"]).convert("RGB")
-    x0, y0, x1, y1 = case["box"]
-    crop = cut_square(image, (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * span, classifier.judge_size)
-    crop = crop.rotate(turn) if turn else crop
-    return classifier.judge_crops([np.asarray(crop, dtype=np.uint8)])[0]
-
-
 def test_the_shipped_judge_calls_white_and_silver_crown_caps_closed(classifier):
     """The model-3 issue's first failure (2.2.0: 14 of 17 such closed bottles answered open, and in
     ``recipe/judge-kinds`` 2 of these 4 unseen renders): each is a top and closed at the product's span,
     and the whitest one stays closed whatever the crop's span (1.5 to 4 times the top) or turn."""
-    cases = json.loads((JUDGE_KINDS / "cases.json").read_text())["cases"]
+    from recipe.check_judge_kinds import KINDS, judged
+
+    cases = json.loads((KINDS / "cases.json").read_text())["cases"]
     crowns = [c for c in cases if c["kind"] == "crown"]  # two white (clear and green glass), two silver (clear)
     assert len(crowns) == 4
     for case in crowns:
-        closed, opened, none = _judged(classifier, case, classifier.crop_span)
+        closed, opened, none = judged(classifier, case, classifier.crop_span)
         assert closed > opened and none < 0.5, (case["file"], closed, opened, none)
     white = next(c for c in crowns if c["file"] == "500003.jpg")
     for span in (1.5, 2.0, 2.5, 3.2, 4.0):
         for turn in (0, 90, 180, 270):
-            closed, opened, _none = _judged(classifier, white, span, turn)
+            closed, opened, _none = judged(classifier, white, span, turn)
             assert closed > opened, (span, turn, closed, opened)

@@ -121,18 +121,16 @@ def find_top_crops(
     return crops, missed
 
 
-def _base_judge(artifact, fine_tune: bool) -> tuple[Any, Any, float]:
+def _base_judge(artifact, judge, fine_tune: bool) -> tuple[Any, Any, float]:
     """(front, trainable part, temperature) of the base model's judge.
 
     The trainable part is its linear layer on pooled features or, with ``fine_tune``, the
     backbone after block :data:`ADAPT_CUT` with the linear layer; the front computes what it
     takes, with the base judge's own weights.
     """
-    import keras
 
     from bottlecheck.training.judge import judge_features_model, judge_head
 
-    judge = keras.models.load_model(artifact.file("keras", "judge"), compile=False)
     if fine_tune:
         front, trained = judge_trunk_model(cut=ADAPT_CUT), judge_tail(cut=ADAPT_CUT)
     else:
@@ -178,7 +176,7 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
         judge, calibration, how = _refit_cap(base_judge, train_crops, val_crops, config.seed, log)
         settings: dict[str, Any] = {"views": TRAIN_VIEWS, "l2_towards_base_cap": ADAPT_CAP_L2}
     else:
-        judge, calibration, how = _refit_judge(artifact, fine_tune, train_crops, val_crops, config, log)
+        judge, calibration, how = _refit_judge(artifact, base_judge, fine_tune, train_crops, val_crops, config, log)
         settings = {
             "epochs": max(1, config.epochs) * 3,
             "learning_rate": config.learning_rate * (3 if fine_tune else 10),
@@ -241,13 +239,13 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     return metadata
 
 
-def _refit_judge(artifact, fine_tune: bool, train_crops, val_crops, config: TrainConfig, log):
+def _refit_judge(artifact, base_judge, fine_tune: bool, train_crops, val_crops, config: TrainConfig, log):
     """Model 2's kind of judge refit: its linear layer, or with ``fine_tune`` the back of its backbone too."""
     import keras
 
     from bottlecheck.training.tops_model import build_judge
 
-    front, trained, base_temperature = _base_judge(artifact, fine_tune)
+    front, trained, base_temperature = _base_judge(artifact, base_judge, fine_tune)
     log(
         "the judge's last backbone block, 1x1 head and linear layer learn"
         if fine_tune

@@ -323,9 +323,6 @@ def fit_linear_cap(
 
 
 def fit_temperature_binary(logits: np.ndarray, is_open: np.ndarray) -> float:
-    """The temperature (0.3 to 6, on a log grid) that minimises the log loss of sigmoid(logits / t)."""
+    """The temperature of sigmoid(logits / t): :func:`fit_temperature_multiclass` on the logits (0, z)."""
     z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(is_open, dtype=np.float64)
-    grid = np.exp(np.linspace(np.log(0.3), np.log(6.0), 80))
-    loss = [float(np.mean(y * np.logaddexp(0, -z / t) + (1 - y) * np.logaddexp(0, z / t))) for t in grid]
-    return float(grid[int(np.argmin(loss))])
+    return fit_temperature_multiclass(np.stack([np.zeros_like(z), z], axis=1), np.asarray(is_open, dtype=int))
