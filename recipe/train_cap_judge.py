@@ -122,6 +122,9 @@ def main() -> None:
     parser.add_argument("--finder-from", type=Path, default=HERE.parent / "model", help="model 2: finder and gate")
     parser.add_argument("--report", type=Path, required=True, help="the leave-one-out table (JSON)")
     parser.add_argument("--out", type=Path, help="write the model here")
+    parser.add_argument(
+        "--fold-models", type=Path, help="also write each left-out source's fold here (DIR/without-SOURCE)"
+    )
     parser.add_argument("--version", default=None)
     parser.add_argument("--views", type=int, default=12, help="training views of each top")
     parser.add_argument("--l2", type=float, default=1e-2)
@@ -248,7 +251,7 @@ def main() -> None:
         f"held out, real sources: mean {table['mean_left_out_real_sources']} "
         f"(shipped {table['mean_shipped_real_sources']})"
     )
-    if args.out is None:
+    if args.out is None and args.fold_models is None:
         return
 
     import keras
@@ -258,59 +261,77 @@ def main() -> None:
 
     base_meta = json.loads((args.finder_from / "metadata.json").read_text())
     base_judge = keras.models.load_model(base.artifact.file("keras", "judge"), compile=False)
-    judge = build_gated_judge(base_judge, cap, temperature)
-    metadata = {
-        **artifact_identity("bottlecheck-tops", args.version),
-        "training": {
-            "bottlecheck": __version__,
-            "recipe": f"recipe/train_cap_judge.py (the cap judge); the finder and the gate from {base_meta['name']} "
-            f"{base_meta['version']}",
-            "cap_data": {
-                "tops": {
-                    f"{g}/{label}": n for (g, label), n in sorted(Counter((c.group, c.label) for c in crops).items())
+
+    def write_model(directory: Path, cap: J.LinearCap, version: str | None, metrics: dict, without: list[str]) -> None:
+        """A model directory: 2.2.0's finder and gate, ``cap`` at the cross-fitted temperature."""
+        metadata = {
+            **artifact_identity("bottlecheck-tops", version),
+            "training": {
+                "bottlecheck": __version__,
+                "recipe": "recipe/train_cap_judge.py (the cap judge); the finder and the gate from "
+                f"{base_meta['name']} {base_meta['version']}",
+                "cap_data": {
+                    "tops": {
+                        f"{g}/{label}": n
+                        for (g, label), n in sorted(Counter((c.group, c.label) for c in crops).items())
+                        if g not in without
+                    },
+                    "without": without,
+                    "train_views": int(np.isin(group[train_of], without, invert=True).sum()),
+                    "annotations": [
+                        "recipe/annotations/real-tops.json",
+                        "recipe/annotations/trashnet-tops.json",
+                        "recipe/annotations/real-sources-tops.json",
+                    ],
+                    "renders": "recipe/render/render_caps.py (training seeds; the unseen renders only measure)",
                 },
-                "train_views": int(len(train_x)),
-                "annotations": [
-                    "recipe/annotations/real-tops.json",
-                    "recipe/annotations/trashnet-tops.json",
-                    "recipe/annotations/real-sources-tops.json",
-                ],
-                "renders": "recipe/render/render_caps.py (training seeds; the unseen renders only measure)",
+                "finder_training": base_meta.get("training", {}).get("finder_training") or base_meta.get("training"),
+                "config": {
+                    "views": args.views,
+                    "l2": args.l2,
+                    "low_res_share": args.low_res_share,
+                    "hue_share": args.hue_share,
+                    "seed": args.seed,
+                    "cap_layer": J.CAP_LAYER,
+                },
+                "seconds": round(time.time() - started, 1),
             },
-            "finder_training": base_meta.get("training", {}).get("finder_training") or base_meta.get("training"),
-            "config": {
-                "views": args.views,
-                "l2": args.l2,
-                "low_res_share": args.low_res_share,
-                "hue_share": args.hue_share,
-                "seed": args.seed,
-                "cap_layer": J.CAP_LAYER,
+            "metrics": {"finder": base_meta["metrics"]["finder"], **metrics},
+        }
+        save_tops_artifact(
+            None,
+            None,
+            temperature,
+            directory,
+            metadata,
+            min_score=float(base_meta["stages"]["finder"]["min_score"]),
+            finder_from=args.finder_from,
+            judge=build_gated_judge(base_judge, cap, temperature),
+            judge_backbone="EfficientNet-Lite0 (ImageNet), frozen; gate: model 2's linear layer on the pooled 1x1 "
+            f"head; cap: a linear layer on the pooled {J.CAP_LAYER}",
+            judge_stage={
+                "gate": f"p(none) from {base_meta['name']} {base_meta['version']}'s judge, its temperature "
+                f"{base_meta['stages']['judge']['temperature']}",
+                "cap": "p(open | top) = sigmoid(linear(pooled block 15) / temperature); the temperature cross-fitted "
+                "on real tops judged by folds that never saw their source",
+                "output": "(N, 3) probabilities of closed, open, none: p(top) (1 - p(open | top)), "
+                "p(top) p(open | top), p(none)",
             },
-            "seconds": round(time.time() - started, 1),
-        },
-        "metrics": {"finder": base_meta["metrics"]["finder"], "judge": table["trained_on_all"], "leave_one_out": table},
-    }
-    save_tops_artifact(
-        None,
-        None,
-        temperature,
-        args.out,
-        metadata,
-        min_score=float(base_meta["stages"]["finder"]["min_score"]),
-        finder_from=args.finder_from,
-        judge=judge,
-        judge_backbone="EfficientNet-Lite0 (ImageNet), frozen; gate: model 2's linear layer on the pooled 1x1 head; "
-        f"cap: a linear layer on the pooled {J.CAP_LAYER}",
-        judge_stage={
-            "gate": f"p(none) from {base_meta['name']} {base_meta['version']}'s judge, its temperature "
-            f"{base_meta['stages']['judge']['temperature']}",
-            "cap": "p(open | top) = sigmoid(linear(pooled block 15) / temperature); the temperature cross-fitted on "
-            "real tops judged by folds that never saw their source",
-            "output": "(N, 3) probabilities of closed, open, none: p(top) (1 - p(open | top)), p(top) p(open | top), "
-            "p(none)",
-        },
-    )
-    log(f"wrote {args.out}")
+        )
+        log(f"wrote {directory}")
+
+    if args.out is not None:
+        metrics = {"judge": table["trained_on_all"], "leave_one_out": table}
+        write_model(args.out, cap, args.version, metrics, args.without)
+    if args.fold_models is not None:  # each left-out source's fold, for `bottlecheck evaluate` on that source
+        for source in SOURCES:
+            write_model(
+                args.fold_models / f"without-{source}",
+                folds[source],
+                f"{args.version or 'fold'}-without-{source}",
+                {"leave_one_out_fold": table["left_out"][source]},
+                [source],
+            )
 
 
 if __name__ == "__main__":
