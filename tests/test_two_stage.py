@@ -305,8 +305,12 @@ def test_the_web_page_draws_the_boxes_on_the_photo(tiny_model, tmp_path):
             page = browser.new_page()
             page.goto(url + "/")
             page.set_input_files("#file", str(photo))
+            # The answer's text is written before the photo is decoded and the boxes drawn: wait for
+            # drawBoxes (it sets the viewBox and appends the boxes in one go), not for the text alone.
             page.wait_for_function(
-                "() => document.querySelector('#result').textContent.includes('tops')", timeout=20000
+                "() => document.querySelector('#result').textContent.includes('tops')"
+                " && document.querySelector('#boxes').hasAttribute('viewBox')",
+                timeout=20000,
             )
             rects = page.eval_on_selector_all("#boxes rect", "els => els.map(e => e.getBoundingClientRect().toJSON())")
             shown = page.eval_on_selector("#preview", "e => e.getBoundingClientRect().toJSON()")
