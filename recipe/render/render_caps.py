@@ -64,7 +64,36 @@ KINDS = {
 def parse_args():
     parser = rb.shard_parser(seed=41, size=224, samples=16)
     parser.add_argument("--none-share", type=float, default=0.18, help="share of images with no bottle top")
-    return parser.parse_args(rb.script_argv())
+    parser.add_argument(
+        "--kinds",
+        type=lambda text: [kind.strip() for kind in text.split(",") if kind.strip()],
+        help="render only these kinds (comma-separated, e.g. foil_open,foil_capped,bare), each at the "
+        "weight it has in KINDS: more of the families the judge gets wrong, without redrawing the rest",
+    )
+    args = parser.parse_args(rb.script_argv())
+    known = {kind for kinds, _weights in KINDS.values() for kind in kinds}
+    if args.kinds and not set(args.kinds) <= known:
+        parser.error(f"unknown kinds {sorted(set(args.kinds) - known)}; known: {sorted(known)}")
+    return args
+
+
+def draw_kind(rng: random.Random, args) -> tuple[str, str]:
+    """The label and kind of one render: the default mix, or only ``args.kinds`` when given.
+
+    The default path draws exactly as before, so renders made without ``--kinds`` are unchanged.
+    """
+    if not args.kinds:
+        label = "none" if rng.random() < args.none_share else rng.choice(["open", "closed"])
+        kinds, weights = KINDS[label]
+        return label, rng.choices(kinds, weights)[0]
+    choices = [
+        (label, kind, weight)
+        for label, (kinds, weights) in KINDS.items()
+        for kind, weight in zip(kinds, weights, strict=True)
+        if kind in args.kinds
+    ]
+    label, kind, _weight = rng.choices(choices, [weight for _l, _k, weight in choices])[0]
+    return label, kind
 
 
 # ---------------------------------------------------------------- caps
@@ -247,9 +276,7 @@ def render_one(index: int, args, backgrounds: list[Path], hdris: list[str]) -> d
     rng = random.Random(args.seed * 1_000_003 + index)
     random.seed(args.seed * 7_919 + index)
     rb.reset_scene()
-    label = "none" if rng.random() < args.none_share else rng.choice(["open", "closed"])
-    kinds, weights = KINDS[label]
-    kind = rng.choices(kinds, weights)[0]
+    label, kind = draw_kind(rng, args)
     meta: dict = {"index": index, "label": label, "kind": kind}
     if label == "none":
         if kind == "loose_cap":
