@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--low-res-share", type=float, default=0.0, help="views that lose their detail")
     parser.add_argument("--hue-share", type=float, default=0.0, help="views whose hue is turned")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pooling", choices=J.CAP_POOLINGS, default="mean", help="how the cap block's map is pooled")
     parser.add_argument(
         "--without",
         action="append",
@@ -151,12 +152,12 @@ def main() -> None:
     unseen = [c for c in T.cap_render_crops(args.caps_eval, group="caps-unseen") if c.label in ("open", "closed")]
     log(f"tops: {dict(Counter((c.group, c.label) for c in crops))}; unseen renders {len(unseen)}")
 
-    extractor = J.cap_features_model()
+    extractor = J.cap_features_model(pooling=args.pooling)
     view = functools.partial(J.judge_view, low_res_share=args.low_res_share, hue_share=args.hue_share)
     args.cache.mkdir(parents=True, exist_ok=True)
     cache = args.cache / (
         f"{T._views_digest()}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}-u{len(unseen)}"
-        f"-s{args.seed}.npz"
+        f"-s{args.seed}{'' if args.pooling == 'mean' else '-' + args.pooling.replace('+', '_')}.npz"
     )
     if cache.exists():
         stored = np.load(cache)
@@ -293,6 +294,7 @@ def main() -> None:
                     "hue_share": args.hue_share,
                     "seed": args.seed,
                     "cap_layer": J.CAP_LAYER,
+                    "pooling": args.pooling,
                 },
                 "seconds": round(time.time() - started, 1),
             },
@@ -306,7 +308,7 @@ def main() -> None:
             metadata,
             min_score=float(base_meta["stages"]["finder"]["min_score"]),
             finder_from=args.finder_from,
-            judge=build_gated_judge(base_judge, cap, temperature),
+            judge=build_gated_judge(base_judge, cap, temperature, args.pooling),
             judge_backbone="EfficientNet-Lite0 (ImageNet), frozen; gate: model 2's linear layer on the pooled 1x1 "
             f"head; cap: a linear layer on the pooled {J.CAP_LAYER}",
             judge_stage={

@@ -49,7 +49,8 @@ def test_the_binary_temperature_undoes_overconfidence():
 
 @needs_tensorflow
 @pytest.mark.slow
-def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path):
+@pytest.mark.parametrize("pooling", ["mean", "centre"])
+def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path, pooling):
     """p(none) is the base judge's exactly; open / (open + closed) is sigmoid(cap / temperature) on the
     pooled block-15 features; rows sum to 1; the TFLite export answers the same."""
     from bottlecheck.tfquiet import import_tensorflow
@@ -57,21 +58,23 @@ def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path):
     import_tensorflow()
     import keras
 
-    from bottlecheck.training.judge import CAP_CHANNELS, cap_features_model, judge_head
+    from bottlecheck.training.judge import cap_channels, cap_features_model, cap_pooling_of, judge_head
     from bottlecheck.training.model import export_tflite
     from bottlecheck.training.tops_model import build_gated_judge, build_judge
 
     keras.utils.set_random_seed(3)
     base = build_judge(judge_head(), 0.8)  # a random linear layer: what matters is that it is kept
     rng = np.random.default_rng(3)
-    cap = LinearCap(rng.normal(scale=0.05, size=CAP_CHANNELS), 0.3)
-    judge = build_gated_judge(base, cap, 1.7)
+    cap = LinearCap(rng.normal(scale=0.05, size=cap_channels(pooling)), 0.3)
+    judge = build_gated_judge(base, cap, 1.7, pooling)
+    assert cap_pooling_of(judge) == pooling
     crops = rng.integers(0, 256, size=(6, 128, 128, 3)).astype(np.float32)
 
     out = judge.predict(crops, verbose=0)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(out[:, 2], base.predict(crops, verbose=0)[:, 2], atol=1e-5)
-    expected = 1 / (1 + np.exp(-cap.logits(cap_features_model().predict(crops, verbose=0)) / 1.7))
+    features = cap_features_model(pooling=pooling).predict(crops, verbose=0)
+    expected = 1 / (1 + np.exp(-cap.logits(features) / 1.7))
     np.testing.assert_allclose(out[:, 1] / (out[:, 0] + out[:, 1]), expected, atol=1e-4)
 
     export_tflite(judge, tmp_path / "judge.tflite")
@@ -84,7 +87,7 @@ def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path):
     interpreter.invoke()
     np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), out, atol=1e-4)
 
-    rebuilt = build_gated_judge(judge, cap, 1.7)  # model 3 is a base in its turn: same gate
+    rebuilt = build_gated_judge(judge, cap, 1.7, pooling)  # model 3 is a base in its turn: same gate
     np.testing.assert_allclose(rebuilt.predict(crops, verbose=0), out, atol=1e-5)
 
 

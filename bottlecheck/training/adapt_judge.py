@@ -298,12 +298,14 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
     from bottlecheck.training.judge import (
         LinearCap,
         cap_features_model,
+        cap_pooling_of,
         fit_linear_cap,
         fit_temperature_binary,
     )
     from bottlecheck.training.tops_model import build_gated_judge
 
-    front = cap_features_model()
+    pooling = cap_pooling_of(base_judge)  # the base's cap reads its block pooled this way: so does the refit
+    front = cap_features_model(pooling=pooling)
     copy_weights_by_name(base_judge, front)
     kernel, bias = base_judge.get_layer("cap").get_weights()
     prior = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))  # in the base's calibrated units
@@ -332,7 +334,7 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
             "validation_tops_per_class": per_class,
             "note": f"cap temperature {temperature:.3f} fitted on {len(val_labels)} validation tops",
         }
-    judge = build_gated_judge(base_judge, cap, float(calibration["temperature"]))
+    judge = build_gated_judge(base_judge, cap, float(calibration["temperature"]), pooling)
     return judge, calibration, f"model 3's gate kept, its cap refit from the base's (L2 {ADAPT_CAP_L2} towards it)"
 
 

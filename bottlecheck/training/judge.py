@@ -259,10 +259,47 @@ def fit_temperature_multiclass(logits: np.ndarray, labels: np.ndarray) -> float:
 #: than fine-tuning the back of the backbone, which learned the training sources again.
 CAP_LAYER = "blocks_15_project_conv"
 CAP_CHANNELS = 320
+#: How the cap judge pools :data:`CAP_LAYER`'s map (4x4 at the judge's 128 px): ``mean`` over all
+#: of it, ``centre`` over its middle 2x2 (the cells over the middle half of the crop, where the top
+#: is; their receptive fields still reach the edges, so the neck and background weigh less, not
+#: nothing), or both side by side.
+CAP_POOLINGS = ("mean", "centre", "mean+centre")
 
 
-def cap_features_model(size: int = JUDGE_SIZE):
-    """ImageNet EfficientNet-Lite0, frozen, to the pooled output of :data:`CAP_LAYER` (320 numbers)."""
+def cap_pooling(block_output, pooling: str = "mean"):
+    """Keras layers that pool the cap block's map as ``pooling`` says; shared by training and the shipped judge."""
+    import keras
+
+    layers = keras.layers
+    if pooling not in CAP_POOLINGS:
+        raise ValueError(f"unknown cap pooling {pooling!r}; known: {CAP_POOLINGS}")
+    mean = layers.GlobalAveragePooling2D(name="pool_cap")
+    if pooling == "mean":
+        return mean(block_output)
+    side = int(block_output.shape[1])
+    centre = layers.GlobalAveragePooling2D(name="pool_cap_centre")(
+        layers.Cropping2D(side // 4, name="cap_centre")(block_output)
+    )
+    if pooling == "centre":
+        return centre
+    return layers.Concatenate(name="pool_cap_both")([mean(block_output), centre])
+
+
+def cap_pooling_of(judge) -> str:
+    """Which :data:`CAP_POOLINGS` a gated judge was built with (read from its layers' names)."""
+    names = {layer.name for layer in judge.layers}
+    if "pool_cap_centre" not in names:
+        return "mean"
+    return "mean+centre" if "pool_cap" in names else "centre"
+
+
+def cap_channels(pooling: str = "mean") -> int:
+    """How many numbers the cap judge reads under ``pooling``."""
+    return CAP_CHANNELS * (2 if pooling == "mean+centre" else 1)
+
+
+def cap_features_model(size: int = JUDGE_SIZE, pooling: str = "mean"):
+    """ImageNet EfficientNet-Lite0, frozen, to :data:`CAP_LAYER`'s map pooled as ``pooling`` says."""
     import keras
 
     from bottlecheck.training.backbone import efficientnet_lite0_features, load_imagenet_weights
@@ -270,8 +307,7 @@ def cap_features_model(size: int = JUDGE_SIZE):
     inputs = keras.Input((size, size, 3), name="crop")
     whole = keras.Model(inputs, efficientnet_lite0_features(inputs), name="lite0")
     load_imagenet_weights(whole)
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool_cap")(whole.get_layer(CAP_LAYER).output)
-    return keras.Model(inputs, pooled, name="cap_features")
+    return keras.Model(inputs, cap_pooling(whole.get_layer(CAP_LAYER).output, pooling), name="cap_features")
 
 
 @dataclass

@@ -44,7 +44,7 @@ def build_judge(head, temperature: float, tail=None):
     return keras.Model(features.input, probabilities, name="top_judge")
 
 
-def build_gated_judge(base_judge, cap, cap_temperature: float):
+def build_gated_judge(base_judge, cap, cap_temperature: float, pooling: str = "mean"):
     """Model 3's judge: crop in, (closed, open, none) out, from one pass of one frozen backbone.
 
     Whether a crop holds a top at all (``none``) is ``base_judge``'s answer, kept as it was:
@@ -56,7 +56,7 @@ def build_gated_judge(base_judge, cap, cap_temperature: float):
     """
     import keras
 
-    from bottlecheck.training.judge import CAP_LAYER, copy_weights_by_name
+    from bottlecheck.training.judge import CAP_LAYER, cap_pooling, copy_weights_by_name
 
     features = judge_features_model(JUDGE_SIZE)
     copy_weights_by_name(base_judge, features)
@@ -70,7 +70,7 @@ def build_gated_judge(base_judge, cap, cap_temperature: float):
         layers.Rescaling(gate_scale, name="gate_temperature")(gate_head(features.output))
     )
     none = layers.Dense(1, use_bias=False, trainable=False, name="p_none")(gate)
-    pooled = layers.GlobalAveragePooling2D(name="pool_cap")(features.get_layer(CAP_LAYER).output)
+    pooled = cap_pooling(features.get_layer(CAP_LAYER).output, pooling)
     cap_layer = layers.Dense(1, activation="sigmoid", name="cap")
     p_open = cap_layer(pooled)
     top = layers.Rescaling(-1.0, offset=1.0, name="p_top")(none)
