@@ -123,6 +123,7 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
         "mean_left_out_real_sources": 0.697,
         "mean_shipped_real_sources": 0.604,
         "trained_on_all": {"photos": {"beer-office": {"balanced_accuracy": 0.99}}},
+        "view_draws": {"seeds": [0, 1, 2, 3], "means": [0.697, 0.618, 0.625, 0.623]},
     }
     text = "\n".join(leave_one_out_lines(table))
     assert "leave_one_out.beer-office: balanced accuracy 0.732 on 41 photos, 7 unknown" in text
@@ -130,6 +131,7 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
     assert "leave_one_out.beer-office: open vs closed balanced 0.949 on 39 tops' crops" in text
     assert "leave_one_out.foil necks: open vs closed balanced 0.443 on 19 unseen renders" in text
     assert "mean over the real sources 0.697 (model 2.2.0: 0.604)" in text
+    assert "seeds [0, 1, 2, 3] gave 0.697, 0.618, 0.625, 0.623 (mean 0.641)" in text
     assert "0.99" not in text
 
 
