@@ -631,7 +631,7 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
         )
     draws = table.get("view_draws")
     if draws:  # the same recipe with other training views: how far that mean is one draw's luck
-        means = ", ".join(f"{m}" for m in draws["means"])
+        means = ", ".join(map(str, draws["means"]))
         lines.append(
             f"leave_one_out: that mean is one draw of the training views; seeds {draws['seeds']} gave {means} "
             f"(mean {round(sum(draws['means']) / len(draws['means']), 3)})"

@@ -58,14 +58,15 @@ def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path, pooling):
     import_tensorflow()
     import keras
 
-    from bottlecheck.training.judge import cap_channels, cap_features_model, cap_pooling_of, judge_head
+    from bottlecheck.training.judge import cap_features_model, cap_pooling_of, judge_head
     from bottlecheck.training.model import export_tflite
     from bottlecheck.training.tops_model import build_gated_judge, build_judge
 
     keras.utils.set_random_seed(3)
     base = build_judge(judge_head(), 0.8)  # a random linear layer: what matters is that it is kept
+    front = cap_features_model(pooling=pooling)  # what the cap reads, built as training builds it
     rng = np.random.default_rng(3)
-    cap = LinearCap(rng.normal(scale=0.05, size=cap_channels(pooling)), 0.3)
+    cap = LinearCap(rng.normal(scale=0.05, size=front.output_shape[-1]), 0.3)
     judge = build_gated_judge(base, cap, 1.7, pooling)
     assert cap_pooling_of(judge) == pooling
     crops = rng.integers(0, 256, size=(6, 128, 128, 3)).astype(np.float32)
@@ -73,7 +74,7 @@ def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path, pooling):
     out = judge.predict(crops, verbose=0)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(out[:, 2], base.predict(crops, verbose=0)[:, 2], atol=1e-5)
-    features = cap_features_model(pooling=pooling).predict(crops, verbose=0)
+    features = front.predict(crops, verbose=0)
     expected = 1 / (1 + np.exp(-cap.logits(features) / 1.7))
     np.testing.assert_allclose(out[:, 1] / (out[:, 0] + out[:, 1]), expected, atol=1e-4)
 

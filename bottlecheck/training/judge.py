@@ -293,11 +293,6 @@ def cap_pooling_of(judge) -> str:
     return "mean+centre" if "pool_cap" in names else "centre"
 
 
-def cap_channels(pooling: str = "mean") -> int:
-    """How many numbers the cap judge reads under ``pooling``."""
-    return CAP_CHANNELS * (2 if pooling == "mean+centre" else 1)
-
-
 def cap_features_model(size: int = JUDGE_SIZE, pooling: str = "mean"):
     """ImageNet EfficientNet-Lite0, frozen, to :data:`CAP_LAYER`'s map pooled as ``pooling`` says."""
     import keras
