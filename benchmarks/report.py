@@ -237,23 +237,37 @@ def stages_section(data: dict) -> list[str]:
     """Section 7: where one photo's time goes with the two-stage model (each stage alone, one thread)."""
     ms, share = data["ms_per_photo"], data["share"]
     largest = max(share, key=share.get)
+    names = [k for k in ("decode", "finder", "crops", "judge", "second_look", "writing") if k in ms]
+    headers = {
+        "decode": "decode (once, at the DCT scale covering 900 px)",
+        "finder": f"finder ({data.get('finder_input', '320x320')})",
+        "crops": "cutting the crops",
+        "judge": "judge (128 px)",
+        "second_look": "second look (unsure tops)",
+        "writing": "writing the row",
+    }
     lines = [
         "## 7. Where a photo's time goes, model 2 (`benchmarks/bench_stages.py`)",
         "",
         f"{data['photos']} photos ({data['image']}), {data['tops_per_photo']} tops found per photo; each "
         "stage timed alone on one thread, milliseconds per photo:",
         "",
-        f"| decode (once, at the DCT scale covering 900 px) | finder ({data.get('finder_input', '320x320')}) "
-        "| cutting the crops | judge (128 px) | writing the row |",
-        "| --- | --- | --- | --- | --- |",
-        "| "
-        + " | ".join(f"{ms[k]} ({share[k]:.0%})" for k in ("decode", "finder", "crops", "judge", "writing"))
-        + " |",
+        "| " + " | ".join(headers[k] for k in names) + " |",
+        "| " + " | ".join("---" for _ in names) + " |",
+        "| " + " | ".join(f"{ms[k]} ({share[k]:.0%})" for k in names) + " |",
         "",
         f"The judge costs {data['judge_ms_per_top']} ms a top. One thread does "
         f"{data['one_thread_images_per_second']} photos/s; the largest share is {largest} "
         f"({share[largest]:.0%}).",
     ]
+    if "second_look" in data:
+        look = data["second_look"]
+        spans = " and ".join(f"{s:g}" for s in look["spans"]) or "none"
+        lines += [
+            "",
+            f"The second look judged {look['tops_judged_again']} of {data['tops']} tops again (spans {spans}, "
+            f"band {look['band']:g}); without it one thread would do {data['one_look_images_per_second']} photos/s.",
+        ]
     return lines
 
 

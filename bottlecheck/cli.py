@@ -530,6 +530,12 @@ def info(model_path, engine, as_json):
                 **{k: stage["input"][k] for k in ("pad_to_multiple", "reducing_gap") if k in stage["input"]},
                 "files": stage["files"],
                 **{k: stage[k] for k in ("stride", "min_score", "crop_span", "labels", "temperature") if k in stage},
+                # Unsure tops judged again at more spans (model 3.1): what makes the answer, so shown.
+                **(
+                    {"second_look": {k: stage["second_look"][k] for k in ("spans", "band")}}
+                    if "second_look" in stage
+                    else {}
+                ),
             }
             for name, stage in artifact.stages.items()
         }
@@ -542,7 +548,11 @@ def info(model_path, engine, as_json):
             continue
         click.echo(f"{key + ':':<15} {', '.join(value) if isinstance(value, list) else value}")
     for name, stage in facts.get("stages", {}).items():
-        details = ", ".join(f"{k} {v}" for k, v in stage.items() if k != "files")
+        details = ", ".join(f"{k} {v}" for k, v in stage.items() if k not in ("files", "second_look"))
+        if "second_look" in stage:
+            look = stage["second_look"]
+            spans = " and ".join(f"{span:g}" for span in look["spans"])
+            details += f", second look at spans {spans} when p_open is within {look['band']:g} of the threshold"
         click.echo(f"stage {name + ':':<9} {details}")
     if facts.get("decision"):
         click.echo(f"{'decision:':<15} {facts['decision'].get('rule', facts['decision'])}")

@@ -8,6 +8,13 @@ finder's view fills the judge's view. The judge says closed, open or ``none`` (n
 top after all: a round logo, a loose cap). The photo is ``open`` when any trusted top
 is open, ``closed`` when every trusted top is closed, ``unknown`` when there is none.
 
+A top the judge is unsure of (its p(open | top) within ``second_look.band`` of the threshold)
+is judged again at the ``second_look.spans`` (1.6 and 4 times the top) and its p(open | top) is
+the mean of the three: the judge's answer moves with the crop's span (a tight crop sees the cap,
+a wide one the neck and the scene), and averaging the views is steadier than any one of them.
+On real sources nobody trained on this lifted the left-out mean from 0.641 to 0.668 over four
+draws of the training views, judging about one top in five again (``model/README.md``).
+
 The photo is decoded once, at the smallest JPEG scale whose long side still covers
 ``decode_side`` pixels (900: half scale, 540x960, for a 1080x1920 phone photo; 960 would ask
 one pixel more than half scale gives and decode at full scale, 18.7 against 10 ms a photo):
@@ -81,6 +88,9 @@ class TopsClassifier(Classifier):
         self.judge_size = int(judge_meta["input"]["size"])
         self.crop_span = float(judge_meta["crop_span"])
         self.judge_labels = list(judge_meta["labels"])
+        second_look = judge_meta.get("second_look") or {}
+        self.second_spans = tuple(float(span) for span in second_look.get("spans", ()))
+        self.second_band = float(second_look.get("band", 0.0))
         decision = artifact.metadata.get("decision", {})
         self.min_top = float(decision.get("min_top_probability", 0.5))
         self.decode_side = int(decision.get("decode_side", 900))
@@ -125,6 +135,7 @@ class TopsClassifier(Classifier):
                 self.max_tops,
             ],
             "judge": [self.judge_size, self.crop_span, self.judge_labels],
+            "second_look": [self.second_spans, self.second_band],
             "decision": [self.min_top, self.decode_side],
         }
 
@@ -178,9 +189,13 @@ class TopsClassifier(Classifier):
         """Run the finder on one photo: :meth:`tops_in` of its output."""
         return self.tops_in(photo, self.finder.run(photo.finder_input[None])[0], min_score, max_tops)
 
-    def crop(self, photo: PreparedPhoto, x: float, y: float, side: float) -> np.ndarray:
-        """The judge's view of the top at (x, y) with box ``side`` (decoded-image pixels)."""
-        square = cut_square(photo.image, x, y, max(side * self.crop_span, 4.0), self.judge_size)
+    def crop(self, photo: PreparedPhoto, x: float, y: float, side: float, span: float | None = None) -> np.ndarray:
+        """The judge's view of the top at (x, y) with box ``side`` (decoded-image pixels).
+
+        The square is ``span`` times the box's side: the model's ``crop_span`` unless given.
+        """
+        span = self.crop_span if span is None else span
+        square = cut_square(photo.image, x, y, max(side * span, 4.0), self.judge_size)
         return np.asarray(square, dtype=np.uint8)
 
     def analyse(self, photos: list[PreparedPhoto]) -> list[dict[str, Any]]:
@@ -191,8 +206,45 @@ class TopsClassifier(Classifier):
             for photo, placed in zip(photos, found, strict=True)
             for x, y, side, _ in placed
         ]
-        judged = iter(self.judge_crops(crops))
+        judged = iter(self.look_again(photos, found, self.judge_crops(crops)))
         return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
+
+    def look_again(
+        self, photos: list[PreparedPhoto], found: list[list], probabilities: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """The judge's rows with each unsure top judged again at the second-look spans.
+
+        ``probabilities`` holds one row per top in ``found`` (photo by photo, in order), judged
+        at ``crop_span``. A top that counts (p(top) at least ``min_top``) and whose p(open | top)
+        lies within ``second_band`` of the threshold is cut again at each of ``second_spans``;
+        its p(open | top) becomes the mean over all its spans. Its p(none), which says whether
+        it is a top at all, stays the one at ``crop_span``: the gate was fitted there. Every
+        other row is returned as it came; a model without ``second_look`` returns them all.
+        """
+        rows = list(probabilities)
+        if not self.second_spans or self.second_band <= 0:
+            return rows
+        closed_i, open_i, none_i = (self.judge_labels.index(label) for label in (CLOSED, OPEN, "none"))
+
+        def p_open_of(row: np.ndarray) -> float:
+            return float(row[open_i] / max(row[open_i] + row[closed_i], 1e-9))
+
+        unsure: list[int] = []
+        crops: list[np.ndarray] = []
+        tops = ((photo, top) for photo, placed in zip(photos, found, strict=True) for top in placed)
+        for index, (photo, (x, y, side, _)) in enumerate(tops):
+            row = rows[index]
+            if 1.0 - row[none_i] >= self.min_top and abs(p_open_of(row) - self.threshold) < self.second_band:
+                unsure.append(index)
+                crops += [self.crop(photo, x, y, side, span) for span in self.second_spans]
+        again = iter(self.judge_crops(crops))
+        for index in unsure:
+            looks = [p_open_of(rows[index])] + [p_open_of(next(again)) for _ in self.second_spans]
+            p_open, p_top = float(np.mean(looks)), 1.0 - float(rows[index][none_i])
+            row = np.array(rows[index], copy=True)
+            row[open_i], row[closed_i] = p_top * p_open, p_top * (1.0 - p_open)
+            rows[index] = row
+        return rows
 
     def judge_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """The judge's probabilities for each crop, :data:`JUDGE_BATCH` crops a call at most.
@@ -224,6 +276,8 @@ class TopsClassifier(Classifier):
 
         For tools that measure another judge on the same finder candidates
         (``recipe/train_judge.py``): the answer is the one the model would give with that judge.
+        The rows are taken as final: pass them through :meth:`look_again` first for the model's
+        second look.
         """
         return self._answer(photo, placed, iter(probabilities))
 

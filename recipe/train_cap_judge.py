@@ -93,19 +93,34 @@ def gated(gate: np.ndarray, p_open: np.ndarray) -> np.ndarray:
     return T.gate_with(np.stack([1.0 - p_open, p_open, np.zeros_like(p_open)], axis=1), gate)
 
 
-def photo_temperature(bench: T.PhotoBench, gate: np.ndarray, folds: dict[str, J.LinearCap]) -> float:
+def second_look(p_open_by_span: dict[float, np.ndarray], band: float) -> np.ndarray:
+    """p(open | top) of each candidate as the product gives it with a second look (``TopsClassifier.look_again``).
+
+    The first span's answer, except where it lies within ``band`` of 0.5: there the mean over
+    every span. ``band`` 0 is the judge at one span.
+    """
+    spans = list(p_open_by_span)
+    first = p_open_by_span[spans[0]]
+    if band <= 0 or len(spans) == 1:
+        return first
+    averaged = np.mean([p_open_by_span[s] for s in spans], axis=0)
+    return np.where(np.abs(first - 0.5) < band, averaged, first)
+
+
+def photo_temperature(bench: T.PhotoBench, gate: np.ndarray, folds: dict[str, J.LinearCap], judge) -> float:
     """The cap temperature under which the photos' answers are best calibrated, each source judged by its fold.
 
     The confidence a user reads is the photo's (its most open top's, or its least sure closed
     top's), not a crop's: the log loss of the answered photos' p_open, pooled over the real
     sources, each answered by the cap judge that never saw it, is minimised over a log grid.
+    ``judge(cap, temperature)`` gives each candidate's p(open | top) as the product would.
     """
     grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 40))
     losses = []
     for temperature in grid:
         truth, p_open = [], []
         for source in bench.photos:
-            probs = gated(gate, 1 / (1 + np.exp(-folds[source].logits(bench.features) / temperature)))
+            probs = gated(gate, judge(folds[source], temperature))
             for label, answer in bench.answers(probs, source):
                 if label in ("open", "closed") and answer["status"] != "unknown":
                     truth.append(label == "open")
@@ -145,7 +160,16 @@ def main() -> None:
         help="train the written model without this source (a scene split's base)",
     )
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/bc-cap-cache"))
-    parser.add_argument("--also-spans", type=float, nargs="*", default=[1.6, 4.0], help="measure judging at more spans")
+    parser.add_argument(
+        "--also-spans", type=float, nargs="*", default=[1.6, 4.0], help="the second look's spans (and measure all)"
+    )
+    parser.add_argument(
+        "--second-look",
+        type=float,
+        default=0.0,
+        metavar="BAND",
+        help="judge a top again at --also-spans when its p(open | top) lies within BAND of 0.5 (0: never)",
+    )
     args = parser.parse_args()
     import_tensorflow()
     started = time.time()
@@ -200,9 +224,12 @@ def main() -> None:
         weights = each_source_and_class_alike(crops, train_of[keep])
         return J.fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
 
-    def photos(cap: J.LinearCap, temperature: float, which: tuple[float, ...]) -> dict:
-        p_open = np.mean([1 / (1 + np.exp(-cap.logits(bench.by_span[s]) / temperature)) for s in which], axis=0)
-        probs = gated(gate, p_open)
+    def judge(cap: J.LinearCap, temperature: float, band: float = args.second_look) -> np.ndarray:
+        """Each candidate's p(open | top) as the product gives it: at the crop's span, a second look within ``band``."""
+        return second_look({s: 1 / (1 + np.exp(-cap.logits(bench.by_span[s]) / temperature)) for s in spans}, band)
+
+    def photos(cap: J.LinearCap, temperature: float, band: float = args.second_look) -> dict:
+        probs = gated(gate, judge(cap, temperature, band))
         return {source: T.photo_metrics(bench.answers(probs, source)) for source in bench.photos}
 
     # Leave each real source out, then each rendered family.
@@ -214,7 +241,7 @@ def main() -> None:
         held_truth.append(plain_open[group == source])
         log(f"left out {source}")
     crop_temperature = J.fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
-    temperature = photo_temperature(bench, gate, folds)
+    temperature = photo_temperature(bench, gate, folds, judge)
     log(
         f"cross-fitted temperature: {crop_temperature:.3f} on {sum(len(t) for t in held_truth)} real tops' crops, "
         f"{temperature:.3f} on the photos' answers (kept: the confidence a user reads is the photo's)"
@@ -235,8 +262,10 @@ def main() -> None:
         rows = group == source
         entry = {"crops": cap_metrics(cap.logits(plain_x[rows]), plain_open[rows], temperature)}
         if source in bench.photos:
-            entry["photos"] = photos(cap, temperature, (J.CROP_SPAN,))[source]
-            entry["photos_spans_averaged"] = {"spans": list(spans), **photos(cap, temperature, spans)[source]}
+            entry["photos"] = photos(cap, temperature)[source]
+            if args.second_look > 0:
+                entry["photos_one_look"] = photos(cap, temperature, 0.0)[source]
+            entry["photos_spans_averaged"] = {"spans": list(spans), **photos(cap, temperature, 1.0)[source]}
         table["left_out"][source] = entry
         log(f"left out {source}: {json.dumps(entry)}")
     for name, test in CAP_FAMILIES.items():
@@ -256,7 +285,7 @@ def main() -> None:
     table["trained_on_all"] = {
         "note": "in-distribution: every source here was trained on; not a measure of generalisation",
         "without": args.without,
-        "photos": photos(cap, temperature, (J.CROP_SPAN,)),
+        "photos": photos(cap, temperature),
         "unseen_renders": cap_metrics(cap.logits(unseen_x), unseen_open, temperature),
         "unseen_renders_by_family": {
             name: cap_metrics(cap.logits(unseen_x[rows]), unseen_open[rows], temperature)
@@ -312,6 +341,7 @@ def main() -> None:
                     "seed": seeds[0] if len(seeds) == 1 else seeds,
                     "cap_layer": J.CAP_LAYER,
                     "pooling": args.pooling,
+                    "second_look": args.second_look,
                 },
                 "seconds": round(time.time() - started, 1),
             },
@@ -329,12 +359,27 @@ def main() -> None:
             judge_backbone="EfficientNet-Lite0 (ImageNet), frozen; gate: model 2's linear layer on the pooled 1x1 "
             f"head; cap: a linear layer on the pooled {J.CAP_LAYER}",
             judge_stage={
-                "gate": f"p(none) from {base_meta['name']} {base_meta['version']}'s judge, its temperature "
+                # A base that is itself a model 3 carries its gate on: say whose gate it is, not the base's.
+                "gate": base_meta["stages"]["judge"].get("gate")
+                or f"p(none) from {base_meta['name']} {base_meta['version']}'s judge, its temperature "
                 f"{base_meta['stages']['judge']['temperature']}",
                 "cap": f"p(open | top) = sigmoid(linear(block 15, pooled: {args.pooling}) / temperature); the "
                 "temperature cross-fitted on real tops judged by folds that never saw their source",
                 "output": "(N, 3) probabilities of closed, open, none: p(top) (1 - p(open | top)), "
                 "p(top) p(open | top), p(none)",
+                **(
+                    {
+                        "second_look": {
+                            "spans": list(args.also_spans),
+                            "band": args.second_look,
+                            "rule": "a counted top whose p(open | top) lies within band of the threshold is "
+                            "judged again at each span (times the top's side); its p(open | top) is the mean over "
+                            "its crop_span and these, its p(none) the one at crop_span",
+                        }
+                    }
+                    if args.second_look > 0
+                    else {}
+                ),
             },
         )
         log(f"wrote {directory}")

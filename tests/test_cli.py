@@ -244,6 +244,11 @@ def test_info_reports_model(tmp_path):
         assert facts["stages"]["judge"]["labels"] == ["closed", "open", "none"]
         text = run("info").output  # what a person reads: the unknown answers are not hidden
         assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
+        second_look = artifact.stage("judge").get("second_look")
+        if second_look:  # it changes answers, so it is shown: in JSON as the metadata has it, and in words
+            assert facts["stages"]["judge"]["second_look"] == {k: second_look[k] for k in ("spans", "band")}
+            spans = " and ".join(f"{span:g}" for span in second_look["spans"])
+            assert f"second look at spans {spans} when p_open is within {second_look['band']:g}" in text
     else:
         assert facts["input_size"] == 224
 
