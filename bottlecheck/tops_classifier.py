@@ -91,6 +91,7 @@ class TopsClassifier(Classifier):
         second_look = judge_meta.get("second_look") or {}
         self.second_spans = tuple(float(span) for span in second_look.get("spans", ()))
         self.second_band = float(second_look.get("band", 0.0))
+        self.second_min_top = float(second_look.get("min_top", 0.0))  # and p(top) at least this
         decision = artifact.metadata.get("decision", {})
         self.min_top = float(decision.get("min_top_probability", 0.5))
         self.decode_side = int(decision.get("decode_side", 900))
@@ -135,7 +136,7 @@ class TopsClassifier(Classifier):
                 self.max_tops,
             ],
             "judge": [self.judge_size, self.crop_span, self.judge_labels],
-            "second_look": [self.second_spans, self.second_band],
+            "second_look": [self.second_spans, self.second_band, self.second_min_top],
             "decision": [self.min_top, self.decode_side],
         }
 
@@ -215,11 +216,14 @@ class TopsClassifier(Classifier):
         """The judge's rows with each unsure top judged again at the second-look spans.
 
         ``probabilities`` holds one row per top in ``found`` (photo by photo, in order), judged
-        at ``crop_span``. A top that counts (p(top) at least ``min_top``) and whose p(open | top)
-        lies within ``second_band`` of the threshold is cut again at each of ``second_spans``;
-        its p(open | top) becomes the mean over all its spans. Its p(none), which says whether
-        it is a top at all, stays the one at ``crop_span``: the gate was fitted there. Every
-        other row is returned as it came; a model without ``second_look`` returns them all.
+        at ``crop_span``. A top that counts (p(top) at least ``min_top``, and at least
+        ``second_min_top``) and whose p(open | top) lies within ``second_band`` of the threshold
+        is cut again at each of ``second_spans``; its p(open | top) becomes the mean over all its
+        spans. Its p(none), which says whether it is a top at all, stays the one at
+        ``crop_span``: the gate was fitted there. A candidate the gate barely lets through (a
+        neck ring below a cap) is not looked at again: its p(open | top) is not worth refining,
+        and a wider view of it tends to read open. Every other row is returned as it came; a
+        model without ``second_look`` returns them all.
         """
         rows = list(probabilities)
         if not self.second_spans or self.second_band <= 0:
@@ -234,7 +238,8 @@ class TopsClassifier(Classifier):
         tops = ((photo, top) for photo, placed in zip(photos, found, strict=True) for top in placed)
         for index, (photo, (x, y, side, _)) in enumerate(tops):
             row = rows[index]
-            if 1.0 - row[none_i] >= self.min_top and abs(p_open_of(row) - self.threshold) < self.second_band:
+            sure_top = 1.0 - row[none_i] >= max(self.min_top, self.second_min_top)
+            if sure_top and abs(p_open_of(row) - self.threshold) < self.second_band:
                 unsure.append(index)
                 crops += [self.crop(photo, x, y, side, span) for span in self.second_spans]
         again = iter(self.judge_crops(crops))

@@ -93,18 +93,19 @@ def gated(gate: np.ndarray, p_open: np.ndarray) -> np.ndarray:
     return T.gate_with(np.stack([1.0 - p_open, p_open, np.zeros_like(p_open)], axis=1), gate)
 
 
-def second_look(p_open_by_span: dict[float, np.ndarray], band: float) -> np.ndarray:
+def second_look(p_open_by_span: dict[float, np.ndarray], band: float, sure_top: np.ndarray) -> np.ndarray:
     """p(open | top) of each candidate as the product gives it with a second look (``TopsClassifier.look_again``).
 
-    The first span's answer, except where it lies within ``band`` of 0.5: there the mean over
-    every span. ``band`` 0 is the judge at one span.
+    The first span's answer, except where it lies within ``band`` of 0.5 on a candidate the gate
+    is sure enough of (``sure_top``): there the mean over every span. ``band`` 0 is the judge at
+    one span.
     """
     spans = list(p_open_by_span)
     first = p_open_by_span[spans[0]]
     if band <= 0 or len(spans) == 1:
         return first
     averaged = np.mean([p_open_by_span[s] for s in spans], axis=0)
-    return np.where(np.abs(first - 0.5) < band, averaged, first)
+    return np.where((np.abs(first - 0.5) < band) & sure_top, averaged, first)
 
 
 def photo_temperature(bench: T.PhotoBench, gate: np.ndarray, folds: dict[str, J.LinearCap], judge) -> float:
@@ -170,6 +171,12 @@ def main() -> None:
         metavar="BAND",
         help="judge a top again at --also-spans when its p(open | top) lies within BAND of 0.5 (0: never)",
     )
+    parser.add_argument(
+        "--second-look-min-top",
+        type=float,
+        default=0.6,
+        help="and only when the gate's p(top) is at least this (left-out mean: 0.5 and 0.6 alike, 0.8 lower)",
+    )
     args = parser.parse_args()
     import_tensorflow()
     started = time.time()
@@ -224,12 +231,17 @@ def main() -> None:
         weights = each_source_and_class_alike(crops, train_of[keep])
         return J.fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
 
-    def judge(cap: J.LinearCap, temperature: float, band: float = args.second_look) -> np.ndarray:
+    def judge(
+        cap: J.LinearCap, temperature: float, band: float = args.second_look, min_top: float = args.second_look_min_top
+    ) -> np.ndarray:
         """Each candidate's p(open | top) as the product gives it: at the crop's span, a second look within ``band``."""
-        return second_look({s: 1 / (1 + np.exp(-cap.logits(bench.by_span[s]) / temperature)) for s in spans}, band)
+        by_span = {s: 1 / (1 + np.exp(-cap.logits(bench.by_span[s]) / temperature)) for s in spans}
+        return second_look(by_span, band, 1.0 - gate[:, 2] >= min_top)
 
-    def photos(cap: J.LinearCap, temperature: float, band: float = args.second_look) -> dict:
-        probs = gated(gate, judge(cap, temperature, band))
+    def photos(
+        cap: J.LinearCap, temperature: float, band: float = args.second_look, min_top: float | None = None
+    ) -> dict:
+        probs = gated(gate, judge(cap, temperature, band, args.second_look_min_top if min_top is None else min_top))
         return {source: T.photo_metrics(bench.answers(probs, source)) for source in bench.photos}
 
     # Leave each real source out, then each rendered family.
@@ -265,7 +277,7 @@ def main() -> None:
             entry["photos"] = photos(cap, temperature)[source]
             if args.second_look > 0:
                 entry["photos_one_look"] = photos(cap, temperature, 0.0)[source]
-            entry["photos_spans_averaged"] = {"spans": list(spans), **photos(cap, temperature, 1.0)[source]}
+            entry["photos_spans_averaged"] = {"spans": list(spans), **photos(cap, temperature, 1.0, 0.0)[source]}
         table["left_out"][source] = entry
         log(f"left out {source}: {json.dumps(entry)}")
     for name, test in CAP_FAMILIES.items():
@@ -342,6 +354,7 @@ def main() -> None:
                     "cap_layer": J.CAP_LAYER,
                     "pooling": args.pooling,
                     "second_look": args.second_look,
+                    "second_look_min_top": args.second_look_min_top,
                 },
                 "seconds": round(time.time() - started, 1),
             },
@@ -372,9 +385,10 @@ def main() -> None:
                         "second_look": {
                             "spans": list(args.also_spans),
                             "band": args.second_look,
-                            "rule": "a counted top whose p(open | top) lies within band of the threshold is "
-                            "judged again at each span (times the top's side); its p(open | top) is the mean over "
-                            "its crop_span and these, its p(none) the one at crop_span",
+                            "min_top": args.second_look_min_top,
+                            "rule": "a counted top whose p(top) is at least min_top and whose p(open | top) lies "
+                            "within band of the threshold is judged again at each span (times the top's side); its "
+                            "p(open | top) is the mean over its crop_span and these, its p(none) the one at crop_span",
                         }
                     }
                     if args.second_look > 0
