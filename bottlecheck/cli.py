@@ -532,7 +532,11 @@ def info(model_path, engine, as_json):
                 **{k: stage[k] for k in ("stride", "min_score", "crop_span", "labels", "temperature") if k in stage},
                 # Unsure tops judged again at more spans (model 3.1): what makes the answer, so shown.
                 **(
-                    {"second_look": {k: stage["second_look"][k] for k in ("spans", "band")}}
+                    {
+                        "second_look": {
+                            k: v for k, v in stage["second_look"].items() if k in ("spans", "band", "min_top")
+                        }
+                    }
                     if "second_look" in stage
                     else {}
                 ),
@@ -553,6 +557,8 @@ def info(model_path, engine, as_json):
             look = stage["second_look"]
             spans = " and ".join(f"{span:g}" for span in look["spans"])
             details += f", second look at spans {spans} when p_open is within {look['band']:g} of the threshold"
+            if look.get("min_top"):
+                details += f" and p_top is at least {look['min_top']:g}"
         click.echo(f"stage {name + ':':<9} {details}")
     if facts.get("decision"):
         click.echo(f"{'decision:':<15} {facts['decision'].get('rule', facts['decision'])}")
@@ -627,6 +633,9 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
             before = shipped.get("photos", {}).get(held)
             if before:
                 line += f" (model {shipped.get('version')}: {before.get('balanced_accuracy')})"
+            once = result.get("photos_one_look", {}).get("balanced_accuracy")
+            if once is not None:  # a model with a second look: what it adds on this source
+                line += f"; judged once {once}"
             lines.append(line)
         unseen = crops.get(f"caps-unseen: {held}") or crops.get(held)
         if unseen:
@@ -641,11 +650,15 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
         )
     draws = table.get("view_draws")
     if draws:  # the same recipe with other training views: how far that mean is one draw's luck
-        means = ", ".join(map(str, draws["means"]))
-        lines.append(
-            f"leave_one_out: that mean is one draw of the training views; seeds {draws['seeds']} gave {means} "
-            f"(mean {round(sum(draws['means']) / len(draws['means']), 3)})"
-        )
+
+        def listed(values: list[float]) -> str:
+            return f"{', '.join(map(str, values))} (mean {round(sum(values) / len(values), 3)})"
+
+        line = f"leave_one_out: that mean is one draw of the training views; seeds {draws['seeds']} gave "
+        line += listed(draws["means"])
+        if "one_look_means" in draws:
+            line += f"; judged once, {listed(draws['one_look_means'])}"
+        lines.append(line)
     return lines
 
 

@@ -1,7 +1,7 @@
 """Train model 3's cap judge, choosing by what it does on sources and families it never saw.
 
     python recipe/train_cap_judge.py --caps R/caps --caps-eval R/caps-eval --report R/cap-loo.json \
-        --out m3 --version 3.0.0
+        --out m3 --version 3.1.0 --second-look 0.15 --finder-from M220
 
 Model 2's judge answered two questions with one linear layer on the 1x1 head's ImageNet
 features: is this a top, and is it open. The first it answers well (every close-up without a
@@ -25,6 +25,11 @@ model 2's gate, the decision rule); for each rendered family (white and silver c
 PET), one trained without it answers the unseen renders of that family. The temperature is
 cross-fitted: fitted on every real source's photo answers as given by the fold that never saw
 that source, so a confidence means what it says on a bottle nobody trained on.
+
+With ``--second-look BAND`` the product judges a top again at ``--also-spans`` when its
+p(open | top) lies within BAND of the threshold (and the gate's p(top) reaches
+``--second-look-min-top``); the table, the temperature and the model's metadata then all follow
+that rule (3.1.0: 0.15 and 0.6). M220 is model 2.2.0's directory, whose finder and gate are kept.
 """
 
 from __future__ import annotations

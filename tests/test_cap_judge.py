@@ -118,21 +118,29 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
     table = {
         "shipped": {"version": "2.2.0", "photos": {"beer-office": {"balanced_accuracy": 0.537}}},
         "left_out": {
-            "beer-office": {"crops": {"crops": 39, "balanced_accuracy": 0.949, "ece": 0.217}, "photos": photos},
+            "beer-office": {
+                "crops": {"crops": 39, "balanced_accuracy": 0.949, "ece": 0.217},
+                "photos": photos,
+                "photos_one_look": {**photos, "balanced_accuracy": 0.707},
+            },
             "foil necks": {"unseen_renders": {"crops": 19, "balanced_accuracy": 0.443, "ece": 0.354}},
         },
         "mean_left_out_real_sources": 0.697,
         "mean_shipped_real_sources": 0.604,
         "trained_on_all": {"photos": {"beer-office": {"balanced_accuracy": 0.99}}},
-        "view_draws": {"seeds": [0, 1, 2, 3], "means": [0.697, 0.618, 0.625, 0.623]},
+        "view_draws": {
+            "seeds": [0, 1, 2, 3],
+            "means": [0.697, 0.618, 0.625, 0.623],
+            "one_look_means": [0.69, 0.61, 0.62, 0.6],
+        },
     }
     text = "\n".join(leave_one_out_lines(table))
     assert "leave_one_out.beer-office: balanced accuracy 0.732 on 41 photos, 7 unknown" in text
-    assert "(model 2.2.0: 0.537)" in text
+    assert "(model 2.2.0: 0.537); judged once 0.707" in text  # what the second look adds, source by source
     assert "leave_one_out.beer-office: open vs closed balanced 0.949 on 39 tops' crops" in text
     assert "leave_one_out.foil necks: open vs closed balanced 0.443 on 19 unseen renders" in text
     assert "mean over the real sources 0.697 (model 2.2.0: 0.604)" in text
-    assert "seeds [0, 1, 2, 3] gave 0.697, 0.618, 0.625, 0.623 (mean 0.641)" in text
+    assert "seeds [0, 1, 2, 3] gave 0.697, 0.618, 0.625, 0.623 (mean 0.641); judged once, 0.69, 0.61, 0.62, 0.6" in text
     assert "0.99" not in text
 
 

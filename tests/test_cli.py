@@ -246,9 +246,13 @@ def test_info_reports_model(tmp_path):
         assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
         second_look = artifact.stage("judge").get("second_look")
         if second_look:  # it changes answers, so it is shown: in JSON as the metadata has it, and in words
-            assert facts["stages"]["judge"]["second_look"] == {k: second_look[k] for k in ("spans", "band")}
+            shown = {k: v for k, v in second_look.items() if k in ("spans", "band", "min_top")}
+            assert facts["stages"]["judge"]["second_look"] == shown and "rule" not in shown
             spans = " and ".join(f"{span:g}" for span in second_look["spans"])
-            assert f"second look at spans {spans} when p_open is within {second_look['band']:g}" in text
+            said = f"second look at spans {spans} when p_open is within {second_look['band']:g} of the threshold"
+            if second_look.get("min_top"):
+                said += f" and p_top is at least {second_look['min_top']:g}"
+            assert said in text
     else:
         assert facts["input_size"] == 224
 
