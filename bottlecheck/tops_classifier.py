@@ -8,12 +8,13 @@ finder's view fills the judge's view. The judge says closed, open or ``none`` (n
 top after all: a round logo, a loose cap). The photo is ``open`` when any trusted top
 is open, ``closed`` when every trusted top is closed, ``unknown`` when there is none.
 
-A top the judge is unsure of (its p(open | top) within ``second_look.band`` of the threshold)
-is judged again at the ``second_look.spans`` (1.6 and 4 times the top) and its p(open | top) is
-the mean of the three: the judge's answer moves with the crop's span (a tight crop sees the cap,
-a wide one the neck and the scene), and averaging the views is steadier than any one of them.
-On real sources nobody trained on this lifted the left-out mean from 0.641 to 0.668 over four
-draws of the training views, judging about one top in five again (``model/README.md``).
+A top the judge is unsure of (its p(open | top) within ``second_look.band`` of the threshold,
+its p(top) at least ``second_look.min_top``) is judged again at the ``second_look.spans`` (1.6
+and 4 times the top) and its p(open | top) is the mean of the three: the judge's answer moves
+with the crop's span (a tight crop sees the cap, a wide one the neck and the scene), and
+averaging the views is steadier than any one of them. On real sources nobody trained on this
+lifted the left-out mean from 0.641 to 0.668 over four draws of the training views, judging
+about one counted top in seven again (``model/README.md``).
 
 The photo is decoded once, at the smallest JPEG scale whose long side still covers
 ``decode_side`` pixels (900: half scale, 540x960, for a 1080x1920 phone photo; 960 would ask

@@ -39,6 +39,7 @@ import functools
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,12 @@ def second_look(p_open_by_span: dict[float, np.ndarray], band: float, sure_top: 
     return np.where((np.abs(first - 0.5) < band) & sure_top, averaged, first)
 
 
-def photo_temperature(bench: T.PhotoBench, gate: np.ndarray, folds: dict[str, J.LinearCap], judge) -> float:
+def photo_temperature(
+    bench: T.PhotoBench,
+    gate: np.ndarray,
+    folds: dict[str, J.LinearCap],
+    judge: Callable[[J.LinearCap, float], np.ndarray],
+) -> float:
     """The cap temperature under which the photos' answers are best calibrated, each source judged by its fold.
 
     The confidence a user reads is the photo's (its most open top's, or its least sure closed

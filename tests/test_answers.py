@@ -211,3 +211,24 @@ def test_only_the_sure_tops_near_the_threshold_get_a_second_look(tmp_path, thres
     # Each case takes the branches it is about: tops judged again and tops left alone, one of them left
     # alone only for the gate's doubt (the neck ring) when min_top is set.
     assert seen["sure"] > 0 and (seen["doubtful"] > 0 if min_top else seen["again"] > 0), seen
+
+
+def test_a_model_without_a_second_look_judges_each_top_once(tmp_path):
+    """Metadata without ``second_look`` (every model before 3.1.0): each top's p_open is its one look at
+    the crop span, even where the shipped model would look again (the examples' neck ring at band 0.5)."""
+    copy = tmp_path / "model"
+    shutil.copytree(MODEL, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata["stages"]["judge"].pop("second_look", None)
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    classifier = Classifier.load(copy, engine="litert")
+    photo = classifier.preprocess(str(EXAMPLES / "rendered_closed_2.jpg"))
+    placed = classifier.find_tops(photo)
+    counted = [t for t in placed if p_open_at(classifier, photo, t, classifier.crop_span)[1] >= 0.5]
+    given = classifier.analyse([photo])[0]["tops"]
+    assert len(given) == len(counted) == 6
+    for top, answer in zip(counted, given, strict=True):
+        assert answer["p_open"] == pytest.approx(p_open_at(classifier, photo, top, classifier.crop_span)[0], abs=1e-6)
+    assert (
+        with_second_look(tmp_path / "again", [1.6, 4.0], 0.5).analyse([photo])[0]["status"] == "open"
+    )  # it could move
