@@ -418,7 +418,11 @@ def _cap_that_knows_nothing(model, out):
     judge = build_gated_judge(base, LinearCap(np.zeros(CAP_CHANNELS), 0.0), 1.0)
     judge.save(out / "judge.keras")
     export_tflite(judge, out / "judge.tflite")
-    write_metadata(out, {**load_artifact(out).metadata, "version": "blank-cap"})
+    metadata = load_artifact(out).metadata
+    # As 3.1.0: unsure tops judged again (every top here: the blank cap's p_open is 0.5 at any span).
+    second_look = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6}
+    metadata["stages"]["judge"] = {**metadata["stages"]["judge"], "second_look": second_look}
+    write_metadata(out, {**metadata, "version": "blank-cap"})
     return out, base
 
 
@@ -443,6 +447,9 @@ def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp
     assert result.exit_code == 0, result.output
     assert "the gate is kept" in result.output
     assert "cap refit from the base's" in load_artifact(out).metadata["training"]["recipe"]
+    # The adapted model answers as its base does, second look included (its validation figures were made so).
+    assert load_artifact(out).stage("judge")["second_look"] == load_artifact(blank).stage("judge")["second_look"]
+    assert Classifier.load(out, engine="litert").second_spans == (1.6, 4.0)
 
     crops = np.random.default_rng(0).integers(0, 256, size=(4, 128, 128, 3)).astype(np.float32)
     adapted_judge = keras.models.load_model(out / "judge.keras", compile=False)
