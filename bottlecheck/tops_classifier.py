@@ -89,6 +89,8 @@ class TopsClassifier(Classifier):
         self.judge_size = int(judge_meta["input"]["size"])
         self.crop_span = float(judge_meta["crop_span"])
         self.judge_labels = list(judge_meta["labels"])
+        # Where the judge's row holds each answer (read once: every top of every photo needs them).
+        self._closed_i, self._open_i, self._none_i = (self.judge_labels.index(k) for k in (CLOSED, OPEN, "none"))
         second_look = judge_meta.get("second_look") or {}
         self.second_spans = tuple(float(span) for span in second_look.get("spans", ()))
         self.second_band = float(second_look.get("band", 0.0))
@@ -229,11 +231,8 @@ class TopsClassifier(Classifier):
         rows = list(probabilities)
         if not self.second_spans or self.second_band <= 0:
             return rows
-        closed_i, open_i, none_i = (self.judge_labels.index(label) for label in (CLOSED, OPEN, "none"))
-
-        def p_open_of(row: np.ndarray) -> float:
-            return float(row[open_i] / max(row[open_i] + row[closed_i], 1e-9))
-
+        closed_i, open_i, none_i = self._closed_i, self._open_i, self._none_i
+        p_open_of = self.p_open_given_top
         unsure: list[int] = []
         crops: list[np.ndarray] = []
         tops = ((photo, top) for photo, placed in zip(photos, found, strict=True) for top in placed)
@@ -287,8 +286,12 @@ class TopsClassifier(Classifier):
         """
         return self._answer(photo, placed, iter(probabilities))
 
+    def p_open_given_top(self, row: np.ndarray) -> float:
+        """p(open | top) from one judge row: open's share of open and closed (the row also holds p(none))."""
+        return float(row[self._open_i] / max(row[self._open_i] + row[self._closed_i], 1e-9))
+
     def _answer(self, photo: PreparedPhoto, placed: list, judged) -> dict[str, Any]:
-        closed_i, open_i, none_i = (self.judge_labels.index(label) for label in (CLOSED, OPEN, "none"))
+        none_i = self._none_i
         to_photo = photo.size[0] / photo.image.width
         tops: list[dict[str, Any]] = []
         candidates: list[float] = []
@@ -298,7 +301,7 @@ class TopsClassifier(Classifier):
             candidates.append(p_top)
             if p_top < self.min_top:
                 continue
-            p_open = float(probabilities[open_i] / max(probabilities[open_i] + probabilities[closed_i], 1e-9))
+            p_open = self.p_open_given_top(probabilities)
             status, confidence = self.decide(p_open)  # one threshold rule for both kinds of model
             half = side * to_photo / 2
             tops.append(

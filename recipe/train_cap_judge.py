@@ -250,10 +250,10 @@ def main() -> None:
             # same), and its answers depend less on one draw (the model card: four draws' left-out
             # means 0.646-0.707 one by one, 0.697 averaged; pairs 0.662-0.716, mean 0.685).
             caps = []
+            one_of = train_of[: len(crops) * args.views]  # each seed's views, top by top
+            keep = np.flatnonzero(~excluded[one_of])
+            weights = each_source_and_class_alike(crops, one_of[keep])
             for features in per_seed:
-                one_of = np.repeat(np.arange(len(crops)), args.views)
-                keep = np.flatnonzero(~excluded[one_of])
-                weights = each_source_and_class_alike(crops, one_of[keep])
                 caps.append(
                     J.fit_linear_cap(features[0][keep], (features[1][keep] == OPEN).astype(int), weights, args.l2)
                 )

@@ -145,13 +145,15 @@ def test_the_decision_rule_on_given_judge_probabilities_is_the_models_own_answer
 
 
 def with_second_look(
-    tmp_path: Path, spans: list[float], band: float, threshold: float | None = None, min_top: float = 0.0
+    tmp_path: Path, spans: list[float] | None, band: float = 0.0, threshold: float | None = None, min_top: float = 0.0
 ) -> Classifier:
-    """The bundled model with its judge's second look set to ``spans``, ``band`` and ``min_top``."""
+    """The bundled model with its judge's second look set to ``spans``, ``band`` and ``min_top`` (``None``: none)."""
     copy = tmp_path / "model"
     shutil.copytree(MODEL, copy)
     metadata = json.loads((copy / "metadata.json").read_text())
-    metadata["stages"]["judge"]["second_look"] = {"spans": spans, "band": band, "min_top": min_top}
+    metadata["stages"]["judge"].pop("second_look", None)
+    if spans is not None:
+        metadata["stages"]["judge"]["second_look"] = {"spans": spans, "band": band, "min_top": min_top}
     (copy / "metadata.json").write_text(json.dumps(metadata))
     return Classifier.load(copy, engine="litert", threshold=threshold)
 
@@ -163,6 +165,17 @@ def p_open_at(classifier: Classifier, photo, top: tuple, span: float) -> tuple[f
     return float(opened / (opened + closed)), float(1.0 - none)
 
 
+def counted_tops(classifier: Classifier, photo) -> list[tuple[tuple, float, float]]:
+    """Each top the photo's answer counts (p(top) at least 0.5), with its first p(open | top) and its p(top)."""
+    looked = [(top, *p_open_at(classifier, photo, top, classifier.crop_span)) for top in classifier.find_tops(photo)]
+    return [(top, first, p_top) for top, first, p_top in looked if p_top >= 0.5]
+
+
+def mean_of_looks(classifier: Classifier, photo, top: tuple, first: float) -> float:
+    """The mean of a top's p(open | top) at the crop span (``first``) and at spans 1.6 and 4."""
+    return float(np.mean([first] + [p_open_at(classifier, photo, top, span)[0] for span in (1.6, 4.0)]))
+
+
 def test_a_second_look_averages_the_judges_answers_at_every_span_and_keeps_the_gate(tmp_path):
     """With a band that takes every top, each counted top's p_open is the mean of its p(open | top) at the
     crop span and at each second-look span (worked out here crop by crop), its p_top the one at the crop
@@ -172,16 +185,14 @@ def test_a_second_look_averages_the_judges_answers_at_every_span_and_keeps_the_g
     moved = 0
     for path in sorted(EXAMPLES.glob("*.jpg")):
         photo = classifier.preprocess(str(path))
-        placed = classifier.find_tops(photo)
         answer = classifier.analyse([photo])[0]
-        counted = [top for top in placed if p_open_at(classifier, photo, top, classifier.crop_span)[1] >= 0.5]
+        counted = counted_tops(classifier, photo)
         assert len(answer["tops"]) == len(counted), path.name
-        for top, given in zip(counted, answer["tops"], strict=True):
-            first, p_top = p_open_at(classifier, photo, top, classifier.crop_span)
-            looks = [first] + [p_open_at(classifier, photo, top, span)[0] for span in (1.6, 4.0)]
-            assert given["p_open"] == pytest.approx(np.mean(looks), abs=1e-5), path.name
+        for (top, first, p_top), given in zip(counted, answer["tops"], strict=True):
+            mean = mean_of_looks(classifier, photo, top, first)
+            assert given["p_open"] == pytest.approx(mean, abs=1e-5), path.name
             assert given["p_top"] == pytest.approx(p_top, abs=1e-6), path.name
-            assert given["status"] == ("open" if np.mean(looks) >= 0.5 else "closed")
+            assert given["status"] == ("open" if mean >= 0.5 else "closed")
             moved += abs(given["p_open"] - first) > 1e-3
     assert moved >= 2  # the views disagree on some tops: the test could tell one look from three
 
@@ -196,14 +207,11 @@ def test_only_the_sure_tops_near_the_threshold_get_a_second_look(tmp_path, thres
     seen = {"again": 0, "sure": 0, "doubtful": 0}
     for path in sorted(EXAMPLES.glob("*.jpg")):
         photo = classifier.preprocess(str(path))
-        placed = classifier.find_tops(photo)
-        counted = [t for t in placed if p_open_at(classifier, photo, t, classifier.crop_span)[1] >= 0.5]
-        for top, given in zip(counted, classifier.analyse([photo])[0]["tops"], strict=True):
-            first, p_top = p_open_at(classifier, photo, top, classifier.crop_span)
+        answer = classifier.analyse([photo])[0]
+        for (top, first, p_top), given in zip(counted_tops(classifier, photo), answer["tops"], strict=True):
             near = abs(first - threshold) < 0.15
             if near and p_top >= min_top:
-                looks = [first] + [p_open_at(classifier, photo, top, span)[0] for span in (1.6, 4.0)]
-                assert given["p_open"] == pytest.approx(np.mean(looks), abs=1e-5)
+                assert given["p_open"] == pytest.approx(mean_of_looks(classifier, photo, top, first), abs=1e-5)
                 seen["again"] += 1
             else:
                 assert given["p_open"] == pytest.approx(first, abs=1e-6)
@@ -216,19 +224,12 @@ def test_only_the_sure_tops_near_the_threshold_get_a_second_look(tmp_path, thres
 def test_a_model_without_a_second_look_judges_each_top_once(tmp_path):
     """Metadata without ``second_look`` (every model before 3.1.0): each top's p_open is its one look at
     the crop span, even where the shipped model would look again (the examples' neck ring at band 0.5)."""
-    copy = tmp_path / "model"
-    shutil.copytree(MODEL, copy)
-    metadata = json.loads((copy / "metadata.json").read_text())
-    metadata["stages"]["judge"].pop("second_look", None)
-    (copy / "metadata.json").write_text(json.dumps(metadata))
-    classifier = Classifier.load(copy, engine="litert")
+    classifier = with_second_look(tmp_path, None)
     photo = classifier.preprocess(str(EXAMPLES / "rendered_closed_2.jpg"))
-    placed = classifier.find_tops(photo)
-    counted = [t for t in placed if p_open_at(classifier, photo, t, classifier.crop_span)[1] >= 0.5]
+    counted = counted_tops(classifier, photo)
     given = classifier.analyse([photo])[0]["tops"]
     assert len(given) == len(counted) == 6
-    for top, answer in zip(counted, given, strict=True):
-        assert answer["p_open"] == pytest.approx(p_open_at(classifier, photo, top, classifier.crop_span)[0], abs=1e-6)
-    assert (
-        with_second_look(tmp_path / "again", [1.6, 4.0], 0.5).analyse([photo])[0]["status"] == "open"
-    )  # it could move
+    for (_top, first, _p_top), answer in zip(counted, given, strict=True):
+        assert answer["p_open"] == pytest.approx(first, abs=1e-6)
+    again = with_second_look(tmp_path / "again", [1.6, 4.0], 0.5)
+    assert again.analyse([photo])[0]["status"] == "open"  # the same photo could move
