@@ -530,11 +530,14 @@ def info(model_path, engine, as_json):
                 **{k: stage["input"][k] for k in ("pad_to_multiple", "reducing_gap") if k in stage["input"]},
                 "files": stage["files"],
                 **{k: stage[k] for k in ("stride", "min_score", "crop_span", "labels", "temperature") if k in stage},
-                # Unsure tops judged again at more spans (model 3.1): what makes the answer, so shown.
+                # Unsure tops (3.1) and doubtful candidates (3.2) judged again at more spans: what makes
+                # the answer, so shown.
                 **(
                     {
                         "second_look": {
-                            k: v for k, v in stage["second_look"].items() if k in ("spans", "band", "min_top")
+                            k: v
+                            for k, v in stage["second_look"].items()
+                            if k in ("spans", "band", "min_top", "top_floor")
                         }
                     }
                     if "second_look" in stage
@@ -559,6 +562,11 @@ def info(model_path, engine, as_json):
             details += f", second look at spans {spans} when p_open is within {look['band']:g} of the threshold"
             if look.get("min_top"):
                 details += f" and p_top is at least {look['min_top']:g}"
+            if look.get("top_floor") is not None:
+                details += (
+                    f"; and at candidates with p_top from {look['top_floor']:g} up to the decision's line, "
+                    "their p_top the mean of the looks"
+                )
         click.echo(f"stage {name + ':':<9} {details}")
     if facts.get("decision"):
         click.echo(f"{'decision:':<15} {facts['decision'].get('rule', facts['decision'])}")
@@ -636,6 +644,9 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
             once = result.get("photos_one_look", {}).get("balanced_accuracy")
             if once is not None:  # a model with a second look: what it adds on this source
                 line += f"; judged once {once}"
+            gate_once = result.get("photos_gate_once", {}).get("balanced_accuracy")
+            if gate_once is not None:  # and with the gate's second look: what that adds
+                line += f"; candidates' p_top judged once {gate_once}"
             lines.append(line)
         unseen = crops.get(f"caps-unseen: {held}") or crops.get(held)
         if unseen:
@@ -656,6 +667,8 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
 
         line = f"leave_one_out: that mean is one draw of the training views; seeds {draws['seeds']} gave "
         line += listed(draws["means"])
+        if "gate_once_means" in draws:
+            line += f"; candidates' p_top judged once, {listed(draws['gate_once_means'])}"
         if "one_look_means" in draws:
             line += f"; judged once, {listed(draws['one_look_means'])}"
         lines.append(line)

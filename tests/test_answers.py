@@ -145,15 +145,25 @@ def test_the_decision_rule_on_given_judge_probabilities_is_the_models_own_answer
 
 
 def with_second_look(
-    tmp_path: Path, spans: list[float] | None, band: float = 0.0, threshold: float | None = None, min_top: float = 0.0
+    tmp_path: Path,
+    spans: list[float] | None,
+    band: float = 0.0,
+    threshold: float | None = None,
+    min_top: float = 0.0,
+    top_floor: float | None = None,
+    counts_from: float | None = None,
 ) -> Classifier:
-    """The bundled model with its judge's second look set to ``spans``, ``band`` and ``min_top`` (``None``: none)."""
+    """The bundled model with its judge's second look set to ``spans``, ``band``, ``min_top`` and ``top_floor``
+    (``spans`` None: no second look); ``counts_from``, if given, the decision's ``min_top_probability``."""
     copy = tmp_path / "model"
     shutil.copytree(MODEL, copy)
     metadata = json.loads((copy / "metadata.json").read_text())
     metadata["stages"]["judge"].pop("second_look", None)
     if spans is not None:
-        metadata["stages"]["judge"]["second_look"] = {"spans": spans, "band": band, "min_top": min_top}
+        look = {"spans": spans, "band": band, "min_top": min_top}
+        metadata["stages"]["judge"]["second_look"] = look if top_floor is None else {**look, "top_floor": top_floor}
+    if counts_from is not None:
+        metadata["decision"]["min_top_probability"] = counts_from
     (copy / "metadata.json").write_text(json.dumps(metadata))
     return Classifier.load(copy, engine="litert", threshold=threshold)
 
@@ -233,3 +243,36 @@ def test_a_model_without_a_second_look_judges_each_top_once(tmp_path):
         assert answer["p_open"] == pytest.approx(first, abs=1e-6)
     again = with_second_look(tmp_path / "again", [1.6, 4.0], 0.5)
     assert again.analyse([photo])[0]["status"] == "open"  # the same photo could move
+
+
+def test_a_candidate_the_gate_doubts_is_judged_again_and_counts_when_its_looks_agree_it_is_a_top(tmp_path):
+    """A candidate whose p(top) at the crop span lies from ``top_floor`` up to the count line is judged again at
+    1.6 and 4; its p(top) becomes the mean of the three looks (worked out here crop by crop), and it counts
+    when that mean reaches the line. The examples hold no candidate between the shipped 0.35 and 0.5, so the
+    count line is moved to 0.2 and the floor to 0: then ``rendered_open_1``'s second candidate (p(top) 0.05
+    at 2.5, 0.21 over three looks) counts, ``rendered_unknown_1``'s stay out and its confidence (the chance
+    that even the likeliest candidate is no top) follows their means. One look, or a mean over the wrong
+    spans, would leave the first out or move the second."""
+    classifier = with_second_look(tmp_path, [1.6, 4.0], 0.0, top_floor=0.0, counts_from=0.2)
+    once = with_second_look(tmp_path / "once", [1.6, 4.0], 0.0, counts_from=0.2)
+    admitted = 0
+    for path in sorted(EXAMPLES.glob("*.jpg")):
+        photo = classifier.preprocess(str(path))
+        answer = classifier.analyse([photo])[0]
+        expected = []  # (p_open, p_top) of each candidate that should count, in the finder's order
+        means = []
+        for top in classifier.find_tops(photo):
+            p_open, p_top = p_open_at(classifier, photo, top, classifier.crop_span)
+            if p_top < 0.2:
+                p_top = float(np.mean([p_top] + [p_open_at(classifier, photo, top, s)[1] for s in (1.6, 4.0)]))
+            means.append(p_top)
+            if p_top >= 0.2:
+                expected.append((p_open, p_top))
+        assert [(t["p_open"], t["p_top"]) for t in answer["tops"]] == [
+            (pytest.approx(p_open, abs=1e-5), pytest.approx(p_top, abs=1e-5)) for p_open, p_top in expected
+        ], path.name
+        if answer["status"] == "unknown":
+            assert answer["confidence"] == pytest.approx(1.0 - max(means), abs=1e-5)
+        admitted += len(answer["tops"]) - len(once.analyse([once.preprocess(str(path))])[0]["tops"])
+    assert admitted == 1  # rendered_open_1's second candidate: the test tells one look from three
+

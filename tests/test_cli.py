@@ -246,13 +246,15 @@ def test_info_reports_model(tmp_path):
         assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
         second_look = artifact.stage("judge").get("second_look")
         if second_look:  # it changes answers, so it is shown: in JSON as the metadata has it, and in words
-            shown = {k: v for k, v in second_look.items() if k in ("spans", "band", "min_top")}
+            shown = {k: v for k, v in second_look.items() if k in ("spans", "band", "min_top", "top_floor")}
             assert facts["stages"]["judge"]["second_look"] == shown and "rule" not in shown
             spans = " and ".join(f"{span:g}" for span in second_look["spans"])
             said = f"second look at spans {spans} when p_open is within {second_look['band']:g} of the threshold"
             if second_look.get("min_top"):
                 said += f" and p_top is at least {second_look['min_top']:g}"
-            assert said in text
+            if second_look.get("top_floor") is not None:  # 3.2.0: the gate's doubtful candidates too
+                said += f"; and at candidates with p_top from {second_look['top_floor']:g} up to the decision's line"
+            assert said in " ".join(text.split())
     else:
         assert facts["input_size"] == 224
 
