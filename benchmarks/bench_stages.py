@@ -128,7 +128,12 @@ def main() -> None:
         "ms_per_photo": {name: per_photo_ms(seconds, n) for name, seconds in stages.items()},
         "share": {name: round(seconds / total, 3) for name, seconds in stages.items()},
         "judge_ms_per_top": round(1000 * judge / max(1, len(crops)), 2),
-        "second_look": {"spans": list(c.second_spans), "band": c.second_band, "tops_judged_again": again},
+        "second_look": {
+            "spans": list(c.second_spans),
+            "band": c.second_band,
+            "top_floor": c.top_floor,
+            "candidates_judged_again": again,
+        },
         "one_look_images_per_second": round(n / (total - second_look), 1),
         "one_thread_images_per_second": round(n / total, 1),
     }

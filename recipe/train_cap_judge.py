@@ -114,6 +114,24 @@ def second_look(p_open_by_span: dict[float, np.ndarray], band: float, sure_top: 
     return np.where((np.abs(first - 0.5) < band) & sure_top, averaged, first)
 
 
+def gate_looked_again(gate_by_span: dict[float, np.ndarray], floor: float | None, min_top: float = 0.5) -> np.ndarray:
+    """The gate's rows with each doubtful candidate's p(none) the mean over every span (``TopsClassifier.look_again``).
+
+    ``gate_by_span`` holds the gate's (closed, open, none) rows of every candidate at each span, the
+    model's first. A candidate whose p(top) there lies from ``floor`` up to ``min_top`` takes the mean
+    of its p(none) at all spans; ``floor`` None is the gate at one span.
+    """
+    spans = list(gate_by_span)
+    first = gate_by_span[spans[0]]
+    if floor is None:
+        return first
+    p_top = 1.0 - first[:, 2]
+    doubted = (p_top >= floor) & (p_top < min_top)
+    out = np.array(first, dtype=np.float64, copy=True)
+    out[:, 2] = np.where(doubted, np.mean([gate_by_span[s][:, 2] for s in spans], axis=0), first[:, 2])
+    return out
+
+
 def photo_temperature(
     bench: T.PhotoBench,
     gate: np.ndarray,
@@ -195,6 +213,13 @@ def main() -> None:
         default=0.6,
         help="and only when the gate's p(top) is at least this (left-out mean: 0.5 and 0.6 alike, 0.8 lower)",
     )
+    parser.add_argument(
+        "--top-floor",
+        type=float,
+        default=None,
+        help="also judge a candidate again at --also-spans when the gate's p(top) lies from this up to 0.5, "
+        "its p(none) then the mean of its looks (3.2.0: 0.35; default: never)",
+    )
     args = parser.parse_args()
     import_tensorflow()
     started = time.time()
@@ -241,8 +266,16 @@ def main() -> None:
 
     spans = (J.CROP_SPAN, *args.also_spans)
     bench = T.PhotoBench(base, T.photo_sets(), extractor, spans=spans)
-    gate = np.stack(base.judge_crops(T._candidate_crops(bench)))  # type: ignore[attr-defined]
-    log(f"photo bench: {sum(len(v) for v in bench.photos.values())} photos, {len(gate)} candidates")
+    gate_by_span = {
+        span: np.stack(base.judge_crops(T._candidate_crops(bench, span)))  # type: ignore[attr-defined]
+        for span in (spans if args.top_floor is not None else spans[:1])
+    }
+    gate_once = gate_by_span[J.CROP_SPAN]
+    gate = gate_looked_again(gate_by_span, args.top_floor)
+    log(
+        f"photo bench: {sum(len(v) for v in bench.photos.values())} photos, {len(gate)} candidates, "
+        f"{int((gate[:, 2] != gate_once[:, 2]).sum())} of them judged again by the gate"
+    )
 
     def fit(excluded) -> J.LinearCap:
         if args.average_seeds and len(seeds) > 1:
@@ -263,16 +296,25 @@ def main() -> None:
         return J.fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
 
     def judge(
-        cap: J.LinearCap, temperature: float, band: float = args.second_look, min_top: float = args.second_look_min_top
+        cap: J.LinearCap,
+        temperature: float,
+        band: float = args.second_look,
+        min_top: float = args.second_look_min_top,
+        gate: np.ndarray = gate,
     ) -> np.ndarray:
         """Each candidate's p(open | top) as the product gives it: at the crop's span, a second look within ``band``."""
         by_span = {s: 1 / (1 + np.exp(-cap.logits(bench.by_span[s]) / temperature)) for s in spans}
         return second_look(by_span, band, 1.0 - gate[:, 2] >= min_top)
 
     def photos(
-        cap: J.LinearCap, temperature: float, band: float = args.second_look, min_top: float | None = None
+        cap: J.LinearCap,
+        temperature: float,
+        band: float = args.second_look,
+        min_top: float | None = None,
+        gate: np.ndarray = gate,
     ) -> dict:
-        probs = gated(gate, judge(cap, temperature, band, args.second_look_min_top if min_top is None else min_top))
+        min_top = args.second_look_min_top if min_top is None else min_top
+        probs = gated(gate, judge(cap, temperature, band, min_top, gate))
         return {source: T.photo_metrics(bench.answers(probs, source)) for source in bench.photos}
 
     # Leave each real source out, then each rendered family.
@@ -299,15 +341,17 @@ def main() -> None:
         "shipped": {"version": base.artifact.version, "photos": {}},
         "left_out": {},
     }
-    table["shipped"]["photos"] = {source: T.photo_metrics(bench.answers(gate, source)) for source in bench.photos}
+    table["shipped"]["photos"] = {source: T.photo_metrics(bench.answers(gate_once, source)) for source in bench.photos}
     for source in SOURCES:
         cap = folds[source]
         rows = group == source
         entry = {"crops": cap_metrics(cap.logits(plain_x[rows]), plain_open[rows], temperature)}
         if source in bench.photos:
             entry["photos"] = photos(cap, temperature)[source]
-            if args.second_look > 0:
-                entry["photos_one_look"] = photos(cap, temperature, 0.0)[source]
+            if args.second_look > 0 or args.top_floor is not None:
+                entry["photos_one_look"] = photos(cap, temperature, 0.0, gate=gate_once)[source]
+            if args.top_floor is not None:
+                entry["photos_gate_once"] = photos(cap, temperature, gate=gate_once)[source]
             entry["photos_spans_averaged"] = {"spans": list(spans), **photos(cap, temperature, 1.0, 0.0)[source]}
         table["left_out"][source] = entry
         log(f"left out {source}: {json.dumps(entry)}")
@@ -387,6 +431,7 @@ def main() -> None:
                     "pooling": args.pooling,
                     "second_look": args.second_look,
                     "second_look_min_top": args.second_look_min_top,
+                    "top_floor": args.top_floor,
                 },
                 "seconds": round(time.time() - started, 1),
             },
@@ -418,9 +463,16 @@ def main() -> None:
                             "spans": list(args.also_spans),
                             "band": args.second_look,
                             "min_top": args.second_look_min_top,
+                            **({"top_floor": args.top_floor} if args.top_floor is not None else {}),
                             "rule": "a counted top whose p(top) is at least min_top and whose p(open | top) lies "
                             "within band of the threshold is judged again at each span (times the top's side); its "
-                            "p(open | top) is the mean over its crop_span and these, its p(none) the one at crop_span",
+                            "p(open | top) is the mean over its crop_span and these, its p(none) the one at crop_span"
+                            + (
+                                "; first, a candidate whose p(top) lies from top_floor up to the decision's "
+                                "min_top_probability is judged again at each span, its p(none) the mean of its looks"
+                                if args.top_floor is not None
+                                else ""
+                            ),
                         }
                     }
                     if args.second_look > 0

@@ -522,11 +522,12 @@ def main() -> None:
     log(f"wrote {args.out}")
 
 
-def _candidate_crops(bench: PhotoBench) -> list[np.ndarray]:
+def _candidate_crops(bench: PhotoBench, span: float | None = None) -> list[np.ndarray]:
+    """Every candidate of the bench cut as the product cuts it: at the model's span, or at ``span``."""
     crops = []
     for entries in bench.photos.values():
         for _path, _truth, photo, placed, _start in entries:
-            crops += [bench.finder.crop(photo, x, y, side) for x, y, side, _ in placed]  # type: ignore[attr-defined]
+            crops += [bench.finder.crop(photo, x, y, side, span) for x, y, side, _ in placed]  # type: ignore[attr-defined]
     return crops
 
 

@@ -122,6 +122,7 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
                 "crops": {"crops": 39, "balanced_accuracy": 0.949, "ece": 0.217},
                 "photos": photos,
                 "photos_one_look": {**photos, "balanced_accuracy": 0.707},
+                "photos_gate_once": {**photos, "balanced_accuracy": 0.72},
             },
             "foil necks": {"unseen_renders": {"crops": 19, "balanced_accuracy": 0.443, "ece": 0.354}},
         },
@@ -131,16 +132,21 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
         "view_draws": {
             "seeds": [0, 1, 2, 3],
             "means": [0.697, 0.618, 0.625, 0.623],
+            "gate_once_means": [0.68, 0.6, 0.6, 0.59],
             "one_look_means": [0.69, 0.61, 0.62, 0.6],
         },
     }
     text = "\n".join(leave_one_out_lines(table))
     assert "leave_one_out.beer-office: balanced accuracy 0.732 on 41 photos, 7 unknown" in text
-    assert "(model 2.2.0: 0.537); judged once 0.707" in text  # what the second look adds, source by source
+    # What the second look adds, source by source, and what its look at the gate's doubts adds (3.2.0).
+    assert "(model 2.2.0: 0.537); judged once 0.707; candidates' p_top judged once 0.72" in text
     assert "leave_one_out.beer-office: open vs closed balanced 0.949 on 39 tops' crops" in text
     assert "leave_one_out.foil necks: open vs closed balanced 0.443 on 19 unseen renders" in text
     assert "mean over the real sources 0.697 (model 2.2.0: 0.604)" in text
-    assert "seeds [0, 1, 2, 3] gave 0.697, 0.618, 0.625, 0.623 (mean 0.641); judged once, 0.69, 0.61, 0.62, 0.6" in text
+    assert (
+        "seeds [0, 1, 2, 3] gave 0.697, 0.618, 0.625, 0.623 (mean 0.641); candidates' p_top judged once, "
+        "0.68, 0.6, 0.6, 0.59 (mean 0.617); judged once, 0.69, 0.61, 0.62, 0.6" in text
+    )
     assert "0.99" not in text
 
 
@@ -161,3 +167,24 @@ def test_the_shipped_judge_calls_white_and_silver_crown_caps_closed(classifier):
         for turn in (0, 90, 180, 270):
             closed, opened, _none = judged(classifier, white, span, turn)
             assert closed > opened, (span, turn, closed, opened)
+
+
+def test_the_recipe_looks_again_at_the_candidates_the_gate_doubts_as_the_product_does():
+    """``gate_looked_again`` (how the recipe scores 3.2.0's rule): a candidate whose p(top) at the first span lies
+    from the floor up to 0.5 takes the mean of its p(none) at every span; one below the floor, one that counts
+    already, or any candidate without a floor keeps its first p(none). Its other columns are untouched."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "recipe"))
+    from train_cap_judge import gate_looked_again
+
+    def rows(p_none: list[float]) -> np.ndarray:
+        return np.array([[0.3 * (1 - p), 0.7 * (1 - p), p] for p in p_none])
+
+    by_span = {2.5: rows([0.9, 0.6, 0.7, 0.2]), 1.6: rows([0.1, 0.2, 0.1, 0.9]), 4.0: rows([0.2, 0.4, 0.4, 0.9])}
+    looked = gate_looked_again(by_span, 0.35)
+    # p(top) 0.1 (below the floor) and 0.8 (counts): as they were; 0.4 and 0.3: 0.35 <= 0.4 < 0.5 averaged, 0.3 not.
+    np.testing.assert_allclose(looked[:, 2], [0.9, (0.6 + 0.2 + 0.4) / 3, 0.7, 0.2])
+    np.testing.assert_allclose(looked[:, :2], by_span[2.5][:, :2])
+    np.testing.assert_allclose(gate_looked_again(by_span, None), by_span[2.5])
