@@ -276,3 +276,15 @@ def test_a_candidate_the_gate_doubts_is_judged_again_and_counts_when_its_looks_a
         admitted += len(answer["tops"]) - len(once.analyse([once.preprocess(str(path))])[0]["tops"])
     assert admitted == 1  # rendered_open_1's second candidate: the test tells one look from three
 
+
+def test_the_shipped_model_looks_again_only_at_candidates_the_gate_doubts():
+    """The bundled model's second look starts at p(top) 0.35: no example candidate lies between 0.35 and 0.5,
+    so every one keeps the p(top) of its one look (``rendered_unknown_1``'s confidence is 1 - 0.08, not the
+    mean of three looks)."""
+    classifier = Classifier.load(engine="litert")
+    assert classifier.top_floor == 0.35
+    photo = classifier.preprocess(str(EXAMPLES / "rendered_unknown_1.jpg"))
+    firsts = [p_open_at(classifier, photo, top, classifier.crop_span)[1] for top in classifier.find_tops(photo)]
+    answer = classifier.analyse([photo])[0]
+    assert answer["status"] == "unknown"
+    assert answer["confidence"] == pytest.approx(1.0 - max(firsts), abs=1e-6)

@@ -419,8 +419,9 @@ def _cap_that_knows_nothing(model, out):
     judge.save(out / "judge.keras")
     export_tflite(judge, out / "judge.tflite")
     metadata = load_artifact(out).metadata
-    # As 3.1.0: unsure tops judged again (every top here: the blank cap's p_open is 0.5 at any span).
-    second_look = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6}
+    # As 3.2.0: unsure tops judged again (every top here: the blank cap's p_open is 0.5 at any span), and the
+    # candidates the gate doubts.
+    second_look = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6, "top_floor": 0.35}
     metadata["stages"]["judge"] = {**metadata["stages"]["judge"], "second_look": second_look}
     write_metadata(out, {**metadata, "version": "blank-cap"})
     return out, base
