@@ -243,7 +243,7 @@ def stages_section(data: dict) -> list[str]:
         "finder": f"finder ({data.get('finder_input', '320x320')})",
         "crops": "cutting the crops",
         "judge": "judge (128 px)",
-        "second_look": "second look (unsure tops)",
+        "second_look": "second look (unsure tops, doubtful candidates)",
         "writing": "writing the row",
     }
     lines = [
@@ -263,10 +263,12 @@ def stages_section(data: dict) -> list[str]:
     if "second_look" in data:
         look = data["second_look"]
         spans = " and ".join(f"{s:g}" for s in look["spans"]) or "none"
+        floor = "" if look.get("top_floor") is None else f", p(top) floor {look['top_floor']:g}"
         lines += [
             "",
-            f"The second look judged {look['tops_judged_again']} of {data['tops']} tops again (spans {spans}, "
-            f"band {look['band']:g}); without it one thread would do {data['one_look_images_per_second']} photos/s.",
+            f"The second look judged {look['candidates_judged_again']} of {data['tops']} candidates again (spans "
+            f"{spans}, band {look['band']:g}{floor}); without it one thread would do "
+            f"{data['one_look_images_per_second']} photos/s.",
         ]
     return lines
 
