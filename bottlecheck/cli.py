@@ -533,13 +533,7 @@ def info(model_path, engine, as_json):
                 # Unsure tops (3.1) and doubtful candidates (3.2) judged again at more spans: what makes
                 # the answer, so shown.
                 **(
-                    {
-                        "second_look": {
-                            k: v
-                            for k, v in stage["second_look"].items()
-                            if k in ("spans", "band", "min_top", "top_floor")
-                        }
-                    }
+                    {"second_look": {k: v for k, v in stage["second_look"].items() if k != "rule"}}
                     if "second_look" in stage
                     else {}
                 ),

@@ -1,7 +1,7 @@
 """Train model 3's cap judge, choosing by what it does on sources and families it never saw.
 
     python recipe/train_cap_judge.py --caps R/caps --caps-eval R/caps-eval --report R/cap-loo.json \
-        --out m3 --version 3.1.0 --second-look 0.15 --finder-from M220
+        --out m3 --version 3.2.0 --second-look 0.15 --top-floor 0.35 --finder-from M220
 
 Model 2's judge answered two questions with one linear layer on the 1x1 head's ImageNet
 features: is this a top, and is it open. The first it answers well (every close-up without a
@@ -29,7 +29,9 @@ that source, so a confidence means what it says on a bottle nobody trained on.
 With ``--second-look BAND`` the product judges a top again at ``--also-spans`` when its
 p(open | top) lies within BAND of the threshold (and the gate's p(top) reaches
 ``--second-look-min-top``); the table, the temperature and the model's metadata then all follow
-that rule (3.1.0: 0.15 and 0.6). M220 is model 2.2.0's directory, whose finder and gate are kept.
+that rule (3.1.0: 0.15 and 0.6). With ``--top-floor P`` a candidate whose p(top) lies from P up to
+0.5 is judged again at those spans too, its p(none) the mean of its looks (3.2.0: 0.35). M220 is
+model 2.2.0's directory, whose finder and gate are kept.
 """
 
 from __future__ import annotations
