@@ -55,3 +55,32 @@ def test_the_judges_frozen_front_and_trained_back_compose_to_the_exported_judge(
     exported = build_judge(None, 2.0, tail=tail).predict(crops, verbose=0)
     np.testing.assert_allclose(exported, expected, atol=1e-5)
     assert not any(layer.trainable for layer in tail.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def _state_dict_of(stages) -> dict:
+    """The shapes a state dict of these stages has (no values: the reader only looks at shapes)."""
+    from bottlecheck.training.backbone import STEM_CHANNELS
+
+    state, block, channels = {}, 0, STEM_CHANNELS
+    for repeats, kernel, _stride, expansion, out_channels in stages:
+        for _ in range(repeats):
+            state[f"_blocks.{block}._depthwise_conv.weight"] = np.zeros((channels * expansion, 1, kernel, kernel))
+            state[f"_blocks.{block}._project_conv.weight"] = np.zeros((out_channels, channels * expansion, 1, 1))
+            channels, block = out_channels, block + 1
+    return state
+
+
+def test_stages_read_off_the_weights_are_lite0s():
+    from bottlecheck.training.backbone import STAGES, imagenet_weights_path, stages_from_state_dict
+    from bottlecheck.training.torch_state import load_state_dict
+
+    assert stages_from_state_dict(load_state_dict(imagenet_weights_path())) == STAGES
+
+
+def test_stages_of_a_deeper_wider_member_of_the_family_are_read_back():
+    """Lite2's stages (21 blocks, wider): the recipe builds it from its weights alone."""
+    from bottlecheck.training.backbone import stages_from_state_dict
+
+    lite2 = [(1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88),
+             (4, 5, 1, 6, 120), (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)]  # fmt: skip
+    assert stages_from_state_dict(_state_dict_of(lite2)) == lite2

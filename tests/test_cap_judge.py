@@ -188,3 +188,24 @@ def test_the_recipe_looks_again_at_the_candidates_the_gate_doubts_as_the_product
     np.testing.assert_allclose(looked[:, 2], [0.9, (0.6 + 0.2 + 0.4) / 3, 0.7, 0.2])
     np.testing.assert_allclose(looked[:, :2], by_span[2.5][:, :2])
     np.testing.assert_allclose(gate_looked_again(by_span, None), by_span[2.5])
+
+
+@pytest.mark.parametrize("size", [128, 192])
+def test_a_judge_view_is_cut_at_the_size_asked_for_and_keeps_the_tops_place(size):
+    """recipe/probe_backbones.py measures larger crops with the recipe's own views."""
+    import random
+
+    from PIL import Image
+
+    from bottlecheck.training.judge import Crop, judge_view
+
+    photo = Image.new("RGB", (400, 400), (0, 0, 0))
+    photo.paste((255, 255, 255), (180, 180, 220, 220))  # a white top 40 px wide at (200, 200)
+    crop = Crop(path="unused.jpg", x=200.0, y=200.0, side=40.0, label="closed")
+    plain = judge_view(photo, crop, random.Random(0), train=False, size=size)
+    assert plain.shape == (size, size, 3)
+    # span 2.5: the top fills the middle 40% of the view, and only that
+    middle, corner = plain[size // 2, size // 2], plain[size // 10, size // 10]
+    assert middle.min() > 200 and corner.max() < 50
+    trained = judge_view(photo, crop, random.Random(0), train=True, low_res_share=1.0, hue_share=0.0, size=size)
+    assert trained.shape == (size, size, 3)

