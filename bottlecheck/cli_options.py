@@ -37,7 +37,8 @@ threshold_option = click.option(
     "-t",
     "--threshold",
     type=click.FloatRange(0, 1),
-    help="p_open at or above which a bottle is open [default: the model's, chosen on validation].",
+    help="p_open at or above which a top (a one-stage model: the photo) is open "
+    "[default: the model's own, from its metadata; 0.5 for the bundled model].",
 )
 batch_size_option = click.option(
     "-b",
