@@ -108,3 +108,20 @@ def test_a_release_is_consistent_version_changelog_and_production_image():
     assert image["newTag"] == __version__
     ray_job = (ROOT / "deploy/ray/rayjob.yaml").read_text()
     assert f"bottlecheck-ray:{__version__}" in ray_job
+
+
+def test_ci_runs_the_readmes_two_commands_and_stops_when_either_fails():
+    """CI runs the README's first two commands verbatim; a failed install must stop it, not skip the tests.
+
+    Under ``set -e`` a failure before the last ``&&`` of a line does not stop a script: the tests
+    would be skipped and CI would go on to the smoke test. Each line of ``.ci/run`` is run here with
+    ``pip`` failing, as a failed install would.
+    """
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    commands = re.findall(r"^(pip install .*)$", README, flags=re.MULTILINE)[:2]
+    assert len(commands) == 2
+    for command in commands:
+        line = next(line for line in ci if line.startswith(command))
+        script = f"set -euo pipefail\npip() {{ return 1; }}\n{line}\necho went-on\n"
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+        assert result.returncode != 0 and "went-on" not in result.stdout, line
