@@ -31,7 +31,9 @@ p(open | top) lies within BAND of the threshold (and the gate's p(top) reaches
 ``--second-look-min-top``); the table, the temperature and the model's metadata then all follow
 that rule (3.1.0: 0.15 and 0.6). With ``--top-floor P`` a candidate whose p(top) lies from P up to
 0.5 is judged again at those spans too, its p(none) the mean of its looks (3.2.0: 0.35). M220 is
-model 2.2.0's directory, whose finder and gate are kept.
+model 2.2.0's directory, whose finder and gate are kept. ``--cap-backbone 1`` (or 2) reads the
+cap's features off EfficientNet-Lite1's (Lite2's) last block instead, to measure only: the
+shipped judge's one pass of Lite0 serves the gate and the cap (session 12: worse on photos).
 """
 
 from __future__ import annotations
@@ -198,6 +200,14 @@ def main() -> None:
         default=[],
         help="train the written model without this source (a scene split's base)",
     )
+    parser.add_argument(
+        "--cap-backbone",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="read the cap's features off EfficientNet-Lite0 (shipped), Lite1 or Lite2's last block; "
+        "1 and 2 only measure (no --out or --fold-models: the shipped judge shares Lite0's pass with the gate)",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/bc-cap-cache"))
     parser.add_argument(
         "--also-spans", type=float, nargs="*", default=[1.6, 4.0], help="the second look's spans (and measure all)"
@@ -223,6 +233,8 @@ def main() -> None:
         "its p(none) then the mean of its looks (3.2.0: 0.35; default: never)",
     )
     args = parser.parse_args()
+    if args.cap_backbone and (args.out or args.fold_models):
+        parser.error("--cap-backbone 1 or 2 measures only: a model's judge holds Lite0, shared with the gate")
     import_tensorflow()
     started = time.time()
 
@@ -234,7 +246,7 @@ def main() -> None:
     unseen = [c for c in T.cap_render_crops(args.caps_eval, group="caps-unseen") if c.label in ("open", "closed")]
     log(f"tops: {dict(Counter((c.group, c.label) for c in crops))}; unseen renders {len(unseen)}")
 
-    extractor = J.cap_features_model(pooling=args.pooling)
+    extractor = J.cap_features_model(pooling=args.pooling, variant=args.cap_backbone)
     view = functools.partial(J.judge_view, low_res_share=args.low_res_share, hue_share=args.hue_share)
     args.cache.mkdir(parents=True, exist_ok=True)
     seeds = args.seeds or [0]
@@ -243,7 +255,8 @@ def main() -> None:
         """One seed's training views and the plain crops' features, cached (they cost minutes)."""
         cache = args.cache / (
             f"{T._views_digest()}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}"
-            f"-u{len(unseen)}-s{seed}{'' if args.pooling == 'mean' else '-' + args.pooling.replace('+', '_')}.npz"
+            f"-u{len(unseen)}-s{seed}{'' if args.pooling == 'mean' else '-' + args.pooling.replace('+', '_')}"
+            f"{f'-lite{args.cap_backbone}' if args.cap_backbone else ''}.npz"
         )
         if cache.exists():
             log(f"features from {cache}")

@@ -292,16 +292,25 @@ def cap_pooling_of(judge) -> str:
     return "mean+centre" if "pool_cap" in names else "centre"
 
 
-def cap_features_model(size: int = JUDGE_SIZE, pooling: str = "mean"):
-    """ImageNet EfficientNet-Lite0, frozen, to :data:`CAP_LAYER`'s map pooled as ``pooling`` says."""
+def cap_features_model(size: int = JUDGE_SIZE, pooling: str = "mean", variant: int = 0):
+    """ImageNet EfficientNet-Lite0, frozen, to :data:`CAP_LAYER`'s map pooled as ``pooling`` says.
+
+    ``variant`` 1 or 2 reads Lite1's or Lite2's last block instead (the same place in a deeper,
+    wider network): ``recipe/train_cap_judge.py --cap-backbone`` measures them; a shipped judge
+    holds Lite0 only, whose gate shares the pass.
+    """
     import keras
 
-    from bottlecheck.training.backbone import efficientnet_lite0_features, load_imagenet_weights
+    from bottlecheck.training import backbone as B
+    from bottlecheck.training.torch_state import load_state_dict
 
+    path = B.imagenet_weights_path(variant)
+    stages = B.stages_from_state_dict(load_state_dict(path)) if variant else None
     inputs = keras.Input((size, size, 3), name="crop")
-    whole = keras.Model(inputs, efficientnet_lite0_features(inputs), name="lite0")
-    load_imagenet_weights(whole)
-    return keras.Model(inputs, cap_pooling(whole.get_layer(CAP_LAYER).output, pooling), name="cap_features")
+    whole = keras.Model(inputs, B.efficientnet_lite0_features(inputs, stages=stages), name=f"lite{variant}")
+    B.load_imagenet_weights(whole, path)
+    layer = CAP_LAYER if not variant else f"blocks_{sum(repeats for repeats, *_ in stages or []) - 1}_project_conv"
+    return keras.Model(inputs, cap_pooling(whole.get_layer(layer).output, pooling), name="cap_features")
 
 
 @dataclass
