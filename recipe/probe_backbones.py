@@ -41,7 +41,6 @@ from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import backbone as B
 from bottlecheck.training import judge as J
-from bottlecheck.training.torch_state import load_state_dict
 
 DEPTHS = ("stage 5", "last block", "1x1 head")
 # ImageNet's bottles (beer, pop, water, wine): what a ported backbone must see among its first
@@ -58,13 +57,10 @@ def feature_model(lite: int, size: int):
     """
     import keras
 
-    path = B.imagenet_weights_path(lite)
-    stages = B.stages_from_state_dict(load_state_dict(path))
     inputs = keras.Input((size, size, 3))
-    whole = keras.Model(inputs, B.efficientnet_lite0_features(inputs, stages=stages))
-    B.load_imagenet_weights(whole, path)
-    ends = np.cumsum([repeats for repeats, *_ in stages]) - 1
-    names = [f"blocks_{ends[4]}_project_conv", f"blocks_{ends[-1]}_project_conv", "bn1"]
+    whole, stages = B.imagenet_backbone(inputs, lite)
+    stage_5_end = sum(repeats for repeats, *_ in stages[:5]) - 1
+    names = [f"blocks_{stage_5_end}_project_conv", f"blocks_{B.last_block(stages)}_project_conv", "bn1"]
     pooled = [keras.layers.GlobalAveragePooling2D()(whole.get_layer(name).output) for name in names]
     widths = [int(p.shape[-1]) for p in pooled]
     return keras.Model(inputs, keras.layers.Concatenate()(pooled)), widths

@@ -77,6 +77,14 @@ def test_stages_read_off_the_weights_are_lite0s():
     assert stages_from_state_dict(load_state_dict(imagenet_weights_path())) == STAGES
 
 
+def test_the_caps_layer_is_lite0s_last_block():
+    """The shipped cap reads the last block's output; Lite1 and Lite2 are read at their own last block."""
+    from bottlecheck.training.backbone import STAGES, last_block
+    from bottlecheck.training.judge import CAP_LAYER
+
+    assert CAP_LAYER == f"blocks_{last_block(STAGES)}_project_conv" == "blocks_15_project_conv"
+
+
 def test_stages_of_a_deeper_wider_member_of_the_family_are_read_back():
     """Lite2's stages (21 blocks, wider): the recipe builds it from its weights alone."""
     from bottlecheck.training.backbone import stages_from_state_dict

@@ -137,6 +137,26 @@ def efficientnet_lite0_features(inputs, first_block: int = 0, last_block: int | 
     return _conv_bn(keras, x, HEAD_CHANNELS, 1, 1, "conv_head", "bn1")
 
 
+def imagenet_backbone(inputs, variant: int = 0):
+    """EfficientNet-Lite``variant`` on ``inputs`` with its ImageNet weights loaded, and its stages.
+
+    One place that builds a member of the family from its weights, for the cap's features
+    (:func:`bottlecheck.training.judge.cap_features_model`) and the recipe's backbone probe.
+    """
+    import keras
+
+    path = imagenet_weights_path(variant)
+    stages = stages_from_state_dict(load_state_dict(path)) if variant else STAGES
+    whole = keras.Model(inputs, efficientnet_lite0_features(inputs, stages=stages), name=f"lite{variant}")
+    load_imagenet_weights(whole, path)
+    return whole, stages
+
+
+def last_block(stages: list[Stage]) -> int:
+    """Index of the last block (before the 1x1 head): 15 in Lite0, 20 in Lite1 and Lite2."""
+    return sum(repeats for repeats, *_ in stages) - 1
+
+
 def block_output(block: int) -> tuple[int, int]:
     """(stride, channels) of block ``block``'s output: the shape a part starting after it takes."""
     stride, index = 2, 0

@@ -301,15 +301,11 @@ def cap_features_model(size: int = JUDGE_SIZE, pooling: str = "mean", variant: i
     """
     import keras
 
-    from bottlecheck.training import backbone as B
-    from bottlecheck.training.torch_state import load_state_dict
+    from bottlecheck.training.backbone import imagenet_backbone, last_block
 
-    path = B.imagenet_weights_path(variant)
-    stages = B.stages_from_state_dict(load_state_dict(path)) if variant else None
     inputs = keras.Input((size, size, 3), name="crop")
-    whole = keras.Model(inputs, B.efficientnet_lite0_features(inputs, stages=stages), name=f"lite{variant}")
-    B.load_imagenet_weights(whole, path)
-    layer = CAP_LAYER if not variant else f"blocks_{sum(repeats for repeats, *_ in stages or []) - 1}_project_conv"
+    whole, stages = imagenet_backbone(inputs, variant)
+    layer = CAP_LAYER if not variant else f"blocks_{last_block(stages)}_project_conv"
     return keras.Model(inputs, cap_pooling(whole.get_layer(layer).output, pooling), name="cap_features")
 
 
