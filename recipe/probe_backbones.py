@@ -88,21 +88,30 @@ def ms_per_view(model, size: int) -> float:
     return 1000 * (time.perf_counter() - start) / runs / len(views)
 
 
-def features(args, crops: list[J.Crop], lite: int, size: int, seed: int) -> dict:
-    """Plain and training views' pooled features for one backbone and size, cached."""
-    path = args.cache / f"lite{lite}-{size}-s{seed}-v{args.views}-n{len(crops)}.npz"
-    if path.exists():
-        return dict(np.load(path))
-    model, widths = feature_model(lite, size)
-    view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0, size=size)
-    started = time.time()
-    plain, labels = J.compute_judge_features(crops, 1, seed, False, print, model, view)
-    train, _ = J.compute_judge_features(crops, args.views, seed, True, print, model, view)
-    result = {"plain": plain, "train": train, "is_open": labels == C.OPEN, "widths": np.array(widths)}
-    result["seconds"] = np.array(time.time() - started)
-    args.cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **result)
-    return result
+def features(args, crops: list[J.Crop], lite: int, size: int, seeds: list[int]) -> dict[int, dict]:
+    """Plain and training views' pooled features for one backbone and size, each seed's cached.
+
+    The network is built and the plain views (which no seed changes) are judged once, however
+    many seeds miss the cache.
+    """
+    paths = {seed: args.cache / f"lite{lite}-{size}-s{seed}-v{args.views}-n{len(crops)}.npz" for seed in seeds}
+    found = {seed: dict(np.load(path)) for seed, path in paths.items() if path.exists()}
+    missing = [seed for seed in seeds if seed not in found]
+    if missing:
+        model, widths = feature_model(lite, size)
+        view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0, size=size)
+        started = time.time()
+        plain, labels = J.compute_judge_features(crops, 1, 0, False, print, model, view)
+        plain_seconds = time.time() - started
+        args.cache.mkdir(parents=True, exist_ok=True)
+        for seed in missing:
+            started = time.time()
+            train, _ = J.compute_judge_features(crops, args.views, seed, True, print, model, view)
+            result = {"plain": plain, "train": train, "is_open": labels == C.OPEN, "widths": np.array(widths)}
+            result["seconds"] = np.array(plain_seconds + time.time() - started)  # as if computed alone
+            np.savez(paths[seed], **result)
+            found[seed] = result
+    return found
 
 
 def scores(feats: dict, crops: list[J.Crop], views: int, l2: float) -> dict:
@@ -161,8 +170,10 @@ def main() -> None:
     for spec in args.backbone:
         lite, size = (int(part) for part in spec.split(":"))
         entry: dict = {"imagenet_top3_on_examples": check_port(lite), "seeds": {}}
-        for seed in args.seed or [0]:
-            feats = features(args, crops, lite, size, seed)
+        seeds = args.seed or [0]
+        by_seed = features(args, crops, lite, size, seeds)
+        for seed in seeds:
+            feats = by_seed[seed]
             entry["feature_seconds"] = round(float(feats["seconds"]), 1)
             entry["seeds"][str(seed)] = scores(feats, crops, args.views, args.l2)
             last = entry["seeds"][str(seed)]["last block"]
