@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import random
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import numpy as np
 import train_cap_judge as C
 import train_judge as T
 
+from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import judge as J
 
@@ -46,10 +48,6 @@ def views(crops: list[J.Crop], count: int, seed: int, hard: bool, cache: Path) -
     if path.exists():
         return np.load(path)
     view = functools.partial(J.judge_view, low_res_share=0.45 if hard else 0.0, hue_share=0.3 if hard else 0.0)
-    import random
-
-    from bottlecheck.imaging import decode_image
-
     rng = random.Random(seed)
     out, image, last = [], None, None
     for crop in crops:
