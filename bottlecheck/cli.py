@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -157,7 +158,15 @@ def classify(
 
     if every and fps:
         raise click.UsageError("--every and --fps both say which frames to take: give one")
-    inputs = list(dict.fromkeys(expand_inputs(paths, stdin=sys.stdin, on_empty=nothing_in)))
+    for path, option in ((output, "-o/--output"), (events_path, "--events")):
+        _refuse_missing_folder(path, option)
+    skipped: list[str] = []
+    own = [path for path in (output, events_path, annotated_dir) if path]  # never classify what this run writes
+    inputs = list(
+        dict.fromkeys(expand_inputs(paths, stdin=sys.stdin, on_empty=nothing_in, exclude=own, on_skip=skipped.append))
+    )
+    if skipped:
+        click.echo(f"warning: skipped {len(skipped)} video clip(s), e.g. {skipped[0]}: {video.INSTALL_HINT}", err=True)
     if not inputs:
         click.echo("nothing to classify: no image files found in " + " ".join(paths), err=True)
         sys.exit(EXIT_NOTHING_FOUND)
@@ -353,6 +362,9 @@ def watch(
         raise click.UsageError(str(exc)) from None
     if fmt not in ("csv", "jsonl"):
         raise click.UsageError("watch appends rows: -o must be .jsonl or .csv (or give -f)")
+    _refuse_missing_folder(output, "-o/--output")
+    if not _watchdog_available():
+        raise click.UsageError("watch needs watchdog: pip install 'bottlecheck[video]'")
     if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
         raise click.UsageError("--on-open takes an http:// or https:// URL")
     classifier = load_classifier(model_path, engine, threshold)
@@ -387,6 +399,20 @@ def watch(
             watcher.run(on_ready=lambda: say(f"watching {directory} ({len(watcher.done)} files already answered)"))
         except KeyboardInterrupt:
             say("stopped")
+
+
+def _refuse_missing_folder(path: str | None, option: str) -> None:
+    """A usage error, before any work, when ``path`` would be written into a folder that does not exist."""
+    if path and path != "-":
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise click.UsageError(f"{option} {path}: folder {folder} does not exist (create it first)")
+
+
+def _watchdog_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("watchdog") is not None
 
 
 class AnnotatedClips:

@@ -31,8 +31,15 @@ def is_input_path(path: str) -> bool:
     return is_image_path(path) or (is_video_path(path) and video_available())
 
 
-def walk_images(directory: str) -> Iterator[str]:
-    """Image and video files under ``directory``, sorted, each real directory visited once."""
+def walk_images(
+    directory: str, exclude: frozenset[str] = frozenset(), on_skip: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """Image and video files under ``directory``, sorted, each real directory visited once.
+
+    A directory or file whose real path is in ``exclude`` is passed over (a run's own annotated
+    copies and output, so that running the same command twice does not classify them).
+    ``on_skip(path)`` hears of each video clip left out because PyAV is not installed.
+    """
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(directory, followlinks=True):
         try:
@@ -44,43 +51,58 @@ def walk_images(directory: str) -> Iterator[str]:
             dirs[:] = []
             continue
         seen.add(key)
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) not in exclude)
         for name in sorted(files):
+            path = os.path.join(root, name)
+            if exclude and os.path.realpath(path) in exclude:
+                continue
             if is_input_path(name):
-                yield os.path.join(root, name)
+                yield path
+            elif on_skip is not None and is_video_path(name):
+                on_skip(path)
 
 
 def expand_inputs(
     arguments: Iterable[str],
     stdin: TextIO | None = None,
     on_empty: Callable[[str, str], None] | None = None,
+    exclude: Iterable[str] = (),
+    on_skip: Callable[[str], None] | None = None,
 ) -> Iterator[str]:
     """Yield input paths for each CLI argument, in order.
 
     ``on_empty(argument, reason)`` is called for a directory without images or a glob
-    that matches none, so the caller can say so.
+    that matches none, so the caller can say so. Inside directories, paths in ``exclude``
+    are left out and ``on_skip`` hears of clips left out (:func:`walk_images`).
     """
+    exclude = frozenset(os.path.realpath(path) for path in exclude)
     for argument in arguments:
         if argument == "-":
             lines = (line.rstrip("\r\n") for line in (stdin or ()))
-            yield from expand_inputs((line for line in lines if line), on_empty=on_empty)
+            yield from expand_inputs((line for line in lines if line), on_empty=on_empty, exclude=exclude, on_skip=on_skip)
             continue
         if is_stream(argument) and not os.path.lexists(argument):
             found = iter([argument])  # a camera's URL (its "?" is a query, not a glob) or a V4L2 device
         elif os.path.isdir(argument):
-            found = _report_if_empty(walk_images(argument), argument, "no images in directory", on_empty)
+            found = _report_if_empty(
+                walk_images(argument, exclude, on_skip), argument, "no images in directory", on_empty
+            )
         elif os.path.lexists(argument) or not _GLOB_CHARS & set(argument):
             found = iter([argument])  # a file, or a name that will be an error row ("no such file")
         else:
-            found = _report_if_empty(_glob_images(argument), argument, "no images match", on_empty)
+            found = _report_if_empty(_glob_images(argument, exclude, on_skip), argument, "no images match", on_empty)
         yield from found
 
 
-def _glob_images(pattern: str) -> Iterator[str]:
+def _glob_images(
+    pattern: str, exclude: frozenset[str] = frozenset(), on_skip: Callable[[str], None] | None = None
+) -> Iterator[str]:
     """Image files and the images in directories that ``pattern`` matches, like a directory argument."""
     for match in sorted(glob.glob(pattern, recursive=True)):
+        if exclude and os.path.realpath(match) in exclude:
+            continue
         if os.path.isdir(match):
-            yield from walk_images(match)
+            yield from walk_images(match, exclude, on_skip)
         elif is_input_path(match):
             yield match
 

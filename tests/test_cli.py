@@ -95,6 +95,46 @@ def test_nothing_found_says_so_and_exits_3(photo_dir, tmp_path):
     assert "no images match: " + str(tmp_path / "*.jpg") in run("classify", str(tmp_path / "*.jpg")).output
 
 
+@pytest.mark.parametrize("option", ["-o", "--events"])
+def test_an_output_in_a_missing_folder_is_one_line_and_a_usage_exit(photo_dir, tmp_path, option):
+    target = tmp_path / "nodir" / "sub" / ("r.csv" if option == "-o" else "e.jsonl")
+    result = CliRunner().invoke(main, ["classify", str(photo_dir / "a_open.jpg"), option, str(target)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and f"folder {target.parent} does not exist" in result.output
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_watch_refuses_a_missing_folder_and_a_missing_watchdog_leaving_nothing(photo_dir, tmp_path, monkeypatch):
+    result = CliRunner().invoke(main, ["watch", str(photo_dir), "-o", str(tmp_path / "nodir" / "w.jsonl")])
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+    monkeypatch.setattr("bottlecheck.cli._watchdog_available", lambda: False)
+    result = CliRunner().invoke(main, ["watch", str(photo_dir), "-o", str(tmp_path / "w.jsonl")])
+    assert result.exit_code == 2 and "pip install 'bottlecheck[video]'" in result.output
+    assert not (tmp_path / "w.jsonl").exists()
+
+
+def test_clips_left_out_for_want_of_pyav_are_counted_aloud(photo_dir, monkeypatch):
+    (photo_dir / "d_empty.jpg").unlink()
+    for name in ("line1.mp4", "line2.mov"):
+        (photo_dir / name).write_bytes(b"not decoded")
+    monkeypatch.setattr("bottlecheck.discovery.video_available", lambda: False)
+    result = CliRunner().invoke(main, ["classify", str(photo_dir), "-f", "jsonl"])
+    assert result.exit_code == 0
+    assert "skipped 2 video clip(s)" in result.output and "pip install 'bottlecheck[video]'" in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("{")]) == 3
+
+
+def test_a_second_run_does_not_classify_its_own_annotated_copies_or_output(photo_dir, tmp_path):
+    (photo_dir / "d_empty.jpg").unlink()
+    args = ["classify", str(photo_dir), "--save-annotated", str(photo_dir / "seen"), "-q"]
+    first = run(*args, "-o", str(photo_dir / "out.jsonl"))
+    assert first.exit_code == 0 and len(list((photo_dir / "seen").iterdir())) == 3
+    second = run(*args, "-o", str(photo_dir / "again.jsonl"))
+    assert second.exit_code == 0
+    rows = [json.loads(line) for line in (photo_dir / "again.jsonl").read_text().splitlines()]
+    assert sorted(Path(r["path"]).name for r in rows) == ["a_open.jpg", "b_closed.jpg", "c_closed.png"]
+
+
 def test_an_unknown_output_extension_is_a_usage_error_unless_the_format_is_given(photo_dir, tmp_path):
     out = tmp_path / "out.xml"
     result = CliRunner().invoke(main, ["classify", str(photo_dir), "-o", str(out)])
