@@ -79,7 +79,9 @@ def expand_inputs(
     for argument in arguments:
         if argument == "-":
             lines = (line.rstrip("\r\n") for line in (stdin or ()))
-            yield from expand_inputs((line for line in lines if line), on_empty=on_empty, exclude=exclude, on_skip=on_skip)
+            yield from expand_inputs(
+                (line for line in lines if line), on_empty=on_empty, exclude=exclude, on_skip=on_skip
+            )
             continue
         if is_stream(argument) and not os.path.lexists(argument):
             found = iter([argument])  # a camera's URL (its "?" is a query, not a glob) or a V4L2 device
