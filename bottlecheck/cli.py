@@ -756,10 +756,14 @@ def serve(host, port, workers, threads, model_path, engine, api_keys_file, rate_
     Every setting also reads from a BOTTLECHECK_* environment variable; see the
     README for the full list (batching, queue, cache, Redis).
     """
+    from bottlecheck.server.gunicorn_app import PortTaken
     from bottlecheck.server.gunicorn_app import serve as run_server
 
     app_config = {"MODEL": model_path, "ENGINE": engine}
     for key, value in (("API_KEYS_FILE", api_keys_file), ("RATE_LIMIT", rate_limit), ("MAX_UPLOAD_MB", max_upload_mb)):
         if value is not None:
             app_config[key] = value
-    run_server(host, port, workers, threads, app_config, timeout=timeout)
+    try:
+        run_server(host, port, workers, threads, app_config, timeout=timeout)
+    except PortTaken as exc:
+        raise click.UsageError(str(exc)) from None

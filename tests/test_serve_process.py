@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -125,8 +126,12 @@ def test_web_page_in_headless_chromium(server, tmp_path):
     assert shot.stat().st_size > 1000
 
 
-def test_metrics_add_up_across_worker_processes():
-    with running_server("--workers", "2", env={"BOTTLECHECK_CACHE_SIZE": "0"}) as (url, _):
+def test_metrics_add_up_across_worker_processes_and_their_folder_goes_at_exit(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"BOTTLECHECK_CACHE_SIZE": "0", "TMPDIR": str(scratch)}
+    with running_server("--workers", "2", env=env) as (url, _):
+        assert [p.name.startswith("bottlecheck-metrics-") for p in scratch.iterdir()] == [True]
         for seed in range(12):  # new connections: spread over both workers
             photo = bottle_photo(seed % 2 == 0, seed=seed)
             assert requests.post(url + "/classify", files={"file": ("b.jpg", photo)}, timeout=30).status_code == 200
@@ -135,6 +140,23 @@ def test_metrics_add_up_across_worker_processes():
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("bottlecheck_images_total{")
     )
     assert answered == 12, text
+    assert list(scratch.iterdir()) == []  # the server stopped cleanly (SIGTERM): its metrics files are gone
+
+
+def test_a_port_in_use_is_one_line_naming_the_fix():
+    from tests.server_process import bottlecheck_script
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [bottlecheck_script(), "serve", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port}" in done.stderr and "different port" in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) <= 3 and "Traceback" not in done.stderr  # click's two usage lines and the error
 
 
 def test_every_server_log_line_is_json(tmp_path):

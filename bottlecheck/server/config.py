@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_SIZE": 4096,  # LRU entries; 0 disables
     "CACHE_URL": None,  # redis://host:6379/0 to share the cache
     "TRUSTED_PROXIES": 0,  # X-Forwarded-For hops to trust (behind a load balancer)
-    "LOG_FORMAT": "json",  # every server log line as JSON (gunicorn's too), or "text"
+    "LOG_FORMAT": "auto",  # "json" (every line, gunicorn's too), "text", or "auto": text to a terminal, else JSON
     "REVIEW_RESULTS": None,  # a classify results file (JSONL, CSV) to review at /review
     "REVIEW_UPLOADS": None,  # a directory: web-page uploads ticked "queue for review" are kept there for /review
 }

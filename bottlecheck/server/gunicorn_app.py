@@ -12,6 +12,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
+import socket
+import sys
 import tempfile
 from typing import Any
 
@@ -66,15 +69,20 @@ def serve(
     # First, before anything imports prometheus_client: it picks its multiprocess value
     # class once, at import, from this variable. Set later, workers kept their counts to
     # themselves and /metrics with --workers 2 came back empty.
+    refuse_a_taken_port(host, port)
+    metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bottlecheck-metrics-")
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bottlecheck-metrics-")
     import logging.config
 
     from bottlecheck.server.config import api_keys, load_config
     from bottlecheck.server.observability import logging_config
 
     settings = load_config(app_config)
-    log_config = logging_config(str(settings["LOG_FORMAT"]))
+    log_format = str(settings["LOG_FORMAT"])
+    if log_format == "auto":  # a person at a terminal reads text; a collector reads JSON
+        log_format = "text" if sys.stderr.isatty() else "json"
+    log_config = logging_config(log_format)
     logging.config.dictConfig(log_config)
     if not api_keys(settings) and not is_loopback(host):
         log.warning(
@@ -99,4 +107,28 @@ def serve(
         "worker_tmp_dir": "/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
         "control_socket_disable": True,  # gunicorn >= 25: no runtime-control socket in $HOME
     }
-    BottlecheckServer(app_config, options).run()
+    try:
+        BottlecheckServer(app_config, options).run()
+    finally:  # the folder this run made for the workers' metrics files; one given by the caller is theirs
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class PortTaken(Exception):
+    """The address to serve on is in use (or not ours to bind): said in one line, before the model loads."""
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Raise :class:`PortTaken` when ``host:port`` cannot be bound, as gunicorn would bind it (SO_REUSEADDR).
+
+    Gunicorn itself retries for five seconds, logging each try, and then exits 1 with no hint.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortTaken(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}; start the server with a different port (--port)"
+            ) from None
