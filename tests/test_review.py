@@ -445,7 +445,9 @@ def test_review_in_chromium_survives_a_kill_and_the_retrained_model_answers_bett
     port, log = free_port(), tmp_path / "review.log"
     model_args = [str(results), "--model", str(old), "--engine", "litert"]
     proc = _start_review(model_args, port, log)
-    docs = ROOT / "docs"
+    # Screenshots go to a temporary folder: the suite never changes tracked files. To refresh the
+    # README's pictures: BOTTLECHECK_SCREENSHOTS=docs pytest tests/test_review.py -k chromium
+    docs = Path(os.environ.get("BOTTLECHECK_SCREENSHOTS") or tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1280, "height": 820})
