@@ -90,6 +90,21 @@ def test_the_finders_score_is_the_one_in_the_models_metadata(classifier, tmp_pat
     assert strict.answer_identity() != classifier.answer_identity()
 
 
+def test_other_weights_under_the_same_metadata_are_cached_apart(classifier, tmp_path):
+    """A replica with other weights but a copied metadata.json must not read this model's cached answers."""
+    from bottlecheck.server.cache import cache_key
+
+    copy = tmp_path / "other-weights"
+    shutil.copytree(MODEL, copy)
+    with open(copy / "judge.tflite", "ab") as judge:  # other bytes; the flatbuffer still loads as it did
+        judge.write(b"\0" * 16)
+    other = Classifier.load(copy, engine="litert")
+    assert other.artifact.metadata == classifier.artifact.metadata
+    assert other.classify(EXAMPLES / "rendered_open_1.jpg").status == "open"
+    photo = (EXAMPLES / "rendered_open_1.jpg").read_bytes()
+    assert cache_key(photo, other.answer_identity()) != cache_key(photo, classifier.answer_identity())
+
+
 def test_a_row_holds_plain_python_numbers(classifier):
     """``print(prediction)`` shows numbers, not np.float64(...), and the row serialises as it is."""
     prediction = classifier.classify(EXAMPLES / "rendered_open_2.jpg")
