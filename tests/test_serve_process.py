@@ -126,6 +126,41 @@ def test_web_page_in_headless_chromium(server, tmp_path):
     assert shot.stat().st_size > 1000
 
 
+@pytest.mark.parametrize("features", ["off", "on"])
+def test_the_page_shows_only_the_controls_of_features_that_are_on_and_readable_labels(tmp_path, features):
+    """What a person sees at 360 px wide: the key field and review box only when configured; box labels
+    at least 10 screen pixels tall that do not cover each other on a photo with six tops."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    env = {}
+    if features == "on":
+        (tmp_path / "uploads").mkdir()
+        env = {"BOTTLECHECK_API_KEYS": "secret-key", "BOTTLECHECK_REVIEW_UPLOADS": str(tmp_path / "uploads")}
+    with running_server(env=env) as (url, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        page.goto(url + "/")
+        shown = {row: page.is_visible(row) for row in ("#keyrow", "#reviewrow")}
+        if features == "on":
+            page.fill("#apikey", "secret-key")
+        page.set_input_files("#file", str(EXAMPLES / "rendered_closed_2.jpg"))
+        page.wait_for_function("document.querySelectorAll('#boxes text').length >= 2", timeout=20000)
+        labels = page.eval_on_selector_all(
+            "#boxes text",
+            "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })",
+        )
+        browser.close()
+    assert shown == {"#keyrow": features == "on", "#reviewrow": features == "on"}
+    assert all(bottom - top >= 10 for _, top, _, bottom in labels), labels
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
 def test_metrics_add_up_across_worker_processes_and_their_folder_goes_at_exit(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
