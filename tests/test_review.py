@@ -283,6 +283,82 @@ def test_the_api_saves_reads_hand_edits_and_shows_missing_photos_and_a_model_mis
     assert client.get("/review/api/labels").get_json()[rows[0]["path"]]["label"] == "closed"
 
 
+def test_two_refreshes_at_once_take_in_new_rows_once_and_a_new_photo_is_served_before_any_state(tmp_path, monkeypatch):
+    import threading
+
+    from bottlecheck.review import blueprint
+
+    rows = [{"path": _photo(tmp_path / "a.jpg"), "status": "closed", "confidence": 0.6, "tops": []}]
+    results = _results(tmp_path, rows)
+    session = blueprint.ReviewSession.open(results, None, "test 1")
+    new_row = {"path": _photo(tmp_path / "b.jpg", (80, 50)), "status": "open", "confidence": 0.9, "tops": []}
+    with results.open("a") as handle:
+        handle.write(json.dumps(new_row) + "\n")
+    os.utime(results, ns=(results.stat().st_atime_ns, results.stat().st_mtime_ns + 1_000_000_000))
+    # Both refreshes reach the file's rows together unless one waits for the other.
+    together = threading.Barrier(2, timeout=1.0)
+    reading = blueprint.review_items
+
+    def slow_read(*args, **kwargs):
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return reading(*args, **kwargs)
+
+    monkeypatch.setattr(blueprint, "review_items", slow_read)
+    threads = [threading.Thread(target=session.refresh) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(item.path for item in session.items) == [rows[0]["path"], new_row["path"]]
+
+    monkeypatch.setattr(blueprint, "review_items", reading)
+    other_worker = create_review_app_for(results)  # a worker that has not answered /api/state since the row came
+    assert other_worker.get("/review/api/photo/1").status_code == 200
+
+
+def create_review_app_for(results):
+    from bottlecheck.review.blueprint import ReviewSession, create_review_app
+
+    session = ReviewSession.open(results, None, "test 1")
+    session.items = session.items[:1]  # as it was before the new row: the photo route must look again
+    session.stamp = None
+    return create_review_app(session).test_client()
+
+
+@pytest.mark.server
+def test_a_file_named_like_markup_is_shown_as_text_on_the_review_page(tmp_path):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    from tests.server_process import free_port
+
+    name = "<img src=x onerror=window.pwned=1>.jpg"
+    rows = [
+        {"path": _photo(tmp_path / name), "status": "error", "confidence": None, "error": "<b>bad</b> file", "tops": []}
+    ]
+    results = _results(tmp_path, rows)
+    port = free_port()
+    proc = _start_review([str(results), "--engine", "litert"], port, tmp_path / "review.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/review/")
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=30000)
+            shown, answer = page.text_content("#path"), page.text_content("#answer")
+            pwned = page.evaluate("window.pwned === 1 || document.querySelector('#answer b, #path img') !== null")
+            browser.close()
+    finally:
+        _stop(proc)
+    assert shown == name and "<b>bad</b> file" in answer and not pwned
+
+
 def test_serve_mounts_the_page_behind_the_api_keys(tmp_path, classifier, monkeypatch):
     from bottlecheck.server import create_app
 

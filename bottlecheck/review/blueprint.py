@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -51,6 +52,7 @@ class ReviewSession:
     sizes: dict[str, list[int]] = field(default_factory=dict)
     sample: float = SAMPLE
     stamp: tuple[int, int] | None = None  # the results file's mtime and size when last read
+    _refreshing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -96,16 +98,17 @@ class ReviewSession:
         New photos join the end of the queue, in review order among themselves; those already
         listed keep their place, so a photo's number on the page never changes under it.
         """
-        stamp = _stamp(self.results)
-        if stamp == self.stamp:
-            return
-        known = {item.path for item in self.items}
-        added = [item for item in review_items(self.results, self.sample) if item.path not in known]
-        for item in added:
-            if item.file is not None:
-                self.sizes[item.path] = upright_size(item.file)
-        self.items = self.items + added
-        self.stamp = stamp
+        with self._refreshing:  # a threaded server: two calls at once must not both append the new rows
+            stamp = _stamp(self.results)
+            if stamp == self.stamp:
+                return
+            known = {item.path for item in self.items}
+            added = [item for item in review_items(self.results, self.sample) if item.path not in known]
+            for item in added:
+                if item.file is not None:
+                    self.sizes[item.path] = upright_size(item.file)
+            self.items = self.items + added
+            self.stamp = stamp
 
     def shown(self, path: str) -> str:
         """``path`` as the page shows it: below the results' folder relative to it (short, and the same
@@ -200,6 +203,8 @@ def put_label() -> Response | tuple[Response, int]:
 @review.get("/api/photo/<int:number>")
 def photo(number: int) -> Response:
     session = _session()
+    if number >= len(session.items):  # listed since this worker last looked (another worker served the state)
+        session.refresh()
     if not 0 <= number < len(session.items):
         abort(404)
     item = session.items[number]
