@@ -69,12 +69,17 @@ def evaluate(
     return report, rows
 
 
+def _four(value: float | None) -> str:
+    """A figure at four decimals like its neighbours (0.9000, not 0.9); n/a where it is undefined (one class)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The report as aligned text for a terminal."""
     lines = [
         f"images {report['count']}  errors {report.get('errors', 0)}  threshold {report['threshold']}",
         f"accuracy {report['accuracy']:.4f}  balanced {report['balanced_accuracy']:.4f}  "
-        f"ROC AUC {report['roc_auc']}  ECE {report['ece']:.4f}",
+        f"ROC AUC {_four(report['roc_auc'])}  ECE {report['ece']:.4f}",
         "",
         f"{'class':<8} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}",
     ]
@@ -98,6 +103,6 @@ def format_table(report: dict[str, Any]) -> str:
     for source, sub in report.get("by_source", {}).items():
         lines.append(
             f"source {source}: accuracy {sub['accuracy']:.4f} on {sub['count']} "
-            f"(AUC {sub['roc_auc']}, ECE {sub['ece']:.4f})"
+            f"(AUC {_four(sub['roc_auc'])}, ECE {sub['ece']:.4f})"
         )
     return "\n".join(lines)

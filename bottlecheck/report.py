@@ -165,7 +165,8 @@ def _thumbnail(row: dict[str, Any], size: int = 180) -> str:
 def _card(row: dict[str, Any]) -> str:
     p_open = "" if row.get("p_open") is None else f"<br>p_open {row['p_open']:.3f}"
     said = row["status"] if row.get("confidence") is None else f"{row['status']} ({row['confidence']:.2f})"
-    tops = "" if row.get("bottles") is None else f"<br>{row['bottles']} tops, {row['open_tops']} open"
+    count = row.get("bottles")
+    tops = "" if count is None else f"<br>{count} top{'' if count == 1 else 's'}, {row['open_tops']} open"
     return (
         f'<figure><img src="{_thumbnail(row)}" alt=""><figcaption><b>true {html.escape(row["label"])}</b>, '
         f"said {said}{p_open}{tops}<br><small>{html.escape(str(row['path']))}</small></figcaption></figure>"

@@ -118,3 +118,16 @@ def test_the_report_has_a_reliability_diagram_for_each_source(tmp_path):
         svg = re.search(rf'<svg id="reliability-{source}".*?</svg>', text, re.S)
         assert svg, source
         assert re.findall(r"accuracy ([0-9.]+) on (\d+)", svg.group(0)) == [(accuracy, str(count))]
+
+
+def test_a_mistake_card_counts_its_tops_in_words_and_the_table_gives_auc_at_four_decimals(tmp_path):
+    from bottlecheck.evaluation import format_table
+    from bottlecheck.metrics import classification_report
+    from bottlecheck.report import _card
+
+    row = {"label": "open", "status": "closed", "confidence": 0.7, "p_open": 0.3, "path": str(tmp_path / "x.jpg")}
+    assert "1 top, 0 open" in _card({**row, "bottles": 1, "open_tops": 0})
+    assert "2 tops, 1 open" in _card({**row, "bottles": 2, "open_tops": 1})
+    report = classification_report([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], threshold=0.5)
+    assert report["roc_auc"] == 0.75
+    assert "ROC AUC 0.7500  ECE" in format_table(report)
