@@ -301,6 +301,26 @@ def test_compose_runs_two_replicas_behind_the_load_balancer_with_redis_and_prome
     assert prometheus["scrape_configs"][0]["dns_sd_configs"][0]["names"] == ["server"]  # every replica
 
 
+def test_compose_restarts_every_service_reads_the_settings_kubernetes_reads_and_re_resolves_replicas():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {name: service.get("restart") for name, service in services.items()} == dict.fromkeys(
+        services, "unless-stopped"
+    )
+    assert services["server"]["env_file"] == ["deploy/base/server.env"]
+    base = yaml.safe_load((ROOT / "deploy" / "base" / "kustomization.yaml").read_text())
+    (settings,) = [g for g in base["configMapGenerator"] if g["name"] == "bottlecheck-settings"]
+    assert settings["envs"] == ["server.env"]
+    shared = {
+        line.split("=", 1)[0] for line in (ROOT / "deploy/base/server.env").read_text().splitlines() if "=" in line
+    }
+    assert {"BOTTLECHECK_RATE_LIMIT", "BOTTLECHECK_TRUSTED_PROXIES", "BOTTLECHECK_THREADS"} <= shared
+    written_twice = shared & (set(services["server"]["environment"]) | {x.split("=")[0] for x in settings["literals"]})
+    assert not written_twice, written_twice
+    nginx = (ROOT / "deploy" / "compose" / "nginx.conf").read_text()
+    assert re.search(r"server server:5000 [^;]*\bresolve;", nginx) and re.search(r"zone \w+ \d+k;", nginx)
+
+
 def test_compose_builds_starts_on_health_and_keeps_the_dashboards_on_loopback():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
