@@ -33,12 +33,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import train_cap_judge as C
-import train_judge as T
 
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import judge as J
+
+try:  # python -m recipe.NAME (the package), or python recipe/NAME.py
+    from . import train_cap_judge as C
+    from . import train_judge as T
+except ImportError:
+    import train_cap_judge as C  # type: ignore[no-redef]
+    import train_judge as T  # type: ignore[no-redef]
 
 
 def views(crops: list[J.Crop], count: int, seed: int, hard: bool, cache: Path) -> np.ndarray:

@@ -95,8 +95,9 @@ def markdown(result: dict) -> str:
     ]
     for name, s in rows:
         r = s["recall"]
+        closed = r.get("closed", r.get("none", ""))  # a kind without a top: how many were unknown
         lines.append(
-            f"| {name} | {s['photos']} | {s['balanced_accuracy']} | {r.get('open', '')} | {r.get('closed', r.get('none', ''))} "
+            f"| {name} | {s['photos']} | {s['balanced_accuracy']} | {r.get('open', '')} | {closed} "
             f"| {s['unknown']} | {s.get('ece', '')} |"
         )
     lines.append(

@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> None:
             images[f"{photo.folder}/{rel}"] = marks
     counts = Counter((name.split("/")[0], m["label"]) for name, marks in images.items() for m in marks)
     document = {
-        "about": "Tops in the nine newer folders of ../shared/data/real-sources, marked by rule from the source's boxes "
-        "and model 3.2.0's finder candidates and gate (recipe/mark_real_tops.py: its docstring gives the rules), "
+        "about": "Tops in the nine newer folders of ../shared/data/real-sources, marked by rule from the source's "
+        "boxes and model 3.2.0's finder candidates and gate (recipe/mark_real_tops.py: its docstring gives the rules), "
         "then every open or closed mark checked by eye (real-sources-more-review.json). "
         "label open/closed: a top with its photo's label; none: a candidate the gate turned down, on no box; unsure: "
         "a boxed top in an open photo with several tops (not trained on).",

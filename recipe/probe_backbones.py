@@ -34,13 +34,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import train_cap_judge as C
-import train_judge as T
 
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import backbone as B
 from bottlecheck.training import judge as J
+
+try:  # python -m recipe.NAME (the package), or python recipe/NAME.py
+    from . import train_cap_judge as C
+    from . import train_judge as T
+except ImportError:
+    import train_cap_judge as C  # type: ignore[no-redef]
+    import train_judge as T  # type: ignore[no-redef]
 
 DEPTHS = ("stage 5", "last block", "1x1 head")
 # ImageNet's bottles (beer, pop, water, wine): what a ported backbone must see among its first

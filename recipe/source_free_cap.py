@@ -24,12 +24,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-import train_cap_judge as C
-import train_judge as T
-from finetune_cap import balanced, views
 
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import judge as J
+
+try:  # python -m recipe.NAME (the package), or python recipe/NAME.py
+    from . import train_cap_judge as C
+    from . import train_judge as T
+    from .finetune_cap import balanced, views
+except ImportError:
+    import train_cap_judge as C  # type: ignore[no-redef]
+    import train_judge as T  # type: ignore[no-redef]
+    from finetune_cap import balanced, views  # type: ignore[no-redef]
 
 
 def source_directions(z: np.ndarray, groups: np.ndarray, is_open: np.ndarray) -> np.ndarray:

@@ -47,12 +47,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import train_judge as T
 
 from bottlecheck import Classifier, __version__
 from bottlecheck.metrics import expected_calibration_error
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import judge as J
+
+try:  # python -m recipe.train_cap_judge, or imported by a sibling
+    from . import train_judge as T
+except ImportError:  # python recipe/train_cap_judge.py
+    import train_judge as T  # type: ignore[no-redef]
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("product-poster", "trashnet", *T.REAL_SOURCES)

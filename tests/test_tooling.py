@@ -91,6 +91,20 @@ def test_a_recipe_script_finds_its_sibling_from_the_repository_root(command):
     assert proc.returncode == 0 and "--model" in proc.stdout, proc.stderr[-3000:]
 
 
+RECIPE_SCRIPTS = sorted(
+    path.stem for path in (ROOT / "recipe").glob("*.py") if path.stem != "__init__" and "def main(" in path.read_text()
+)
+
+
+@pytest.mark.parametrize("name", RECIPE_SCRIPTS)
+def test_every_recipe_script_runs_as_a_module_of_the_recipe_package(name):
+    """``python -m recipe.NAME --help`` from the root, as recipe/README.md says every script runs."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"recipe.{name}", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-3000:]
+
+
 def test_a_release_is_consistent_version_changelog_and_production_image():
     """The package's version has a dated changelog section, and production runs that version's image
     (README, "Releasing": the steps that keep the three in step)."""

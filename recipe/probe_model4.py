@@ -1,0 +1,220 @@
+"""Would the real photos' marked tops make a better cap or gate? Each repository group left out (measure only).
+
+    python -m recipe.probe_model4 --caps R/caps --cache R/m4 [--report R/m4.json]
+
+Issue 36 asks for model 4 learned from the 1,040 real photos. This measures the two stages the
+shipped judge learns on frozen EfficientNet-Lite0 features, as the product answers photos:
+
+* the **cap** (p(open | top), a linear layer on the pooled last block) trained the 3.2.0 way
+  (renders and the five older sources: ``3.2.0 recipe``) and with every group's marked tops
+  added (``model 4 recipe``), 12 views a top as 3.2.0's (no low-resolution or hue views), each
+  (group, class) weighing alike; 3.2.0's gate kept;
+* the **gate** (p(top), a linear layer on the pooled 1x1 head) trained on the real marked tops
+  and nones (``annotations/``; the by-eye "not a top" among them) instead of 2.2.0's renders,
+  alone or as the larger of the two p(top); 3.2.0's cap kept.
+
+Every figure is a group's photos answered by a fold that never saw that group: the finder's
+candidates, the gate's and the cap's second looks and the decision rule as ``TopsClassifier``
+applies them (replayed on cached arrays: the first row replays 3.2.0 itself and equals
+``recipe.kinds_table`` on ``bottlecheck classify``'s answers). Photo temperature cross-fitted.
+Tables per group and per kind (``kinds_table``) go to ``--report``; the model card has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from bottlecheck import Classifier
+from bottlecheck.tfquiet import import_tensorflow
+
+from . import kinds_table
+from . import train_judge as T
+from .real_photos import DATA, FOLDER_GROUPS, GROUPS, Photo, labelled_photos
+
+HERE = Path(__file__).resolve().parent
+SPANS = (2.5, 1.6, 4.0)
+OLDER = ("product-poster", "trashnet", "beer-office", "beer-checkins", "street-restaurants")
+ANNOTATIONS = (
+    ("real-tops.json", DATA / "real"),
+    ("trashnet-tops.json", DATA / "unlabelled" / "trashnet-glass"),
+    ("real-sources-tops.json", DATA / "real-sources"),
+    ("real-sources-more-tops.json", DATA / "real-sources"),
+)
+
+
+def group_of(annotation: str, rel: str) -> str:
+    """The repository group of a marked photo (``real/`` holds two: the product shots and TrashNet)."""
+    if annotation == "real-tops.json":
+        trashnet = rel.startswith("open/") or rel.split("/")[-1] in ("glass77.jpg", "glass131.jpg")
+        return "trashnet" if trashnet else "product-poster"
+    if annotation == "trashnet-tops.json":
+        return "trashnet"
+    return FOLDER_GROUPS[rel.split("/")[0]]
+
+
+def marked(labels: tuple[str, ...]):
+    """Every mark of the given labels in the annotation files, each with its group."""
+    crops = []
+    for name, folder in ANNOTATIONS:
+        crops += T.marked_crops(HERE / "annotations" / name, folder, functools.partial(group_of, name))
+    return [c for c in crops if c.label in labels]
+
+
+class Bench:
+    """Each labelled photo's candidates with the cap's features at three spans, the head's at 2.5 and 3.2.0's rows."""
+
+    def __init__(self, base: Classifier, cache: Path) -> None:
+        from bottlecheck.training import judge as J
+
+        self.photos = labelled_photos()
+        arrays, meta = cache / "bench.npz", cache / "bench.json"
+        if not arrays.exists():
+            cap, head = J.cap_features_model(), J.judge_features_model()
+            parts: dict[str, list] = {}
+            rows = []
+            for p in self.photos:
+                photo = base.preprocess(str(p.path))
+                placed = base.find_tops(photo)  # type: ignore[attr-defined]
+                rows.append(len(placed))
+                for span in SPANS if placed else ():
+                    crops = np.stack([base.crop(photo, x, y, s, span) for x, y, s, _ in placed])  # type: ignore[attr-defined]
+                    parts.setdefault(f"cap{span}", []).append(cap.predict(crops.astype(np.float32), verbose=0))
+                    parts.setdefault(f"rows{span}", []).append(np.stack(base.judge_crops(list(crops))))  # type: ignore[attr-defined]
+                    if span == SPANS[0]:
+                        parts.setdefault("head", []).append(head.predict(crops.astype(np.float32), verbose=0))
+            np.savez(arrays, **{k: np.concatenate(v) for k, v in parts.items()})
+            meta.write_text(json.dumps(rows))
+        self.arrays = np.load(arrays)
+        self.counts = json.loads(meta.read_text())
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(int)
+        self.group = np.concatenate([[p.group] * n for p, n in zip(self.photos, self.counts, strict=True)])
+        rows = {s: self.arrays[f"rows{s}"] for s in SPANS}
+        self.p_open_shipped = {s: rows[s][:, 1] / np.maximum(rows[s][:, 0] + rows[s][:, 1], 1e-9) for s in SPANS}
+        self.p_top_shipped = {s: 1.0 - rows[s][:, 2] for s in SPANS}
+
+    def answers(self, p_top: np.ndarray, p_open: np.ndarray, groups=None) -> dict[str, dict]:
+        """The decision rule: a top counts at p(top) 0.5; open if any counted top is, unknown if none counts."""
+        out = {}
+        for p, start, n in zip(self.photos, self.starts, self.counts, strict=True):
+            if groups is not None and p.group not in groups:
+                continue
+            counted = p_top[start : start + n] >= 0.5
+            opened = p_open[start : start + n][counted]
+            status = "unknown" if not counted.any() else "open" if (opened >= 0.5).any() else "closed"
+            out[str(p.path.resolve())] = {"status": status, "p_open": float(opened.max()) if counted.any() else None}
+        return out
+
+
+def gate_looked_again(by_span: dict[float, np.ndarray], floor: float = 0.35) -> np.ndarray:
+    first = by_span[SPANS[0]]
+    doubted = (first >= floor) & (first < 0.5)
+    return np.where(doubted, np.mean([by_span[s] for s in SPANS], axis=0), first)
+
+
+def cap_looked_again(by_span: dict[float, np.ndarray], p_top: np.ndarray) -> np.ndarray:
+    first = by_span[SPANS[0]]
+    unsure = (np.abs(first - 0.5) < 0.15) & (p_top >= 0.6)
+    return np.where(unsure, np.mean([by_span[s] for s in SPANS], axis=0), first)
+
+
+def alike(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    keys = list(zip(groups, labels, strict=True))
+    counts = Counter(keys)
+    weights = np.array([1.0 / counts[k] for k in keys])
+    return weights * len(weights) / weights.sum()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--caps", type=Path, action="append", required=True, help="render_caps.py output (training)")
+    parser.add_argument("--cache", type=Path, required=True, help="features are kept here (they cost minutes)")
+    parser.add_argument("--report", type=Path)
+    parser.add_argument("--model", type=Path, default=HERE.parent / "model")
+    args = parser.parse_args(argv)
+    import_tensorflow()
+    from bottlecheck.training import judge as J
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    bench = Bench(Classifier.load(args.model, engine="litert"), args.cache)
+    photos: list[Photo] = bench.photos
+    truth = {str(p.path.resolve()): p.truth for p in photos}
+
+    tops = marked(("open", "closed")) + [c for c in T.cap_render_crops(args.caps) if c.label in ("open", "closed")]
+    cap_file = args.cache / f"cap-v12-n{len(tops)}.npz"
+    if not cap_file.exists():
+        view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0)
+        x, y = J.compute_judge_features(tops, 12, 0, True, print, J.cap_features_model(), view)
+        np.savez(cap_file, x=x, y=y)
+    stored = np.load(cap_file)
+    cap_x, cap_open = stored["x"], (stored["y"] == J.JUDGE_LABELS.index("open")).astype(int)
+    cap_group = np.repeat([c.group for c in tops], 12)
+
+    gate_crops = marked(("open", "closed", "none"))
+    gate_file = args.cache / f"gate-v4-n{len(gate_crops)}.npz"
+    if not gate_file.exists():
+        x, y = J.compute_judge_features(gate_crops, 4, 0, True, print, J.judge_features_model())
+        np.savez(gate_file, x=x, y=y)
+    stored = np.load(gate_file)
+    gate_x, gate_top = stored["x"], (stored["y"] != J.JUDGE_LABELS.index("none")).astype(int)
+    gate_group = np.repeat([c.group for c in gate_crops], 4)
+
+    shipped_top = gate_looked_again(bench.p_top_shipped)
+
+    def with_cap(folds: dict[str, J.LinearCap], p_top: np.ndarray, temperature: float, groups) -> dict:
+        out = {}
+        for g in groups:
+            by_span = {s: 1 / (1 + np.exp(-folds[g].logits(bench.arrays[f"cap{s}"]) / temperature)) for s in SPANS}
+            out.update(bench.answers(p_top, cap_looked_again(by_span, p_top), [g]))
+        return out
+
+    def temperature_of(folds, p_top) -> float:
+        """The photo temperature, cross-fitted: each group answered by the fold that never saw it."""
+        grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
+        losses = []
+        for t in grid:
+            answered = [(truth[k], a["p_open"]) for k, a in with_cap(folds, p_top, t, GROUPS).items()]
+            y = np.array([t_ == "open" for t_, p in answered if p is not None], dtype=float)
+            p = np.clip(np.array([p for _, p in answered if p is not None]), 1e-6, 1 - 1e-6)
+            losses.append(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))))
+        return float(grid[int(np.argmin(losses))])
+
+    results = {}
+    shipped_open = cap_looked_again(bench.p_open_shipped, shipped_top)
+    results["3.2.0 as shipped (in-distribution on the five older sources)"] = kinds_table.table(
+        photos, bench.answers(shipped_top, shipped_open)
+    )
+    for name, trained_on in (("3.2.0 recipe", OLDER), ("model 4 recipe", GROUPS)):
+        folds = {}
+        for g in GROUPS:
+            keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
+            folds[g] = J.fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), 1e-2)
+        temperature = temperature_of(folds, shipped_top)
+        results[f"cap: {name}, each group left out (T {temperature:.2f})"] = kinds_table.table(
+            photos, with_cap(folds, shipped_top, temperature, GROUPS)
+        )
+    for combine in ("real gate", "larger of the real gate and 3.2.0's"):
+        p_top = np.zeros(len(bench.group))
+        for g in GROUPS:
+            keep = gate_group != g
+            gate = J.fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
+            rows = bench.group == g
+            new = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
+            p_top[rows] = new if combine == "real gate" else np.maximum(new, shipped_top[rows])
+        p_open = cap_looked_again(bench.p_open_shipped, p_top)
+        results[f"gate: {combine}, each group left out; 3.2.0's cap"] = kinds_table.table(
+            photos, bench.answers(p_top, p_open)
+        )
+    for name, table in results.items():
+        print(f"\n### {name}\n\n{kinds_table.markdown(table)}")
+    if args.report:
+        args.report.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
