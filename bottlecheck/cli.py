@@ -324,6 +324,9 @@ def classify(
 @threshold_option
 @model_option
 @engine_option
+@click.option(
+    "-v", "--verbose", is_flag=True, help="A line on stderr per answer and per open stretch (on a terminal: always)."
+)
 def watch(
     directory: str,
     output: str,
@@ -338,6 +341,7 @@ def watch(
     threshold: float | None,
     model_path: str | None,
     engine: str,
+    verbose: bool,
 ) -> None:
     """Classify each photo or clip that lands in DIRECTORY (and below), once, when it is complete.
 
@@ -391,8 +395,9 @@ def watch(
             stack.callback(webhook.close)
         if not video.available():
             say(f"warning: clips will be error rows: {video.INSTALL_HINT}")
+        tell = say if verbose or sys.stderr.isatty() else None  # a person at a terminal sees each answer
         watcher = Watcher(
-            directory, classifier, sink, video.Sampling(every, fps), settle, metrics, webhook, say, workers
+            directory, classifier, sink, video.Sampling(every, fps), settle, metrics, webhook, say, workers, tell
         )
         stack.enter_context(_sigterm_stops())
         try:

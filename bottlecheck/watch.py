@@ -160,6 +160,7 @@ class Watcher:
         webhook: Webhook | None = None,
         say: Callable[[str], None] = print,
         workers: int | None = None,
+        echo: Callable[[str], None] | None = None,
     ):
         self.directory = directory
         self.classifier = classifier
@@ -170,6 +171,7 @@ class Watcher:
         self.webhook = webhook
         self.say = say
         self.workers = workers
+        self.echo = echo  # a line per answer and per open stretch, for a person watching the terminal
         self.done: set[str] = set(sink.done) | set(sink.done_frames)
         self._seen: dict[str, tuple[float, tuple[int, int] | None]] = {}  # path -> (last change, (size, mtime))
         self._lock = threading.Lock()
@@ -256,12 +258,27 @@ class Watcher:
                 if self.webhook is not None and prediction.frame is None:
                     self.webhook.send(self._event(row))
         self.metrics.files.inc()
+        if self.echo is not None:
+            self._tell(path, rows)
         if self.webhook is not None and is_video_path(path):
             for stretch in stretches(rows):
                 peak = next(r for r in rows if r.get("frame") == stretch.peak_frame)
                 self.webhook.send(
                     {**self._event(peak), **stretch.as_dict(), "confidence": stretch.as_dict()["peak_confidence"]}
                 )
+
+    def _tell(self, path: str, rows: list[dict]) -> None:
+        """One line for a photo's answer; for a clip, its frame count and each open stretch."""
+        assert self.echo is not None
+        if not is_video_path(path):
+            for row in rows:
+                said = row["error"] if row["status"] == "error" else f"{row['confidence']:.2f}"
+                self.echo(f"{row['status']:<7} {said}  {path}")
+            return
+        found = stretches(rows)
+        self.echo(f"clip    {len(rows)} frames, {len(found)} open stretch(es)  {path}")
+        for stretch in found:
+            self.echo("  " + stretch.describe())
 
     @staticmethod
     def _event(row: dict) -> dict:

@@ -119,7 +119,7 @@ def test_watch_answers_each_file_once_when_complete_survives_a_restart_and_calls
     shutil.copy(CLOSED, folder / "before.jpg")  # already there at the start: answered at the start
     hook = Hook()
     port = free_port()
-    watch = Watch(folder, output, "--settle", "1.5", "--on-open", hook.url, "--metrics-port", str(port))
+    watch = Watch(folder, output, "--settle", "1.5", "--on-open", hook.url, "--metrics-port", str(port), "-v")
     try:
         wait_for(lambda: "before.jpg" in paths(output), what="the file already there")
 
@@ -149,6 +149,10 @@ def test_watch_answers_each_file_once_when_complete_survives_a_restart_and_calls
         assert 'bottlecheck_watch_rows_total{status="closed"} 2.0' in metrics
         last_open = [line for line in metrics.splitlines() if line.startswith("bottlecheck_watch_last_open")]
         assert float(last_open[0].split()[-1]) > time.time() - 120
+        said = watch.err()  # -v: a line per answer for a person at the terminal
+        slow = answers["slow.jpg"]
+        assert f"open    {slow['confidence']:.2f}  {folder / 'slow.jpg'}" in said
+        assert f"closed  {answers['before.jpg']['confidence']:.2f}  {folder / 'before.jpg'}" in said
     finally:
         assert watch.stop() == 0
 
@@ -158,6 +162,7 @@ def test_watch_answers_each_file_once_when_complete_survives_a_restart_and_calls
     watch = Watch(folder, output, "--settle", "0.5", "--on-open", dead)
     try:
         assert "3 files already answered" in watch.err()
+        assert "before.jpg" not in watch.err()  # not a terminal and no -v: no line per answer
         wait_for(lambda: "while_down.jpg" in paths(output), what="the file that landed while down")
         shutil.copy(OPEN, folder / "after.jpg")
         wait_for(lambda: "after.jpg" in paths(output), what="a file after the restart, the webhook dead")
@@ -180,7 +185,7 @@ def test_watch_classifies_a_clip_and_posts_its_open_stretch(tmp_path):
     folder, output = tmp_path / "line", tmp_path / "rows.jsonl"
     folder.mkdir()
     hook = Hook()
-    watch = Watch(folder, output, "--settle", "0.3", "--on-open", hook.url, "--every", "1")
+    watch = Watch(folder, output, "--settle", "0.3", "--on-open", hook.url, "--every", "1", "--verbose")
     try:
         shutil.copy(clip, folder / ".clip.mkv.tmp")
         os.rename(folder / ".clip.mkv.tmp", folder / "clip.mkv")
@@ -192,3 +197,6 @@ def test_watch_classifies_a_clip_and_posts_its_open_stretch(tmp_path):
     assert [r["frame"] for r in rows(output)] == list(range(6))
     assert (event["start_frame"], event["end_frame"], event["open_frames"]) == (1, 4, 4)
     assert event["path"] == str(folder / "clip.mkv") and event["boxes"]
+    said = watch.err()  # --verbose: what a person at the terminal reads
+    assert f"clip    6 frames, 1 open stretch(es)  {folder / 'clip.mkv'}" in said
+    assert f"{folder / 'clip.mkv'}: open 00:00:00.2 - 00:00:01.0 (4 open frames" in said
