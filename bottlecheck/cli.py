@@ -595,9 +595,35 @@ def info(model_path, engine, as_json):
         click.echo(f"stage {name + ':':<9} {details}")
     if facts.get("decision"):
         click.echo(f"{'decision:':<15} {facts['decision'].get('rule', facts['decision'])}")
-    click.echo("metrics:")
-    for line in metric_lines(artifact.metrics, artifact.stages):
-        click.echo(f"  {line}")
+    for heading, lines in metric_sections(metric_lines(artifact.metrics, artifact.stages)).items():
+        click.echo(heading)
+        for line in lines:
+            click.echo(f"  {line}")
+
+
+#: info's metric headings, in the order a reader needs them: what the model does on what it never saw first.
+HELD_OUT, FINDER, TRAINED_ON, OTHER = (
+    "held out (never trained on: what to expect):",
+    "finder:",
+    "trained on (in-distribution: not a measure of generalisation):",
+    "other metrics:",
+)
+
+
+def metric_sections(lines: list[str]) -> dict[str, list[str]]:
+    """``lines`` grouped under :data:`HELD_OUT`, :data:`FINDER`, :data:`TRAINED_ON` (empty headings left out)."""
+    sections: dict[str, list[str]] = {HELD_OUT: [], FINDER: [], TRAINED_ON: [], OTHER: []}
+    for line in lines:
+        name = line.split(":", 1)[0]
+        if name.startswith("finder."):
+            sections[FINDER].append(line)
+        elif "trained on)" in name or name.endswith("trained_on"):
+            sections[TRAINED_ON].append(line)
+        elif name.startswith(("leave_one_out", "unseen", "test", "held_out")) or "held_out" in name:
+            sections[HELD_OUT].append(line)
+        else:
+            sections[OTHER].append(line)
+    return {heading: found for heading, found in sections.items() if found}
 
 
 def metric_lines(metrics: dict[str, Any], stages: dict[str, Any]) -> list[str]:

@@ -284,6 +284,17 @@ def test_info_reports_model(tmp_path):
         assert facts["stages"]["judge"]["labels"] == ["closed", "open", "none"]
         text = run("info").output  # what a person reads: the unknown answers are not hidden
         assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
+        # Held-out figures first and together; what the model trained on apart, under its own heading.
+        from bottlecheck.cli import HELD_OUT, TRAINED_ON
+
+        held, trained = text.index(HELD_OUT), text.index(TRAINED_ON)
+        assert held < trained
+        below = {line.strip().split(":")[0]: text.index(line) for line in text.splitlines() if line.startswith("  ")}
+        assert all(
+            held < at and (at < trained) == name.startswith("leave_one_out")
+            for name, at in below.items()
+            if name.startswith(("leave_one_out", "judge."))
+        )
         second_look = artifact.stage("judge").get("second_look")
         if second_look:  # it changes answers, so it is shown: in JSON as the metadata has it, and in words
             shown = {k: v for k, v in second_look.items() if k in ("spans", "band", "min_top", "top_floor")}
