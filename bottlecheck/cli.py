@@ -160,13 +160,17 @@ def classify(
         raise click.UsageError("--every and --fps both say which frames to take: give one")
     for path, option in ((output, "-o/--output"), (events_path, "--events")):
         _refuse_missing_folder(path, option)
-    skipped: list[str] = []
+    clips_left_out: list[str] = []
     own = [path for path in (output, events_path, annotated_dir) if path]  # never classify what this run writes
-    inputs = list(
-        dict.fromkeys(expand_inputs(paths, stdin=sys.stdin, on_empty=nothing_in, exclude=own, on_skip=skipped.append))
+    found_inputs = expand_inputs(
+        paths, stdin=sys.stdin, on_empty=nothing_in, exclude=own, on_skip=clips_left_out.append
     )
-    if skipped:
-        click.echo(f"warning: skipped {len(skipped)} video clip(s), e.g. {skipped[0]}: {video.INSTALL_HINT}", err=True)
+    inputs = list(dict.fromkeys(found_inputs))
+    if clips_left_out:
+        example = clips_left_out[0]
+        click.echo(
+            f"warning: skipped {len(clips_left_out)} video clip(s), e.g. {example}: {video.INSTALL_HINT}", err=True
+        )
     if not inputs:
         click.echo("nothing to classify: no image files found in " + " ".join(paths), err=True)
         sys.exit(EXIT_NOTHING_FOUND)
