@@ -29,6 +29,9 @@ SMALLEST_FONT = 9  # pixels: the least that still reads on a thumbnail-sized fra
 Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
 
+Rect = tuple[float, float, float, float]
+
+
 def _font(size: int) -> Font:
     try:
         return ImageFont.load_default(size=size)
@@ -76,19 +79,51 @@ def annotated(source: ImageSource, prediction: Prediction) -> Image.Image:
     draw = ImageDraw.Draw(image)
     for number, text in enumerate(lines):
         draw.text((margin, margin + number * step), text, fill=(255, 255, 255), font=font)
-    for top in prediction.tops or ():
-        x0, y0, x1, y1 = (v * scale for v in top.box)
+    found = list(prediction.tops or ())
+    labels = [f"{top.status} {top.confidence:.2f}" for top in found]
+    boxes: list[Rect] = [(t.box[0] * scale, t.box[1] * scale, t.box[2] * scale, t.box[3] * scale) for t in found]
+    bounds: list[Rect] = [draw.textbbox((0, 0), label, font=font) for label in labels]
+    places = place_labels(boxes, bounds, width, height, line)
+    for top, box, label, (x, y, area) in zip(found, boxes, labels, places, strict=True):
         colour = COLOURS[top.status]
-        draw.rectangle([x0, y0 + band, x1, y1 + band], outline=colour, width=line)
-        label = f"{top.status} {top.confidence:.2f}"
-        left, upper, right, lower = draw.textbbox((0, 0), label, font=font)
-        lift = lower + line
-        # Above the box where the photo has room, else below it; never past the photo's sides.
-        x = min(max(0.0, x0), max(0.0, width - right - line))
-        y = y0 - lift if y0 - lift >= 0 else min(y1 + line, height - lower)
-        draw.rectangle([x + left - line, y + band + upper - line, x + right + line, y + band + lower], fill=colour)
+        draw.rectangle([box[0], box[1] + band, box[2], box[3] + band], outline=colour, width=line)
+        draw.rectangle([area[0], area[1] + band, area[2], area[3] + band], fill=colour)
         draw.text((x, y + band), label, fill=(255, 255, 255), font=font)
     return image
+
+
+def place_labels(
+    boxes: list[Rect], bounds: list[Rect], width: int, height: int, line: int
+) -> list[tuple[float, float, Rect]]:
+    """Where each box's label goes: (x, y) to draw it at and the area its backing covers, in photo pixels.
+
+    Above the box where the photo has room, else below it, never past the photo's sides; moved down
+    a line at a time while it would cover a label placed before it (a row of tops side by side),
+    unless that would push it out of the photo. ``bounds`` are each label's text box at (0, 0).
+    """
+    placed: list[Rect] = []
+    out = []
+    for (x0, y0, _x1, y1), (left, upper, right, lower) in zip(boxes, bounds, strict=True):
+        lift = lower + line
+        x = min(max(0.0, x0), max(0.0, width - right - line))
+        y = y0 - lift if y0 - lift >= 0 else min(y1 + line, height - lower)
+
+        while any(_overlap(_backing(x, y, left, upper, right, lower, line), b) for b in placed):
+            if y + lift > height - lower:
+                break  # no room below: a label may cover another rather than leave the photo
+            y += lift
+        placed.append(_backing(x, y, left, upper, right, lower, line))
+        out.append((x, y, placed[-1]))
+    return out
+
+
+def _backing(x: float, y: float, left: float, upper: float, right: float, lower: float, line: int) -> Rect:
+    """The area a label's coloured backing covers when its text is drawn at (x, y)."""
+    return (x + left - line, y + upper - line, x + right + line, y + lower)
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _common_folder(paths: Iterable[str]) -> Path | None:

@@ -45,3 +45,23 @@ def test_the_drawing_grows_with_the_photo(tmp_path):
         prediction = _closed_with_one_top(str(path))
         bands[width] = annotated(str(path), prediction).height - width * 16 // 9
     assert bands[900] > 2 * bands[150]  # legible on a phone photo too, not a 12-px line across 1600 px
+
+
+def test_labels_of_tops_side_by_side_do_not_cover_each_other(tmp_path):
+    from bottlecheck.annotate import place_labels
+
+    boxes = [(20.0 + 30 * i, 100.0, 44.0 + 30 * i, 124.0) for i in range(6)]  # a row of six caps, 30 px apart
+    bounds = [(0.0, 2.0, 70.0, 14.0)] * 6  # each label 70 px wide: wider than the gap between boxes
+    placed = place_labels(boxes, bounds, 300, 400, 1)
+    areas = [area for _, _, area in placed]
+    for i, a in enumerate(areas):
+        assert 0 <= a[1] and a[3] <= 400, a
+        for b in areas[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    assert placed[0][1] < boxes[0][1]  # the first label sits above its box, as before
+    # And the drawing uses these places: six tops on one photo draw without error.
+    path = tmp_path / "row.png"
+    path.write_bytes(bottle_photo(False, size=(300, 400), fmt="PNG"))
+    tops = tuple(BottleTop(box, "closed", 0.9, 0.1, 0.99, 0.8) for box in boxes)
+    prediction = Prediction(str(path), "closed", 0.9, 0.1, bottles=6, open_tops=0, closed_tops=6, tops=tops)
+    assert annotated(str(path), prediction).size[0] == 300
