@@ -27,6 +27,8 @@ import pytest
 from .conftest import EXAMPLES
 
 pytest.importorskip("watchdog")
+# Real processes with a webhook server and a metrics server each: not the quick inner loop.
+pytestmark = pytest.mark.server
 
 OPEN, CLOSED = EXAMPLES / "rendered_open_1.jpg", EXAMPLES / "rendered_closed_1.jpg"
 
