@@ -147,6 +147,39 @@ def test_an_exported_judge_gives_softmax_of_its_logits_over_its_temperature(tmp_
     assert np.abs(exported - softmax(logits)).max() > 0.05  # temperature 1 would be told apart
 
 
+def test_an_exported_gated_judge_keeps_the_caps_and_the_gates_temperatures(tmp_path):
+    """Model 3's judge: p(open | top) is sigmoid(cap / its temperature), p(none) the base's gate at its own
+    temperature. Losing either in the export was caught only by a slow test."""
+    import keras
+
+    from bottlecheck.engines import LiteRTEngine
+    from bottlecheck.training.judge import JUDGE_SIZE, LinearCap, cap_features_model
+    from bottlecheck.training.tops_model import build_gated_judge, save_tops_artifact
+
+    base = keras.models.load_model(MODEL / "judge.keras", compile=False)
+    rng = np.random.default_rng(0)
+    cap = LinearCap(rng.normal(0, 0.05, 320), 0.3)  # logits spread over a few units: a temperature shows
+    judge = build_gated_judge(base, cap, 2.0)
+    out = save_tops_artifact(
+        None, None, 2.0, tmp_path / "gated", {"name": "g", "version": "g"}, finder_from=MODEL, judge=judge
+    )
+    crops = np.stack(
+        [
+            np.asarray(Image.open(path).convert("RGB").resize((JUDGE_SIZE, JUDGE_SIZE)), dtype=np.float32)
+            for path in sorted(EXAMPLES.glob("*.jpg"))
+        ]
+    )
+    exported = LiteRTEngine(load_artifact(out), threads=1, stage="judge").run(crops)
+    logits = cap.logits(np.asarray(cap_features_model()(crops)))
+    p_open = exported[:, 1] / (exported[:, 0] + exported[:, 1])
+    np.testing.assert_allclose(p_open, 1 / (1 + np.exp(-logits / 2.0)), atol=2e-3)
+    assert np.abs(p_open - 1 / (1 + np.exp(-logits))).max() > 0.05  # temperature 1 would be told apart
+    gate = np.asarray(base(crops))[:, 2]  # the base's p(none), its gate temperature applied
+    np.testing.assert_allclose(exported[:, 2], gate, atol=2e-3)
+    unscaled = keras.Model(base.input, base.get_layer("gate_temperature").input)(crops)  # the gate's raw logits
+    assert np.abs(np.asarray(keras.activations.softmax(unscaled))[:, 2] - gate).max() > 0.01
+
+
 def test_the_decision_rule_on_given_judge_probabilities_is_the_models_own_answer():
     """``answer_with`` (how recipe/train_judge.py measures another judge) must be the answer ``classify`` gives."""
     classifier = Classifier.load(engine="litert")
