@@ -218,3 +218,30 @@ def test_every_server_log_line_is_json(tmp_path):
     records = [json.loads(line) for line in lines]  # gunicorn's own lines included
     assert {r["logger"] for r in records} >= {"gunicorn.error", "bottlecheck.access"}
     assert any(r.get("path") == "/classify" and r.get("status") == 400 for r in records)
+
+
+def test_server_logs_read_as_text_on_a_terminal():
+    """LOG_FORMAT auto: a person who runs ``bottlecheck serve`` in a terminal reads lines, not JSON."""
+    import pty
+
+    from tests.server_process import bottlecheck_script, free_port
+
+    port = free_port()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([bottlecheck_script(), "serve", "--port", str(port)], stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.time() + 60
+        while b"Listening at" not in seen and time.time() < deadline and proc.poll() is None:
+            try:
+                seen += os.read(leader, 4096)
+            except OSError:  # the terminal closed: the server is gone
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        os.close(leader)
+    lines = [line for line in seen.decode(errors="replace").splitlines() if line.strip()]
+    assert any("Listening at" in line for line in lines), lines
+    assert not any(line.lstrip().startswith("{") for line in lines), lines  # no JSON object on a terminal
