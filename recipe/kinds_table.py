@@ -35,28 +35,32 @@ def read_answers(path: Path) -> dict[str, dict]:
     return rows
 
 
+def key(photo: Photo) -> str:
+    """How a photo's answer is found: its resolved path, as :func:`read_answers` keys the rows."""
+    return str(photo.path.resolve())
+
+
 def right(photo: Photo, answer: dict) -> bool:
     return answer["status"] == ("unknown" if photo.truth == "none" else photo.truth)
 
 
 def score(photos: list[Photo], answers: dict[str, dict]) -> dict:
     """Balanced accuracy, recalls, unknowns and ECE of ``photos`` (missing answers are an error)."""
+    mine = [(p, answers[key(p)]) for p in photos]
     recall = {}
     for truth in ("open", "closed", "none"):
-        mine = [p for p in photos if p.truth == truth]
-        if mine:
-            recall[truth] = round(sum(right(p, answers[str(p.path.resolve())]) for p in mine) / len(mine), 3)
+        of_truth = [(p, a) for p, a in mine if p.truth == truth]
+        if of_truth:
+            recall[truth] = round(sum(right(p, a) for p, a in of_truth) / len(of_truth), 3)
     topped = [v for k, v in recall.items() if k != "none"]
     answered = [
-        (p.truth == "open", answers[str(p.path.resolve())]["p_open"])
-        for p in photos
-        if p.truth != "none" and answers[str(p.path.resolve())]["status"] in ("open", "closed")
+        (p.truth == "open", a["p_open"]) for p, a in mine if p.truth != "none" and a["status"] in ("open", "closed")
     ]
     out: dict = {
         "photos": len(photos),
         "balanced_accuracy": round(float(np.mean(topped)), 3) if topped else recall.get("none"),
         "recall": recall,
-        "unknown": sum(answers[str(p.path.resolve())]["status"] == "unknown" for p in photos if p.truth != "none"),
+        "unknown": sum(a["status"] == "unknown" for p, a in mine if p.truth != "none"),
     }
     if answered:
         truth = np.array([t for t, _ in answered], dtype=int)
@@ -121,8 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         fold = read_answers(Path(file))
         for p in photos:
             if p.group == group:
-                answers[str(p.path.resolve())] = fold[str(p.path.resolve())]
-    missing = [p for p in photos if str(p.path.resolve()) not in answers]
+                answers[key(p)] = fold[key(p)]
+    missing = [p for p in photos if key(p) not in answers]
     if missing:
         sys.exit(f"{len(missing)} photos have no answer, e.g. {missing[0].path}")
     result = table(photos, answers)

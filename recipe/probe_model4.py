@@ -35,7 +35,7 @@ from bottlecheck.tfquiet import import_tensorflow
 
 from . import kinds_table
 from . import train_judge as T
-from .real_photos import DATA, FOLDER_GROUPS, GROUPS, Photo, labelled_photos
+from .real_photos import DATA, FOLDER_GROUPS, GROUPS, TRASHNET_CLOSED, Photo, labelled_photos
 
 HERE = Path(__file__).resolve().parent
 SPANS = (2.5, 1.6, 4.0)
@@ -51,7 +51,7 @@ ANNOTATIONS = (
 def group_of(annotation: str, rel: str) -> str:
     """The repository group of a marked photo (``real/`` holds two: the product shots and TrashNet)."""
     if annotation == "real-tops.json":
-        trashnet = rel.startswith("open/") or rel.split("/")[-1] in ("glass77.jpg", "glass131.jpg")
+        trashnet = rel.startswith("open/") or rel.split("/")[-1] in TRASHNET_CLOSED
         return "trashnet" if trashnet else "product-poster"
     if annotation == "trashnet-tops.json":
         return "trashnet"
@@ -107,7 +107,7 @@ class Bench:
             counted = p_top[start : start + n] >= 0.5
             opened = p_open[start : start + n][counted]
             status = "unknown" if not counted.any() else "open" if (opened >= 0.5).any() else "closed"
-            out[str(p.path.resolve())] = {"status": status, "p_open": float(opened.max()) if counted.any() else None}
+            out[kinds_table.key(p)] = {"status": status, "p_open": float(opened.max()) if counted.any() else None}
         return out
 
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     bench = Bench(Classifier.load(args.model, engine="litert"), args.cache)
     photos: list[Photo] = bench.photos
-    truth = {str(p.path.resolve()): p.truth for p in photos}
+    truth = {kinds_table.key(p): p.truth for p in photos}
 
     tops = marked(("open", "closed")) + [c for c in T.cap_render_crops(args.caps) if c.label in ("open", "closed")]
     cap_file = args.cache / f"cap-v12-n{len(tops)}.npz"
