@@ -285,7 +285,7 @@ def test_info_reports_model(tmp_path):
         text = run("info").output  # what a person reads: the unknown answers are not hidden
         assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
         # Held-out figures first and together; what the model trained on apart, under its own heading.
-        from bottlecheck.cli import HELD_OUT, TRAINED_ON
+        from bottlecheck.model_card import HELD_OUT, TRAINED_ON
 
         held, trained = text.index(HELD_OUT), text.index(TRAINED_ON)
         assert held < trained
