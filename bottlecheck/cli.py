@@ -140,7 +140,7 @@ def classify(
     """
     from tqdm import tqdm
 
-    from bottlecheck.discovery import expand_inputs
+    from bottlecheck.discovery import find_inputs
 
     if resume and not output:
         raise click.UsageError("--resume needs -o/--output: it continues that file")
@@ -160,22 +160,19 @@ def classify(
         raise click.UsageError("--every and --fps both say which frames to take: give one")
     for path, option in ((output, "-o/--output"), (events_path, "--events")):
         _refuse_missing_folder(path, option)
-    clips_left_out: list[str] = []
     own = [path for path in (output, events_path, annotated_dir) if path]  # never classify what this run writes
-    found_inputs = expand_inputs(
-        paths, stdin=sys.stdin, on_empty=nothing_in, exclude=own, on_skip=clips_left_out.append
-    )
-    inputs = list(dict.fromkeys(found_inputs))
-    if clips_left_out:
-        example = clips_left_out[0]
+    given = find_inputs(paths, stdin=sys.stdin, on_empty=nothing_in, exclude=own)
+    inputs = given.paths
+    if given.skipped_clips:
+        example = given.skipped_clips[0]
         click.echo(
-            f"warning: skipped {len(clips_left_out)} video clip(s), e.g. {example}: {video.INSTALL_HINT}", err=True
+            f"warning: skipped {len(given.skipped_clips)} video clip(s), e.g. {example}: {video.INSTALL_HINT}",
+            err=True,
         )
     if not inputs:
         click.echo("nothing to classify: no image files found in " + " ".join(paths), err=True)
         sys.exit(EXIT_NOTHING_FOUND)
-    clips = {path for path in inputs if video.is_video_path(path) or video.is_stream(path)}
-    streams = {path for path in clips if video.is_stream(path)}
+    clips, streams = given.videos, given.streams
     if clips and not video.available():
         raise click.UsageError(f"{video.INSTALL_HINT} (to read {sorted(clips)[0]})")
     if clips and ray_address:
@@ -209,15 +206,10 @@ def classify(
         if streams:
             stack.enter_context(_sigterm_stops())
 
-        def items() -> Iterator[Any]:
-            for path in todo:
-                if path in streams:
-                    yield from video.stream_frames(path, sampling, say=lambda line: click.echo(line, err=True))
-                elif path in clips:
-                    yield from video.clip_frames(path, sampling, skip=sink.done_frames.get(path, ()))
-                else:
-                    yield path
+        def say(line: str) -> None:
+            click.echo(line, err=True)
 
+        items = given.items(todo, sampling, skip=lambda path: sink.done_frames.get(path, ()), say=say)
         show_progress = not quiet and sys.stderr.isatty()
         total = None if clips else len(todo)
         unit = "frame" if clips else "img"
@@ -233,10 +225,10 @@ def classify(
                 predictions = classify_on_ray(todo, classifier, engine, batch_size=batch_size, workers=workers)
             elif streams:  # live: a row as soon as its frame is classified, not a batch later
                 predictions = classifier.classify_paths(
-                    items(), batch_size=batch_size or 1, workers=workers, prefetch_batches=1
+                    items, batch_size=batch_size or 1, workers=workers, prefetch_batches=1
                 )
             else:
-                predictions = classifier.classify_paths(items(), batch_size=batch_size, workers=workers)
+                predictions = classifier.classify_paths(items, batch_size=batch_size, workers=workers)
             frames = 0
             clip_copies = AnnotatedClips(copies, sink.previous) if copies is not None and clips else None
             try:

@@ -1,4 +1,9 @@
-"""Turn the CLI's PATH arguments into a stable, ordered list of inputs.
+"""Turn the user's inputs into one ordered set of inputs, and each input into what the classifier reads.
+
+Both ``classify`` and ``watch`` go through here, so whether an input is a photo, a clip or a
+stream is decided in one place (:func:`input_kind`) and read one way (:func:`read_input`):
+a photo is its path, a clip its sampled frames, a stream its frames until the run is stopped.
+:func:`find_inputs` is the whole of it for ``classify``'s PATH arguments.
 
 A PATH may be a file (taken as given, whatever its extension), a directory
 (walked recursively in sorted order, image and video extensions only, symlinked
@@ -13,14 +18,101 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections.abc import Callable, Container, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from bottlecheck.imaging import is_image_path
+from bottlecheck.video import Sampling, VideoFrame, clip_frames, is_stream, is_video_path, stream_frames
 from bottlecheck.video import available as video_available
-from bottlecheck.video import is_stream, is_video_path
 
 _GLOB_CHARS = frozenset("*?[")
+PHOTO, CLIP, STREAM = "photo", "clip", "stream"
+
+
+def input_kind(path: str, streams: bool = True) -> str:
+    """How an input is read, by its name: :data:`STREAM` (a camera's URL, a V4L2 device), :data:`CLIP`, :data:`PHOTO`.
+
+    ``streams=False`` for files found in a folder (``watch``), which are never live sources.
+    """
+    if streams and is_stream(path):
+        return STREAM
+    return CLIP if is_video_path(path) else PHOTO
+
+
+def read_input(
+    path: str,
+    sampling: Sampling,
+    skip: Container[int] = (),
+    say: Callable[[str], None] | None = None,
+    kind: str | None = None,
+) -> Iterator[str | VideoFrame]:
+    """What the classifier is handed for one input: a photo's path, a clip's sampled frames, a stream's frames.
+
+    ``skip`` holds a clip's frames already answered (``--resume``); ``say`` tells a person when a
+    stream is lost and regained (on stderr unless given); ``kind`` is :func:`input_kind`'s answer,
+    where the caller has it already.
+    """
+    kind = kind or input_kind(path)
+    if kind == STREAM:
+        return stream_frames(path, sampling, say=say or _stderr)
+    if kind == CLIP:
+        return clip_frames(path, sampling, skip=skip)
+    return iter([path])
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A run's inputs, in order and each once, with those read as frames picked out.
+
+    ``videos`` are the clips and streams, ``streams`` the live ones among them;
+    ``skipped_clips`` the clips in folders left out because PyAV is not installed.
+    """
+
+    paths: list[str]
+    videos: frozenset[str] = frozenset()
+    streams: frozenset[str] = frozenset()
+    skipped_clips: list[str] = field(default_factory=list)
+
+    def items(
+        self,
+        paths: Iterable[str],
+        sampling: Sampling,
+        skip: Callable[[str], Container[int]],
+        say: Callable[[str], None] | None = None,
+    ) -> Iterator[str | VideoFrame]:
+        """Everything the classifier reads for ``paths`` (some of :attr:`paths`), one input after another."""
+        for path in paths:
+            kind = STREAM if path in self.streams else CLIP if path in self.videos else PHOTO
+            yield from read_input(path, sampling, skip(path), say, kind)
+
+
+def find_inputs(
+    arguments: Iterable[str],
+    stdin: TextIO | None = None,
+    on_empty: Callable[[str, str], None] | None = None,
+    exclude: Iterable[str] = (),
+) -> Inputs:
+    """The one source factory: photos, folders, globs, clips, stream URLs and ``-`` (stdin) as one :class:`Inputs`.
+
+    An input named twice is read once, where it first appears; ``exclude`` and ``on_empty`` as
+    in :func:`expand_inputs`.
+    """
+    skipped: list[str] = []
+    found = expand_inputs(arguments, stdin=stdin, on_empty=on_empty, exclude=exclude, on_skip=skipped.append)
+    paths = list(dict.fromkeys(found))
+    kinds = {path: input_kind(path) for path in paths}
+    return Inputs(
+        paths,
+        videos=frozenset(path for path, kind in kinds.items() if kind != PHOTO),
+        streams=frozenset(path for path, kind in kinds.items() if kind == STREAM),
+        skipped_clips=skipped,
+    )
 
 
 def is_input_path(path: str) -> bool:

@@ -27,15 +27,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from bottlecheck.classifier import Classifier
-from bottlecheck.discovery import is_input_path, walk_images
+from bottlecheck.discovery import CLIP, input_kind, is_input_path, read_input, walk_images
 from bottlecheck.events import stretches
 from bottlecheck.outputs import Sink
-from bottlecheck.video import Sampling, clip_frames, is_video_path
+from bottlecheck.video import Sampling
 
 PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 WEBHOOK_QUEUE = 1000
@@ -240,14 +240,11 @@ class Watcher:
         with self._lock:
             self.done.add(path)
             self._seen.pop(path, None)
-        items: Iterator[Any]
-        if is_video_path(path):
-            items = clip_frames(path, self.sampling, skip=self.sink.done_frames.get(path, ()))
-        else:
-            items = iter([path])
+        kind = input_kind(path, streams=False)  # a file in the folder: a photo or a clip
+        items = read_input(path, self.sampling, skip=self.sink.done_frames.get(path, ()), say=self.say, kind=kind)
         rows = []
         # A photo is one model call: no pipeline threads (nor copies of the model) for it alone.
-        workers = self.workers if is_video_path(path) else 1
+        workers = self.workers if kind == CLIP else 1
         for prediction in self.classifier.classify_paths(items, workers=workers):
             row = prediction.as_dict()
             self.sink.write(row)
@@ -259,18 +256,18 @@ class Watcher:
                     self.webhook.send(self._event(row))
         self.metrics.files.inc()
         if self.echo is not None:
-            self._tell(path, rows)
-        if self.webhook is not None and is_video_path(path):
+            self._tell(path, rows, kind)
+        if self.webhook is not None and kind == CLIP:
             for stretch in stretches(rows):
                 peak = next(r for r in rows if r.get("frame") == stretch.peak_frame)
                 self.webhook.send(
                     {**self._event(peak), **stretch.as_dict(), "confidence": stretch.as_dict()["peak_confidence"]}
                 )
 
-    def _tell(self, path: str, rows: list[dict]) -> None:
+    def _tell(self, path: str, rows: list[dict], kind: str) -> None:
         """One line for a photo's answer; for a clip, its frame count and each open stretch."""
         assert self.echo is not None
-        if not is_video_path(path):
+        if kind != CLIP:
             for row in rows:
                 said = row["error"] if row["status"] == "error" else f"{row['confidence']:.2f}"
                 self.echo(f"{row['status']:<7} {said}  {path}")
