@@ -6,6 +6,7 @@ environment the same way.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import click
@@ -64,3 +65,16 @@ def load_classifier(
         return Classifier.load(model_path, engine=engine, threshold=threshold, threads=threads)
     except ModelError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def say(line: str) -> None:
+    """A line for the person at the terminal: stderr, never mixed into the rows on stdout."""
+    click.echo(line, err=True)
+
+
+def refuse_missing_folder(path: str | None, option: str) -> None:
+    """A usage error, before any work, when ``path`` would be written into a folder that does not exist."""
+    if path and path != "-":
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise click.UsageError(f"{option} {path}: folder {folder} does not exist (create it first)")

@@ -32,9 +32,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bottlecheck.classifier import Classifier
+from bottlecheck.classify_run import ClassifyRun
 from bottlecheck.discovery import CLIP, input_kind, is_input_path, read_input, walk_images
 from bottlecheck.events import stretches
-from bottlecheck.outputs import Sink
 from bottlecheck.video import Sampling
 
 PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
@@ -147,13 +147,13 @@ def _now() -> str:
 
 
 class Watcher:
-    """Classifies settled files of ``directory`` into ``sink``; :meth:`run` until :meth:`stop`."""
+    """Classifies settled files of ``directory``, writing their rows through ``run``; :meth:`run` until :meth:`stop`."""
 
     def __init__(
         self,
         directory: str,
         classifier: Classifier,
-        sink: Sink,
+        run: ClassifyRun,
         sampling: Sampling,
         settle: float = 1.0,
         metrics: Metrics | None = None,
@@ -164,7 +164,7 @@ class Watcher:
     ):
         self.directory = directory
         self.classifier = classifier
-        self.sink = sink
+        self.classify_run = run  # rows are written, and a restart's answered files read, through the run
         self.sampling = sampling
         self.settle = settle
         self.metrics = metrics or Metrics()
@@ -172,7 +172,7 @@ class Watcher:
         self.say = say
         self.workers = workers
         self.echo = echo  # a line per answer and per open stretch, for a person watching the terminal
-        self.done: set[str] = set(sink.done) | set(sink.done_frames)
+        self.done: set[str] = run.answered()
         self._seen: dict[str, tuple[float, tuple[int, int] | None]] = {}  # path -> (last change, (size, mtime))
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -241,13 +241,12 @@ class Watcher:
             self.done.add(path)
             self._seen.pop(path, None)
         kind = input_kind(path, streams=False)  # a file in the folder: a photo or a clip
-        items = read_input(path, self.sampling, skip=self.sink.done_frames.get(path, ()), say=self.say, kind=kind)
+        items = read_input(path, self.sampling, skip=self.classify_run.skip(path), say=self.say, kind=kind)
         rows = []
         # A photo is one model call: no pipeline threads (nor copies of the model) for it alone.
         workers = self.workers if kind == CLIP else 1
         for prediction in self.classifier.classify_paths(items, workers=workers):
-            row = prediction.as_dict()
-            self.sink.write(row)
+            row = self.classify_run.write(prediction)
             self.metrics.rows.labels(prediction.status).inc()
             rows.append(row)
             if prediction.status == "open":

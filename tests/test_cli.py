@@ -107,7 +107,7 @@ def test_an_output_in_a_missing_folder_is_one_line_and_a_usage_exit(photo_dir, t
 def test_watch_refuses_a_missing_folder_and_a_missing_watchdog_leaving_nothing(photo_dir, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["watch", str(photo_dir), "-o", str(tmp_path / "nodir" / "w.jsonl")])
     assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
-    monkeypatch.setattr("bottlecheck.cli._watchdog_available", lambda: False)
+    monkeypatch.setattr("bottlecheck.cli_watch._watchdog_available", lambda: False)
     result = CliRunner().invoke(main, ["watch", str(photo_dir), "-o", str(tmp_path / "w.jsonl")])
     assert result.exit_code == 2 and "pip install 'bottlecheck[video]'" in result.output
     assert not (tmp_path / "w.jsonl").exists()
