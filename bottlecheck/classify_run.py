@@ -59,7 +59,7 @@ class ClassifyRun:
         annotated_dir: str | None = None,
         live: bool = False,
         say: Callable[[str], None] = _stderr,
-    ):
+    ) -> None:
         self.inputs = inputs if inputs is not None else Inputs([])
         self.live = live
         self.say = say
@@ -168,7 +168,7 @@ class ClassifyRun:
 class AnnotatedClips:
     """``--save-annotated`` for clips: each clip, once its rows are in, written again with its answers drawn."""
 
-    def __init__(self, copies: AnnotatedCopies, previous: list[dict]):
+    def __init__(self, copies: AnnotatedCopies, previous: list[dict]) -> None:
         self.copies = copies
         self.previous = previous  # a resumed run's earlier rows: their frames are drawn too
         self.path: str | None = None
@@ -207,7 +207,7 @@ class VideoEvents:
         stack: contextlib.ExitStack,
         live: bool,
         say: Callable[[str], None] = _stderr,
-    ):
+    ) -> None:
         from bottlecheck.events import EventTracker
 
         self.rows: list[dict] = [_frame_row(row) for row in previous if row.get("frame") not in (None, "")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +30,7 @@ from bottlecheck.outputs import FORMATS, resolve_format, with_frames
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
 
 if TYPE_CHECKING:
+    from bottlecheck.classifier import Classifier
     from bottlecheck.classify_run import ClassifyRun
     from bottlecheck.discovery import Inputs
 
@@ -145,7 +146,6 @@ def classify(
     """
     from tqdm import tqdm
 
-    from bottlecheck.classify_run import ClassifyRun
     from bottlecheck.video import Sampling
 
     fmt = _classify_format(fmt, output, resume)
@@ -161,22 +161,7 @@ def classify(
 
     classifier = load_classifier(model_path, engine, threshold)
     ray_failures = _connect_ray(ray_address)
-    fields = with_frames(classifier.columns) if given.videos else classifier.columns
-    try:
-        run = ClassifyRun(
-            output,
-            fmt,
-            fields,
-            classifier.nested_columns,
-            inputs=given,
-            resume=resume,
-            events_path=events_path,
-            annotated_dir=annotated_dir,
-            live=bool(given.streams),
-            say=say,
-        )
-    except ValueError as exc:  # resuming a file that holds something else: never overwrite it
-        raise click.UsageError(str(exc)) from None
+    run = _open_run(output, fmt, classifier, given, resume, events_path, annotated_dir)
     todo = run.todo()
     show_progress = not quiet and sys.stderr.isatty()
     total, unit = (None, "frame") if given.videos else (len(todo), "img")
@@ -231,6 +216,28 @@ def _find_inputs(paths: tuple[str, ...], own: list[str]) -> Inputs:
     if given.videos and not video.available():
         raise click.UsageError(f"{video.INSTALL_HINT} (to read {sorted(given.videos)[0]})")
     return given
+
+
+def _open_run(
+    output: str | None,
+    fmt: str,
+    classifier: Classifier,
+    given: Inputs,
+    resume: bool,
+    events_path: str | None,
+    annotated_dir: str | None,
+) -> ClassifyRun:
+    """The run's output, stretches and copies, opened before the first row; a live run for streams."""
+    from bottlecheck.classify_run import ClassifyRun
+
+    fields = with_frames(classifier.columns) if given.videos else classifier.columns
+    try:
+        return ClassifyRun(
+            output, fmt, fields, classifier.nested_columns, inputs=given, resume=resume, events_path=events_path,
+            annotated_dir=annotated_dir, live=bool(given.streams), say=say,
+        )  # fmt: skip
+    except ValueError as exc:  # resuming a file that holds something else: never overwrite it
+        raise click.UsageError(str(exc)) from None
 
 
 def _connect_ray(address: str | None) -> tuple[type[Exception], ...]:
@@ -340,7 +347,18 @@ def info(model_path: str | None, engine: str, as_json: bool) -> None:
     show_default=True,
     help="Seconds before a stuck worker is restarted.",
 )
-def serve(host, port, workers, threads, model_path, engine, api_keys_file, rate_limit, max_upload_mb, timeout):
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    model_path: str | None,
+    engine: str,
+    api_keys_file: str | None,
+    rate_limit: str,
+    max_upload_mb: float,
+    timeout: int,
+) -> None:
     """Serve the HTTP API (POST /classify) under gunicorn.
 
     Every setting also reads from a BOTTLECHECK_* environment variable; see the
@@ -349,7 +367,7 @@ def serve(host, port, workers, threads, model_path, engine, api_keys_file, rate_
     from bottlecheck.server.gunicorn_app import PortTaken
     from bottlecheck.server.gunicorn_app import serve as run_server
 
-    app_config = {"MODEL": model_path, "ENGINE": engine}
+    app_config: dict[str, Any] = {"MODEL": model_path, "ENGINE": engine}
     for key, value in (("API_KEYS_FILE", api_keys_file), ("RATE_LIMIT", rate_limit), ("MAX_UPLOAD_MB", max_upload_mb)):
         if value is not None:
             app_config[key] = value
