@@ -1,7 +1,7 @@
 """Keras layers of our own, registered so that a saved model loads with ``keras.models.load_model``.
 
 On the inference side: the TensorFlow engine imports this to load a model, and training builds
-models with it (``bottlecheck.training.layers`` re-exports it), never the reverse.
+models with it from here, never the reverse.
 
 Keras' ``UpSampling2D(interpolation="bilinear")`` needs the input's height and width when the
 graph is traced, so a model using it takes one input size only. The finder should take any

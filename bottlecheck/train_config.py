@@ -1,8 +1,8 @@
 """Training settings and their defaults: the one place both the library and ``bottlecheck train`` read them from.
 
 Importing this module needs no TensorFlow, so the CLI can show the defaults in ``--help``. It sits
-outside ``bottlecheck.training`` so that the CLI imports nothing of training until ``train`` runs
-(``bottlecheck.training.config`` re-exports it).
+outside ``bottlecheck.training`` so that the CLI imports nothing of training until ``train`` runs;
+training imports it from here.
 """
 
 from __future__ import annotations

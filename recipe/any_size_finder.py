@@ -32,7 +32,7 @@ def main() -> None:
     import_tensorflow()
     import keras
 
-    import bottlecheck.training.layers  # noqa: F401  (a finder already exported this way loads too)
+    import bottlecheck.layers  # noqa: F401  (a finder already exported this way loads too)
 
     source = load_artifact(args.source)
     if source.kind != TOPS:

@@ -63,7 +63,7 @@ def quantize(keras_path: Path, samples: list[np.ndarray], out: Path) -> int:
     import_tensorflow()
     import keras
 
-    import bottlecheck.training.layers  # noqa: F401  (the any-size finder's upsampling)
+    import bottlecheck.layers  # noqa: F401  (the any-size finder's upsampling)
     from bottlecheck.training.model import export_tflite
 
     return export_tflite(keras.models.load_model(keras_path, compile=False), out, representative=samples)

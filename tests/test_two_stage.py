@@ -117,7 +117,7 @@ def test_the_artefact_describes_both_stages(tiny_model):
 def test_the_any_size_upsampling_equals_keras_bilinear_upsampling():
     import keras
 
-    from bottlecheck.training.layers import Upsample2x
+    from bottlecheck.layers import Upsample2x
 
     features = np.random.default_rng(0).normal(size=(2, 7, 12, 5)).astype(np.float32)
     ours = np.asarray(Upsample2x()(features))

@@ -47,7 +47,7 @@ from bottlecheck.datasets import Example, corrected_tops, describe_sources
 from bottlecheck.evaluation import evaluate
 from bottlecheck.labels import LABELS
 from bottlecheck.tops_classifier import TopsClassifier
-from bottlecheck.training.config import TrainConfig
+from bottlecheck.train_config import TrainConfig
 from bottlecheck.training.judge import (
     JUDGE_LABELS,
     Crop,

@@ -190,7 +190,7 @@ def finder_head(grid: int | None, width: int = 64):
     """
     import keras
 
-    from bottlecheck.training.layers import Upsample2x
+    from bottlecheck.layers import Upsample2x
 
     layers = keras.layers
     half = None if grid is None else grid // 2

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from bottlecheck.datasets import Example, scan_data_dirs, stratified_split
 from bottlecheck.labels import LABELS
-from bottlecheck.training.config import TrainConfig
+from bottlecheck.train_config import TrainConfig
 
 # Fewer validation images than this per class and a fitted temperature or threshold follows
 # noise: 10 open + 10 closed photos of a new bottle type left 3 for validation and gave a
