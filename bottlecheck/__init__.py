@@ -8,9 +8,9 @@ The library behind the ``bottlecheck`` CLI and HTTP server::
     list(classifier.classify_paths(paths))      # batched, decoded in worker threads
 """
 
-from bottlecheck.answers import BottleTop, Prediction
 from bottlecheck.classifier import Classifier
 from bottlecheck.imaging import ImageError, load_image
+from bottlecheck.prediction import BottleTop, Prediction
 
 __version__ = "0.2.0"
 __all__ = ["BottleTop", "Classifier", "ImageError", "Prediction", "__version__", "load_image"]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bottlecheck.answers import Prediction
 from bottlecheck.imaging import ImageSource, decode_photo
+from bottlecheck.prediction import Prediction
 
 COLOURS = {"open": (230, 40, 40), "closed": (40, 200, 70), "unknown": (150, 150, 150), "error": (150, 150, 150)}
 MAX_SIDE = 1600  # annotated copies are for looking at: no need for all 12 megapixels

@@ -2,7 +2,7 @@
 
 :class:`Classifier` is the small base every kind of model is (:mod:`bottlecheck.kinds` says
 which kind a model directory is): it decodes an input (``preprocess``), runs the model on a batch
-(``infer``), turns each raw result into a :class:`~bottlecheck.answers.Prediction`
+(``infer``), turns each raw result into a :class:`~bottlecheck.prediction.Prediction`
 (``prediction_from``), and declares the columns of its rows. ``classify`` answers one input and
 ``classify_paths`` many, through the batch pipeline (:mod:`bottlecheck.pipeline`), which knows
 no kind. :class:`WholePhotoClassifier` is model 1: one network on the letterboxed photo, and
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from bottlecheck.answers import BottleTop, Prediction
 from bottlecheck.artifact import WHOLE_PHOTO, ModelArtifact
 from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_image
 from bottlecheck.labels import CLOSED, ERROR, OPEN
 from bottlecheck.outputs import FIELDS
 from bottlecheck.pipeline import DeferredInput, Input, classify_paths
+from bottlecheck.prediction import BottleTop, Prediction
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+

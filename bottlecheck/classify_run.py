@@ -22,9 +22,9 @@ from bottlecheck.outputs import open_sink
 
 if TYPE_CHECKING:
     from bottlecheck.annotate import AnnotatedCopies
-    from bottlecheck.answers import Prediction
     from bottlecheck.classifier import Classifier
     from bottlecheck.events import Event
+    from bottlecheck.prediction import Prediction
     from bottlecheck.video import Sampling, VideoFrame
 
 

@@ -7,7 +7,7 @@ calling each kind module's ``register_kinds(register)`` (the pattern of llm's
 ``register_models`` hook): no import has a side effect, and this module imports no kind.
 Another kind (a test's toy, a plugin) calls :func:`register_kind` itself; the pipeline, the
 server and the writers need no edit for it, since they read only the base
-:class:`~bottlecheck.classifier.Classifier` and its :class:`~bottlecheck.answers.Prediction`.
+:class:`~bottlecheck.classifier.Classifier` and its :class:`~bottlecheck.prediction.Prediction`.
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
 from PIL import Image
 
-from bottlecheck.answers import Prediction
 from bottlecheck.engines import usable_cpus
 from bottlecheck.imaging import ImageError
 from bottlecheck.labels import ERROR
+from bottlecheck.prediction import Prediction
 
 if TYPE_CHECKING:
     from bottlecheck.classifier import Classifier

@@ -27,9 +27,9 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from bottlecheck.answers import Prediction
 from bottlecheck.artifact import default_model_dir
 from bottlecheck.classifier import Classifier
+from bottlecheck.prediction import Prediction
 
 INSTALL_HINT = "--ray needs Ray Data: pip install 'bottlecheck[ray]'"
 

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from bottlecheck.answers import BottleTop, Prediction
 from bottlecheck.artifact import TOPS, ModelArtifact
 from bottlecheck.classifier import Classifier
 from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageSource, decode_photo, letterbox
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
 from bottlecheck.outputs import TOPS_FIELDS
+from bottlecheck.prediction import BottleTop, Prediction
 from bottlecheck.tops import Letterbox, cut_square, decode_tops
 
 if TYPE_CHECKING:

@@ -323,7 +323,7 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
     import av
 
     from bottlecheck.annotate import annotated
-    from bottlecheck.answers import Prediction
+    from bottlecheck.prediction import Prediction
 
     answers = {int(row["frame"]): row for row in rows if row.get("frame") not in (None, "")}
     if not answers:

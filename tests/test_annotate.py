@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from bottlecheck.annotate import annotated
-from bottlecheck.answers import BottleTop, Prediction
+from bottlecheck.prediction import BottleTop, Prediction
 from tests.helpers import bottle_photo
 
 CAP = (63.0, 16.0, 87.0, 32.0)  # where bottle_photo draws the cap on a 150 x 267 frame

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bottlecheck.answers import Prediction
 from bottlecheck.outputs import JSONLWriter
+from bottlecheck.prediction import Prediction
 
 #: Where ``serve`` keeps its :class:`UploadQueue` (``app.extensions``), when it has one.
 UPLOADS_EXTENSION = "bottlecheck.review_uploads"

@@ -12,7 +12,7 @@ from importlib import resources
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from bottlecheck import __version__
-from bottlecheck.answers import Prediction
+from bottlecheck.prediction import Prediction
 from bottlecheck.review.uploads import UPLOADS_EXTENSION, UploadQueue
 from bottlecheck.server.batcher import Overloaded
 from bottlecheck.server.errors import error_response

@@ -14,10 +14,10 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from bottlecheck.answers import Prediction
 from bottlecheck.classifier import Classifier
 from bottlecheck.engines import usable_cpus
 from bottlecheck.imaging import ImageError
+from bottlecheck.prediction import Prediction
 from bottlecheck.server.batcher import MicroBatcher, Overloaded
 from bottlecheck.server.cache import cache_key, make_cache
 from bottlecheck.server.observability import Metrics
