@@ -1,6 +1,6 @@
 """Arrange rendered images into train and test folders (symlinks) for ``bottlecheck train``/``evaluate``.
 
-    python recipe/split_renders.py --out /tmp/bc-data \
+    python -m recipe.model1.split_renders --out /tmp/bc-data \
         --source /tmp/renders/v2:open --source /tmp/renders/v2fix
 
 A ``--source DIR[:LABEL]`` is a render output folder (``labels-*.jsonl`` beside
