@@ -1,4 +1,4 @@
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 
 if __name__ == "__main__":
     main()

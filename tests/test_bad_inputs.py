@@ -12,7 +12,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 from bottlecheck.labels import STATUSES
 from bottlecheck.server import create_app
 from tests.corpus import OK, build_corpus, corpus_files

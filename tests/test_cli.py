@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from bottlecheck.artifact import load_artifact
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 from bottlecheck.labels import STATUSES
 from tests.helpers import bottle_photo, bundled_fields, needs_tensorflow
 
@@ -107,7 +107,7 @@ def test_an_output_in_a_missing_folder_is_one_line_and_a_usage_exit(photo_dir, t
 def test_watch_refuses_a_missing_folder_and_a_missing_watchdog_leaving_nothing(photo_dir, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["watch", str(photo_dir), "-o", str(tmp_path / "nodir" / "w.jsonl")])
     assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
-    monkeypatch.setattr("bottlecheck.cli_watch._watchdog_available", lambda: False)
+    monkeypatch.setattr("bottlecheck.cli.watch._watchdog_available", lambda: False)
     result = CliRunner().invoke(main, ["watch", str(photo_dir), "-o", str(tmp_path / "w.jsonl")])
     assert result.exit_code == 2 and "pip install 'bottlecheck[video]'" in result.output
     assert not (tmp_path / "w.jsonl").exists()
@@ -349,7 +349,10 @@ def test_installed_console_script(photo_dir, tmp_path):
 
 def test_the_cli_imports_neither_flask_nor_prometheus_until_it_serves():
     """Cold start stays small, and prometheus_client must not load before serve sets its multiprocess dir."""
-    code = "import sys, bottlecheck.cli; print(sorted({'flask', 'prometheus_client', 'tensorflow'} & set(sys.modules)))"
+    code = (
+        "import sys, bottlecheck.cli.main; "
+        "print(sorted({'flask', 'prometheus_client', 'tensorflow'} & set(sys.modules)))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 

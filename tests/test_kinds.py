@@ -22,7 +22,7 @@ from PIL import Image
 
 from bottlecheck import Classifier, Prediction
 from bottlecheck.artifact import ModelArtifact, ModelError, write_metadata
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 from bottlecheck.imaging import ImageSource, decode_image
 from bottlecheck.kinds import register_kind, registered_kinds, unregister_kind
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN

@@ -15,8 +15,8 @@ TRAINING = "bottlecheck.training"
 # The `train` command is training's front door: it calls into training when it runs (inside the
 # command's function, never when the CLI is imported). No other module outside training may.
 FRONT_DOOR = {
-    ("bottlecheck.cli_train", "bottlecheck.training.adapt_judge"),
-    ("bottlecheck.cli_train", "bottlecheck.training.train"),
+    ("bottlecheck.cli.train", "bottlecheck.training.adapt_judge"),
+    ("bottlecheck.cli.train", "bottlecheck.training.train"),
 }
 
 
@@ -123,7 +123,7 @@ def test_classifying_imports_nothing_of_training():
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from bottlecheck.cli import main\n"
+        "from bottlecheck.cli.main import main\n"
         "import bottlecheck.server.app\n"
         "result = CliRunner().invoke(main, ['classify', 'examples/', '-f', 'json'])\n"
         "assert result.exit_code == 0, result.output\n"

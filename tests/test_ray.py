@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 from tests.helpers import bottle_photo
 
 pytest.importorskip("ray.data", reason="Ray Data is the [ray] extra")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHROMIUM = "/usr/bin/chromium"

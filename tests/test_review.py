@@ -495,7 +495,7 @@ def test_review_in_chromium_survives_a_kill_and_the_retrained_model_answers_bett
     from click.testing import CliRunner
     from playwright.sync_api import sync_playwright
 
-    from bottlecheck.cli import main
+    from bottlecheck.cli.main import main
     from tests.server_process import free_port
     from tests.test_two_stage import _judge_that_knows_nothing, drawn_scene
 

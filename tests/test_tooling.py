@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pytest
 
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

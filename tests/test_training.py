@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 from tests.helpers import bottle_photo, needs_tensorflow
 
 # Every test here trains a model first: TensorFlow or nothing, and slow (`-m 'not slow'` leaves it out).

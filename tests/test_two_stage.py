@@ -104,7 +104,7 @@ def tiny_model(tmp_path_factory):
 def test_the_artefact_describes_both_stages(tiny_model):
     from click.testing import CliRunner
 
-    from bottlecheck.cli import main
+    from bottlecheck.cli.main import main
     from bottlecheck.training import finder as F
 
     metadata = json.loads((tiny_model / "metadata.json").read_text())
@@ -195,7 +195,7 @@ def test_tops_are_found_where_they_are_and_judged(tiny_model):
 def test_no_visible_top_is_unknown_not_an_error(tiny_model, tmp_path):
     from click.testing import CliRunner
 
-    from bottlecheck.cli import main
+    from bottlecheck.cli.main import main
 
     rng = random.Random(5)
     (tmp_path / "cut.jpg").write_bytes(drawn_scene(rng, [True], neck_cut=True)[0])
@@ -265,7 +265,7 @@ def test_annotated_copies_show_every_top(tiny_model, tmp_path):
 def test_evaluate_reports_unknown_answers_and_photos_without_a_top(tiny_model, tmp_path):
     from click.testing import CliRunner
 
-    from bottlecheck.cli import main
+    from bottlecheck.cli.main import main
 
     rng = random.Random(13)
     for folder, layout, cut in (("open", [True], False), ("closed", [False], False), ("none", [True], True)):
@@ -352,7 +352,7 @@ def test_train_on_a_two_stage_base_keeps_the_finder_and_refits_the_judge(tiny_mo
 
     from bottlecheck import Classifier
     from bottlecheck.artifact import load_artifact
-    from bottlecheck.cli import main
+    from bottlecheck.cli.main import main
 
     blank = _judge_that_knows_nothing(tiny_model, tmp_path / "blank")
     data = tmp_path / "data"
@@ -434,7 +434,7 @@ def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp
 
     from bottlecheck import Classifier
     from bottlecheck.artifact import load_artifact
-    from bottlecheck.cli import main
+    from bottlecheck.cli.main import main
 
     blank, base_judge = _cap_that_knows_nothing(tiny_model, tmp_path / "blank")
     data = tmp_path / "data"

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bottlecheck.cli import main
+from bottlecheck.cli.main import main
 from bottlecheck.events import stretches
 from bottlecheck.video import Sampling
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bottlecheck.cli_options import engine_option, load_classifier, model_option, threshold_option
+from bottlecheck.cli.options import engine_option, load_classifier, model_option, threshold_option
 
 
 @click.command()

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from bottlecheck.cli_options import (
+from bottlecheck.cli.options import (
     engine_option,
     load_classifier,
     model_option,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bottlecheck import __version__
-from bottlecheck.cli_options import (
+from bottlecheck.cli.options import (
     EXIT_NOTHING_FOUND,
     EXIT_OK,
     EXIT_SOME_ERRORS,
@@ -22,9 +22,9 @@ from bottlecheck.cli_options import (
     threshold_option,
     workers_option,
 )
-from bottlecheck.cli_review import review
-from bottlecheck.cli_train import evaluate, train
-from bottlecheck.cli_watch import watch
+from bottlecheck.cli.review import review
+from bottlecheck.cli.train import evaluate, train
+from bottlecheck.cli.watch import watch
 from bottlecheck.labels import UNKNOWN
 from bottlecheck.outputs import FORMATS, resolve_format, with_frames
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS

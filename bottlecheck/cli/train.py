@@ -8,7 +8,7 @@ import sys
 import click
 
 from bottlecheck.artifact import TOPS, load_artifact
-from bottlecheck.cli_options import (
+from bottlecheck.cli.options import (
     batch_size_option,
     engine_option,
     load_classifier,
