@@ -13,6 +13,13 @@ shipped judge learns on frozen EfficientNet-Lite0 features, as the product answe
   and nones (``annotations/``; the by-eye "not a top" among them) instead of 2.2.0's renders,
   alone or as the larger of the two p(top); 3.2.0's cap kept.
 
+With ``--variants`` (session 16) it also measures a gate that only *rescues* (3.2.0's p(top) kept
+unless it turns a candidate down and the real gate is sure, at 0.9), and the cap trained with
+**counterfactual tops**: each real marked top gets a top of the other class pasted over it (a
+disc a little wider than the donor's box, from the same group where it holds that class, never
+enlarged from a smaller top), so that a group's background comes with both labels. A fold
+leaves out every composite whose target or donor is from the group it answers.
+
 Every figure is a group's photos answered by a fold that never saw that group: the finder's
 candidates, the gate's and the cap's second looks and the decision rule as ``TopsClassifier``
 applies them (replayed on cached arrays: the first row replays 3.2.0 itself and equals
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -111,6 +119,57 @@ class Bench:
         return out
 
 
+def counterfactual_tops(tops: list, folder: Path, seed: int = 5) -> list[tuple]:
+    """Each real top with a top of the other class pasted over it: (crop on the composite, donor group).
+
+    The composite is the target's surroundings out to 3 sides (span 6) on the model's grey, so
+    no view reaches an edge the real photo would not have; the donor's disc is scaled to the
+    target's side with a soft edge.
+    """
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from bottlecheck.imaging import PAD_VALUE, decode_image
+    from bottlecheck.training import judge as J
+
+    rng = random.Random(seed)
+    tops = [c for c in tops if c.side >= 12]
+    by_class: dict[tuple[str, str], list] = {}
+    for c in tops:
+        by_class.setdefault((c.group, c.label), []).append(c)
+    folder.mkdir(parents=True, exist_ok=True)
+    decoded = functools.lru_cache(maxsize=64)(decode_image)
+    out = []
+    for number, target in enumerate(tops):
+        other = "closed" if target.label == "open" else "open"
+        anywhere = [c for c in tops if c.label == other]
+        pool = by_class.get((target.group, other)) or anywhere
+        donor = rng.choice(
+            [c for c in pool if c.side >= 0.8 * target.side]
+            or [c for c in anywhere if c.side >= 0.8 * target.side]
+            or pool
+        )
+        path = folder / f"{number:05d}.jpg"
+        half = 3.0 * target.side
+        box = tuple(round(v) for v in (target.x - half, target.y - half, target.x + half, target.y + half))
+        if not path.exists():
+            reach = 0.62 * donor.side
+            patch = decoded(donor.path).crop(
+                tuple(round(v) for v in (donor.x - reach, donor.y - reach, donor.x + reach, donor.y + reach))
+            )
+            size = max(4, round(2 * reach * target.side / donor.side))
+            patch = patch.resize((size, size), Image.Resampling.BILINEAR)
+            mask = Image.new("L", (size, size), 0)
+            ImageDraw.Draw(mask).ellipse((size * 0.1, size * 0.1, size * 0.9, size * 0.9), fill=255)
+            region = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (PAD_VALUE,) * 3)
+            region.paste(decoded(target.path), (-box[0], -box[1]))
+            at = (round(target.x - size / 2) - box[0], round(target.y - size / 2) - box[1])
+            region.paste(patch, at, mask.filter(ImageFilter.GaussianBlur(size * 0.03)))
+            region.save(path, quality=95)
+        crop = J.Crop(str(path), target.x - box[0], target.y - box[1], target.side, other, 0, target.group)
+        out.append((crop, donor.group))
+    return out
+
+
 def gate_looked_again(by_span: dict[float, np.ndarray], floor: float = 0.35) -> np.ndarray:
     first = by_span[SPANS[0]]
     doubted = (first >= floor) & (first < 0.5)
@@ -136,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, required=True, help="features are kept here (they cost minutes)")
     parser.add_argument("--report", type=Path)
     parser.add_argument("--model", type=Path, default=HERE.parent / "model")
+    parser.add_argument("--variants", action="store_true", help="also the rescuing gate and counterfactual tops")
     args = parser.parse_args(argv)
     import_tensorflow()
     from bottlecheck.training import judge as J
@@ -210,10 +270,71 @@ def main(argv: list[str] | None = None) -> None:
         results[f"gate: {combine}, each group left out; 3.2.0's cap"] = kinds_table.table(
             photos, bench.answers(p_top, p_open)
         )
+    if args.variants:
+        results.update(
+            variants(
+                args,
+                bench,
+                cap_x,
+                cap_open,
+                cap_group,
+                gate_x,
+                gate_top,
+                gate_group,
+                with_cap,
+                temperature_of,
+                shipped_top,
+                tops,
+            )
+        )
     for name, table in results.items():
         print(f"\n### {name}\n\n{kinds_table.markdown(table)}")
     if args.report:
         args.report.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def variants(
+    args, bench, cap_x, cap_open, cap_group, gate_x, gate_top, gate_group, with_cap, temperature_of, shipped_top, tops
+) -> dict:
+    """Session 16's rows: the rescuing gate, and the cap with counterfactual tops (see the docstring)."""
+    from bottlecheck.training import judge as J
+
+    photos, results = bench.photos, {}
+    real_gate = np.zeros(len(bench.group))
+    for g in GROUPS:
+        keep = gate_group != g
+        gate = J.fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
+        rows = bench.group == g
+        real_gate[rows] = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
+    rescued = np.where((shipped_top < 0.5) & (real_gate >= 0.9), real_gate, shipped_top)
+    p_open = cap_looked_again(bench.p_open_shipped, rescued)
+    results["gate: 3.2.0's, rescued where the real gate is sure (0.9); 3.2.0's cap"] = kinds_table.table(
+        photos, bench.answers(rescued, p_open)
+    )
+    pairs = counterfactual_tops([c for c in tops if c.group != "caps-render"], args.cache / "counterfactual")
+    pair_file = args.cache / f"counterfactual-v6-n{len(pairs)}.npz"
+    if not pair_file.exists():
+        view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0)
+        x, y = J.compute_judge_features([c for c, _ in pairs], 6, 1, True, print, J.cap_features_model(), view)
+        np.savez(pair_file, x=x, y=y)
+    stored = np.load(pair_file)
+    pair_x, pair_open = stored["x"], (stored["y"] == J.JUDGE_LABELS.index("open")).astype(int)
+    views = len(pair_open) // len(pairs)
+    target = np.repeat([c.group for c, _ in pairs], views)
+    donor = np.repeat([d for _, d in pairs], views)
+    for name, trained_on in (("3.2.0 recipe", OLDER), ("model 4 recipe", GROUPS)):
+        folds = {}
+        for g in GROUPS:
+            keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
+            more = np.flatnonzero((target != g) & (donor != g))
+            x = np.concatenate([cap_x[keep], pair_x[more]])
+            y = np.concatenate([cap_open[keep], pair_open[more]])
+            folds[g] = J.fit_linear_cap(x, y, alike(np.concatenate([cap_group[keep], target[more]]), y), 1e-2)
+        temperature = temperature_of(folds, shipped_top)
+        results[f"cap: {name} + counterfactual tops of every group (T {temperature:.2f})"] = kinds_table.table(
+            photos, with_cap(folds, shipped_top, temperature, GROUPS)
+        )
+    return results
 
 
 if __name__ == "__main__":
