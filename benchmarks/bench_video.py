@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, machine, summary, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
-from bottlecheck.video import Sampling, clip_frames  # noqa: E402
+from bottlecheck.sources.video import Sampling, clip_frames  # noqa: E402
 
 
 def make_clip(target: Path, seconds: int) -> Path:

@@ -62,7 +62,7 @@ class Classifier:
     #: The statuses its answers may have, besides ``error`` (a run's summary counts each).
     statuses: ClassVar[tuple[str, ...]] = (OPEN, CLOSED)
     #: The long side a picture more than twice as large is shrunk to before the model sees it
-    #: (None: never). A video frame is converted to RGB at that size at once (bottlecheck.video).
+    #: (None: never). A video frame is converted to RGB at that size at once (bottlecheck.sources.video).
     frame_side: int | None = None
 
     def __init__(self, artifact: ModelArtifact, threshold: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):

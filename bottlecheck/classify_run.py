@@ -17,15 +17,15 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bottlecheck.discovery import Inputs
 from bottlecheck.outputs import open_sink
+from bottlecheck.sources.discovery import Inputs
 
 if TYPE_CHECKING:
     from bottlecheck.annotate import AnnotatedCopies
     from bottlecheck.classifier import Classifier
     from bottlecheck.events import Event
     from bottlecheck.prediction import Prediction
-    from bottlecheck.video import Sampling, VideoFrame
+    from bottlecheck.sources.video import Sampling, VideoFrame
 
 
 def _stderr(line: str) -> None:
@@ -182,7 +182,7 @@ class AnnotatedClips:
         self.rows.append(row)
 
     def flush(self) -> None:
-        from bottlecheck.video import annotated_codec, write_annotated_clip
+        from bottlecheck.sources.video import annotated_codec, write_annotated_clip
 
         if self.path is None:
             return

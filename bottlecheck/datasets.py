@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bottlecheck.discovery import walk_images
 from bottlecheck.imaging import is_image_path
 from bottlecheck.labels import LABELS
+from bottlecheck.sources.discovery import walk_images
 
 NO_TOP = "none"
 #: The corrected tops of a data directory: ``{"tops": {"open/x.jpg": [[x0, y0, x1, y1], ...]}}``.

@@ -30,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# A Pillow image is a picture already decoded elsewhere (a video frame, see bottlecheck.video):
+# A Pillow image is a picture already decoded elsewhere (a video frame, see bottlecheck.sources.video):
 # it takes the same steps from the size check on, so the same pixels get the same model input.
 ImageSource = str | Path | bytes | bytearray | memoryview | BinaryIO | Image.Image
 

@@ -33,9 +33,9 @@ from typing import Any
 
 from bottlecheck.classifier import Classifier
 from bottlecheck.classify_run import ClassifyRun
-from bottlecheck.discovery import CLIP, input_kind, is_input_path, read_input, walk_images
 from bottlecheck.events import stretches
-from bottlecheck.video import Sampling
+from bottlecheck.sources.discovery import CLIP, input_kind, is_input_path, read_input, walk_images
+from bottlecheck.sources.video import Sampling
 
 PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 WEBHOOK_QUEUE = 1000

@@ -117,7 +117,7 @@ def test_clips_left_out_for_want_of_pyav_are_counted_aloud(photo_dir, monkeypatc
     (photo_dir / "d_empty.jpg").unlink()
     for name in ("line1.mp4", "line2.mov"):
         (photo_dir / name).write_bytes(b"not decoded")
-    monkeypatch.setattr("bottlecheck.discovery.video_available", lambda: False)
+    monkeypatch.setattr("bottlecheck.sources.discovery.video_available", lambda: False)
     result = CliRunner().invoke(main, ["classify", str(photo_dir), "-f", "jsonl"])
     assert result.exit_code == 0
     assert "skipped 2 video clip(s)" in result.output and "pip install 'bottlecheck[video]'" in result.output

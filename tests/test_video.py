@@ -20,7 +20,7 @@ from PIL import Image
 
 from bottlecheck.cli.main import main
 from bottlecheck.events import stretches
-from bottlecheck.video import Sampling
+from bottlecheck.sources.video import Sampling
 
 from .conftest import EXAMPLES
 
@@ -114,7 +114,7 @@ def test_a_clips_rows_are_its_frames_rows_as_images(clips):
 @needs_ffmpeg
 def test_frames_become_rgb_with_the_pixels_encoded(clips):
     """The conversion the classifier uses (VideoFrame.image) gives back the PNGs' pixels exactly."""
-    from bottlecheck.video import clip_frames
+    from bottlecheck.sources.video import clip_frames
 
     pngs = sorted(clips["short_frames"].glob("*.png"))
     frames = list(clip_frames(str(clips["lossless"]), Sampling(every=1)))
@@ -353,7 +353,7 @@ def test_a_large_frame_is_converted_at_the_size_the_model_would_shrink_it_to(tmp
     """1920x1080: straight to 900x506 (the two-stage model's own shrink of a photo that size); smaller: as is."""
     from PIL import Image as PILImage
 
-    from bottlecheck.video import clip_frames
+    from bottlecheck.sources.video import clip_frames
 
     frames = tmp_path / "big"
     frames.mkdir()
@@ -376,7 +376,7 @@ def test_a_folder_walk_takes_its_clips_and_leaves_them_out_without_pyav(clips, t
     assert [(Path(r["path"]).name, r["frame"]) for r in jsonl(out)] == [("a.mkv", f) for f in (0, 2, 4, 6)] + [
         ("b.jpg", None)
     ]
-    import bottlecheck.discovery as discovery
+    import bottlecheck.sources.discovery as discovery
 
     monkeypatch.setattr(discovery, "video_available", lambda: False)  # an install without bottlecheck[video]
     code, out, _ = run(str(folder), "-f", "jsonl", "-q")

@@ -32,7 +32,7 @@ from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
 if TYPE_CHECKING:
     from bottlecheck.classifier import Classifier
     from bottlecheck.classify_run import ClassifyRun
-    from bottlecheck.discovery import Inputs
+    from bottlecheck.sources.discovery import Inputs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,7 +146,7 @@ def classify(
     """
     from tqdm import tqdm
 
-    from bottlecheck.video import Sampling
+    from bottlecheck.sources.video import Sampling
 
     fmt = _classify_format(fmt, output, resume)
     if every and fps:
@@ -200,8 +200,8 @@ def _classify_format(fmt: str | None, output: str | None, resume: bool) -> str:
 
 def _find_inputs(paths: tuple[str, ...], own: list[str]) -> Inputs:
     """PATHS as one set of inputs, never ``own`` (what this run writes); says what was left out, exits 3 on none."""
-    from bottlecheck import video
-    from bottlecheck.discovery import find_inputs
+    from bottlecheck.sources import video
+    from bottlecheck.sources.discovery import find_inputs
 
     def nothing_in(argument: str, reason: str) -> None:
         say(f"warning: {reason}: {argument}")

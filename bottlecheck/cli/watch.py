@@ -97,8 +97,8 @@ def watch(
       bottlecheck watch /mnt/line -o line.jsonl
       bottlecheck watch /mnt/line -o line.csv --on-open http://alarm.local/hook --metrics-port 9108
     """
-    from bottlecheck import video
     from bottlecheck.classify_run import ClassifyRun
+    from bottlecheck.sources import video
     from bottlecheck.watch import Metrics, Watcher, Webhook
 
     if every and fps:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from bottlecheck.imaging import is_image_path
-from bottlecheck.video import Sampling, VideoFrame, clip_frames, is_stream, is_video_path, stream_frames
-from bottlecheck.video import available as video_available
+from bottlecheck.sources.video import Sampling, VideoFrame, clip_frames, is_stream, is_video_path, stream_frames
+from bottlecheck.sources.video import available as video_available
 
 _GLOB_CHARS = frozenset("*?[")
 PHOTO, CLIP, STREAM = "photo", "clip", "stream"
