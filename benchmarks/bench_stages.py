@@ -26,10 +26,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, machine, write_results  # noqa: E402
+from benchmarks.common import ROOT, machine, photo_like, summary, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
-from bottlecheck.outputs import open_sink  # noqa: E402
+from bottlecheck.imaging import letterbox  # noqa: E402
 from bottlecheck.tops_classifier import TopsClassifier  # noqa: E402
+from bottlecheck.writers.rows import open_sink  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 
@@ -58,6 +59,57 @@ def per_photo_ms(seconds: float, photos: int) -> float:
     return round(1000 * seconds / photos, 2)
 
 
+def _ms(fn, items: list, repeats: int) -> dict[str, float]:
+    """Milliseconds per item of ``fn`` over ``items``: median and range of ``repeats`` passes, one warm-up."""
+    for item in items[:2]:
+        fn(item)
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for item in items:
+            fn(item)
+        passes.append(1000 * (time.perf_counter() - start) / len(items))
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in summary(passes).items()}
+
+
+def decode_options(photos: dict[str, list[bytes]], repeats: int) -> dict[str, dict]:
+    """What decoding costs at each JPEG DCT scale, and whether a region decode could pay (issue 39).
+
+    Pillow's draft mode at 1/1, 1/2 (today's: the scale covering 900 px), 1/4 (the finder's 256
+    px alone) and 1/8. The entropy (Huffman) pass reads every byte whatever the scale, so the 1/8
+    decode is close to the floor of any decode of the file. With Debian's ``libturbojpeg0`` and
+    ``PyTurboJPEG`` importable, also TurboJPEG's scaled decode and its lossless crop of one
+    top's region (MCU-aligned, 320 px square) decoded at 1/2: the "decode the finder's view small,
+    then each top's region" path, which needs both.
+    """
+
+    def pillow(scale: int):
+        def decode(data: bytes) -> None:
+            image = Image.open(io.BytesIO(data))
+            image.draft("RGB", (image.width // scale, image.height // scale))
+            image.load()
+
+        return decode
+
+    try:
+        from turbojpeg import TJPF_RGB, TurboJPEG  # type: ignore[import-not-found]
+
+        turbo = TurboJPEG()
+    except (ImportError, OSError, RuntimeError):  # no PyTurboJPEG, or no libturbojpeg0 under it
+        turbo = None
+    out: dict[str, dict] = {}
+    for name, items in photos.items():
+        row = {f"pillow 1/{k}": _ms(pillow(k), items, repeats) for k in (1, 2, 4, 8)}
+        if turbo is not None:
+            for k in (2, 4):
+                row[f"turbojpeg 1/{k}"] = _ms(lambda b, k=k: turbo.decode(b, TJPF_RGB, (1, k)), items, repeats)
+            row["turbojpeg region: lossless crop, then 1/2"] = _ms(
+                lambda b: turbo.decode(turbo.crop(b, 384, 304, 320, 320), TJPF_RGB, (1, 2)), items, repeats
+            )
+        out[name] = row
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -80,6 +132,17 @@ def main() -> None:
     start = time.perf_counter()
     photos = [c.preprocess(p) for p in paths]
     decode = time.perf_counter() - start
+    # Of which the finder's view (shrinking the decoded photo and padding it), the rest decoding.
+    start = time.perf_counter()
+    for photo in photos:
+        letterbox(
+            photo.image,
+            c.finder_size,
+            pad_value=c.artifact.pad_value,
+            multiple=c.pad_multiple,
+            reducing_gap=c.reducing_gap,
+        )
+    finder_view = time.perf_counter() - start
 
     start = time.perf_counter()
     maps_flat = [m for i in range(0, n, 8) for m in c.finder_maps(photos[i : i + 8])]
@@ -137,6 +200,14 @@ def main() -> None:
         },
         "one_look_images_per_second": round(n / (total - second_look), 1),
         "one_thread_images_per_second": round(n / total, 1),
+        "finder_view_ms_per_photo": per_photo_ms(finder_view, n),
+        "decode_options_ms": decode_options(
+            {
+                "these photos": [Path(p).read_bytes() for p in paths],
+                "photo-like 1080x1920 (noisier, as section 1)": [photo_like(1080, 1920, k) for k in range(20)],
+            },
+            2 if args.quick else 5,
+        ),
     }
     write_results(results, args.out)
 

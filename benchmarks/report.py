@@ -270,6 +270,27 @@ def stages_section(data: dict) -> list[str]:
             f"{spans}, band {look['band']:g}{floor}); without it one thread would do "
             f"{data['one_look_images_per_second']} photos/s.",
         ]
+    if "finder_view_ms_per_photo" in data:
+        lines += [
+            "",
+            f"Of the decode column, {data['finder_view_ms_per_photo']} ms a photo is the finder's view (the "
+            "decoded photo shrunk and padded); the rest is the JPEG decode itself.",
+        ]
+    if "decode_options_ms" in data:
+        options = data["decode_options_ms"]
+        columns = list(next(iter(options.values())))
+        lines += [
+            "",
+            "Decoding alone at each JPEG scale, milliseconds per photo, median (min-max) of repeated passes; "
+            "the region row is one top's 320-px square cut losslessly from the file and decoded at 1/2:",
+            "",
+            "| photos | " + " | ".join(columns) + " |",
+            "| --- | " + " | ".join("---" for _ in columns) + " |",
+            *(
+                f"| {name} | " + " | ".join(r(row[k]) if k in row else "-" for k in columns) + " |"
+                for name, row in options.items()
+            ),
+        ]
     return lines
 
 

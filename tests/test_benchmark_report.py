@@ -40,3 +40,21 @@ def test_the_stages_section_says_how_many_candidates_the_second_look_took():
 def test_the_stages_section_of_a_model_without_a_second_look_has_no_such_column():
     text = "\n".join(stages_section(stages_result(None)))
     assert "second look" not in text and "judge (128 px)" in text
+
+
+def test_the_stages_section_shows_each_decode_option_and_the_finder_views_share():
+    """Issue 39's decode table: a row per photo set, a column per option, a dash where one was not measured."""
+    entry = {"median": 2.31, "min": 2.2, "max": 2.6, "runs": 5}
+    result = {
+        **stages_result(None),
+        "finder_view_ms_per_photo": 0.61,
+        "decode_options_ms": {
+            "these photos": {"pillow 1/2": entry, "pillow 1/8": {**entry, "median": 1.72}},
+            "photo-like": {"pillow 1/2": {**entry, "median": 6.16}},
+        },
+    }
+    lines = stages_section(result)
+    assert "0.61 ms a photo is the finder's view" in "\n".join(lines)
+    assert "| photos | pillow 1/2 | pillow 1/8 |" in lines
+    assert "| these photos | 2.3 (2.2-2.6) | 1.7 (2.2-2.6) |" in lines
+    assert "| photo-like | 6.2 (2.2-2.6) | - |" in lines
