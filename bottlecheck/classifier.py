@@ -26,9 +26,8 @@ from bottlecheck.artifact import WHOLE_PHOTO, ModelArtifact
 from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageError, ImageSource, load_image
 from bottlecheck.labels import CLOSED, ERROR, OPEN
-from bottlecheck.outputs import FIELDS
 from bottlecheck.pipeline import DeferredInput, Input, classify_paths
-from bottlecheck.prediction import BottleTop, Prediction
+from bottlecheck.prediction import FIELDS, BottleTop, Prediction
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+

@@ -17,15 +17,15 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bottlecheck.outputs import open_sink
 from bottlecheck.sources.discovery import Inputs
+from bottlecheck.writers.rows import open_sink
 
 if TYPE_CHECKING:
-    from bottlecheck.annotate import AnnotatedCopies
     from bottlecheck.classifier import Classifier
     from bottlecheck.events import Event
     from bottlecheck.prediction import Prediction
     from bottlecheck.sources.video import Sampling, VideoFrame
+    from bottlecheck.writers.annotate import AnnotatedCopies
 
 
 def _stderr(line: str) -> None:
@@ -35,7 +35,7 @@ def _stderr(line: str) -> None:
 class ClassifyRun:
     """The side effects of one run: ``with ClassifyRun(...) as run:``, then :meth:`write` each answer.
 
-    Making one opens the output (:func:`~bottlecheck.outputs.open_sink`; ValueError when resuming
+    Making one opens the output (:func:`~bottlecheck.writers.rows.open_sink`; ValueError when resuming
     a file that holds something else, which is never overwritten), the ``events_path`` file and
     the ``annotated_dir`` folder. ``inputs`` are a ``classify`` run's (their order is the output's;
     their clips and streams get stretches and annotated clips); a ``watch`` run has none.
@@ -81,7 +81,7 @@ class ClassifyRun:
             )
             self.copies: AnnotatedCopies | None = None
             if annotated_dir:
-                from bottlecheck.annotate import AnnotatedCopies
+                from bottlecheck.writers.annotate import AnnotatedCopies
 
                 self.copies = AnnotatedCopies(annotated_dir, self.inputs.paths)
             self.clips = AnnotatedClips(self.copies, self.sink.previous) if self.copies and videos else None

@@ -15,7 +15,7 @@ from bottlecheck.classifier import Classifier
 from bottlecheck.datasets import NO_TOP, Example, scan_data_dirs
 from bottlecheck.labels import ERROR, LABELS, UNKNOWN
 from bottlecheck.metrics import classification_report, reports_by_source
-from bottlecheck.report import unknown_counts, write_html_report
+from bottlecheck.writers.report import unknown_counts, write_html_report
 
 __all__ = ["evaluate", "format_table", "scan_data_dirs", "write_html_report"]
 

@@ -14,7 +14,18 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from bottlecheck.labels import CLOSED, OPEN
-from bottlecheck.outputs import DECIMALS
+
+# The columns of a row, in order, declared by the kind of model that answered (Classifier.columns):
+# a whole-photo model's, and a tops model's, which also counts the bottle tops it found; its JSON
+# and JSONL rows carry each top too (box in the photo's pixels, status, confidence: its nested
+# column ``tops``), which a CSV cell cannot.
+FIELDS = ("path", "status", "confidence", "p_open", "error")
+TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops", "closed_tops", "error")
+
+# One rule for every output, CLI and HTTP API alike: probabilities to 4 decimals. The table and
+# CSV write them as text with exactly 4 (0.8650); JSON, JSONL and the API carry numbers rounded to
+# 4, which a JSON writer prints without trailing zeros (0.865 is the same number as 0.8650).
+DECIMALS = 4
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,7 @@ from bottlecheck.classifier import Classifier
 from bottlecheck.engines import Engine, load_engine
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageSource, decode_photo, letterbox
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
-from bottlecheck.outputs import TOPS_FIELDS
-from bottlecheck.prediction import BottleTop, Prediction
+from bottlecheck.prediction import TOPS_FIELDS, BottleTop, Prediction
 from bottlecheck.tops import Letterbox, cut_square, decode_tops
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from bottlecheck.annotate import annotated
 from bottlecheck.prediction import BottleTop, Prediction
+from bottlecheck.writers.annotate import annotated
 from tests.helpers import bottle_photo
 
 CAP = (63.0, 16.0, 87.0, 32.0)  # where bottle_photo draws the cap on a 150 x 267 frame
@@ -48,7 +48,7 @@ def test_the_drawing_grows_with_the_photo(tmp_path):
 
 
 def test_labels_of_tops_side_by_side_do_not_cover_each_other(tmp_path):
-    from bottlecheck.annotate import place_labels
+    from bottlecheck.writers.annotate import place_labels
 
     boxes = [(20.0 + 30 * i, 100.0, 44.0 + 30 * i, 124.0) for i in range(6)]  # a row of six caps, 30 px apart
     bounds = [(0.0, 2.0, 70.0, 14.0)] * 6  # each label 70 px wide: wider than the gap between boxes

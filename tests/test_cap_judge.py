@@ -112,7 +112,7 @@ def test_a_prior_cap_keeps_what_the_users_photos_cannot_tell_it():
 def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
     """``bottlecheck info``: each left-out source's photos against the shipped model's, each family's renders,
     the mean chosen on; a trained-on figure is never shown as a left-out one."""
-    from bottlecheck.model_card import leave_one_out_lines
+    from bottlecheck.writers.model_card import leave_one_out_lines
 
     photos = {"photos": 41, "balanced_accuracy": 0.732, "recall": {"closed": 0.732}, "unknown": 7, "ece": 0.2}
     table = {

@@ -201,7 +201,7 @@ def test_probabilities_have_four_decimals_everywhere(photo_dir):
     table = run("classify", str(photo_dir), "-f", "table", "-q").output.splitlines()[1:]
     written = list(csv.DictReader(io.StringIO(run("classify", str(photo_dir), "-f", "csv", "-q").output)))
     # A number a JSON writer prints short (0.865, 1.0) keeps its 4 decimals in CSV and the table too.
-    from bottlecheck.outputs import CSVWriter, TableWriter
+    from bottlecheck.writers.rows import CSVWriter, TableWriter
 
     for writer_class in (CSVWriter, TableWriter):
         stream = io.StringIO()
@@ -285,7 +285,7 @@ def test_info_reports_model(tmp_path):
         text = run("info").output  # what a person reads: the unknown answers are not hidden
         assert "balanced accuracy with unknown as wrong" in text and "finder.real_held_out: recall" in text
         # Held-out figures first and together; what the model trained on apart, under its own heading.
-        from bottlecheck.model_card import HELD_OUT, TRAINED_ON
+        from bottlecheck.writers.model_card import HELD_OUT, TRAINED_ON
 
         held, trained = text.index(HELD_OUT), text.index(TRAINED_ON)
         assert held < trained

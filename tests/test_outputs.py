@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from bottlecheck.outputs import FIELDS, format_for_path, open_sink, read_existing, resolve_format
+from bottlecheck.prediction import FIELDS
+from bottlecheck.writers.rows import format_for_path, open_sink, read_existing, resolve_format
 
 NASTY = ["plain.jpg", "comma,name.jpg", 'quote"name.jpg', "new\nline.jpg", "ünïcødé 名前.jpg", "tab\tname.jpg"]
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bottlecheck.imaging import ImageError, load_image
-from bottlecheck.outputs import open_sink, read_existing
+from bottlecheck.writers.rows import open_sink, read_existing
 from tests.corpus import corpus_files
 
 SEEDS = [data for data, _, _ in corpus_files().values() if data]

@@ -91,7 +91,7 @@ def test_the_report_has_a_reliability_diagram_for_each_source(tmp_path):
     import numpy as np
 
     from bottlecheck.metrics import classification_report, reports_by_source
-    from bottlecheck.report import write_html_report
+    from bottlecheck.writers.report import write_html_report
 
     rows = [
         {"path": f"a{k}.jpg", "status": "open", "confidence": 0.95, "p_open": 0.95, "label": "open", "source": "line-a"}
@@ -123,7 +123,7 @@ def test_the_report_has_a_reliability_diagram_for_each_source(tmp_path):
 def test_a_mistake_card_counts_its_tops_in_words_and_the_table_gives_auc_at_four_decimals(tmp_path):
     from bottlecheck.evaluation import format_table
     from bottlecheck.metrics import classification_report
-    from bottlecheck.report import _card
+    from bottlecheck.writers.report import _card
 
     row = {"label": "open", "status": "closed", "confidence": 0.7, "p_open": 0.3, "path": str(tmp_path / "x.jpg")}
     assert "1 top, 0 open" in _card({**row, "bottles": 1, "open_tops": 0})

@@ -379,8 +379,8 @@ def test_serve_keeps_web_page_uploads_ticked_for_review_and_the_open_page_takes_
     import io
     import threading
 
-    from bottlecheck.outputs import JSONLWriter
     from bottlecheck.server import create_app
+    from bottlecheck.writers.rows import JSONLWriter
 
     queue_dir = tmp_path / "queue"
     client = create_app({"REVIEW_UPLOADS": str(queue_dir), "CACHE_SIZE": 0}, classifier=classifier).test_client()

@@ -244,7 +244,7 @@ def test_annotated_copies_show_every_top(tiny_model, tmp_path):
     from PIL import Image
 
     from bottlecheck import Classifier
-    from bottlecheck.annotate import AnnotatedCopies
+    from bottlecheck.writers.annotate import AnnotatedCopies
 
     data, tops = drawn_scene(random.Random(3), [True, False])
     photo = tmp_path / "two.jpg"

@@ -26,8 +26,8 @@ from bottlecheck.cli.review import review
 from bottlecheck.cli.train import evaluate, train
 from bottlecheck.cli.watch import watch
 from bottlecheck.labels import UNKNOWN
-from bottlecheck.outputs import FORMATS, resolve_format, with_frames
 from bottlecheck.server.config import DEFAULTS as SERVER_DEFAULTS
+from bottlecheck.writers.rows import FORMATS, resolve_format, with_frames
 
 if TYPE_CHECKING:
     from bottlecheck.classifier import Classifier
@@ -281,7 +281,7 @@ def _summarize(run: ClassifyRun, todo: list[str], resume: bool, says_unknown: bo
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(model_path: str | None, engine: str, as_json: bool) -> None:
     """Show the package, the model and the engine that would run it."""
-    from bottlecheck.model_card import info_lines, model_facts
+    from bottlecheck.writers.model_card import info_lines, model_facts
 
     classifier = load_classifier(model_path, engine)
     facts = model_facts(classifier)

@@ -19,7 +19,7 @@ from bottlecheck.cli.options import (
     threshold_option,
     workers_option,
 )
-from bottlecheck.outputs import resolve_format, with_frames
+from bottlecheck.writers.rows import resolve_format, with_frames
 
 
 @click.command()

@@ -7,7 +7,7 @@ wrong, and only a sample shows it); then the other confident ones; error rows la
 to look at but the reason). Rows whose photo is no longer on disk keep their place and are
 marked ``missing``: the page says so instead of failing.
 
-Rows are read with :func:`bottlecheck.outputs.read_existing`, the same reader ``--resume``
+Rows are read with :func:`bottlecheck.writers.rows.read_existing`, the same reader ``--resume``
 uses; a clip's frame rows are left out (review is of photos: a frame has no file to label).
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottlecheck.outputs import format_for_path, read_existing
+from bottlecheck.writers.rows import format_for_path, read_existing
 
 #: Answers at least this confident are "confident": only a sample of them comes early.
 CONFIDENT = 0.9

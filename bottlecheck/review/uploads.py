@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bottlecheck.outputs import JSONLWriter
 from bottlecheck.prediction import Prediction
+from bottlecheck.writers.rows import JSONLWriter
 
 #: Where ``serve`` keeps its :class:`UploadQueue` (``app.extensions``), when it has one.
 UPLOADS_EXTENSION = "bottlecheck.review_uploads"

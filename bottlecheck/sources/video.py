@@ -322,8 +322,8 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
 
     import av
 
-    from bottlecheck.annotate import annotated
     from bottlecheck.prediction import Prediction
+    from bottlecheck.writers.annotate import annotated
 
     answers = {int(row["frame"]): row for row in rows if row.get("frame") not in (None, "")}
     if not answers:

@@ -2,9 +2,10 @@
 
 Every row of a run has the same fields, in the same order, declared by the kind
 of model that answered (``Classifier.columns``): ``path``, ``status``, ``confidence``,
-``p_open``, ``error`` (:data:`FIELDS`, model 1), or with ``bottles``, ``open_tops`` and
-``closed_tops`` before ``error`` (:data:`TOPS_FIELDS`, model 2). Fields a CSV cell
-cannot hold (``Classifier.nested_columns``: model 2's ``tops``) are written by JSON and
+``p_open``, ``error`` (:data:`~bottlecheck.prediction.FIELDS`, a whole-photo model), or with
+``bottles``, ``open_tops`` and ``closed_tops`` before ``error``
+(:data:`~bottlecheck.prediction.TOPS_FIELDS`, a tops model). Fields a CSV cell
+cannot hold (``Classifier.nested_columns``: a tops model's ``tops``) are written by JSON and
 JSONL only. A run with video clips adds ``frame`` and ``time_s`` after ``path``.
 CSV and JSONL rows are written and flushed one at a time, so a crash loses at most the
 batch in flight, and a row cut short by a kill is dropped on resume rather than breaking
@@ -25,10 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-FIELDS = ("path", "status", "confidence", "p_open", "error")
-# Model 2 also counts the bottle tops it found; its JSON and JSONL rows carry each top too (box
-# in the photo's pixels, status, confidence: its nested column ``tops``), which a CSV cell cannot.
-TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops", "closed_tops", "error")
+from bottlecheck.prediction import DECIMALS, FIELDS
+
 # A run with video clips or streams: each row also says which frame and when (presentation time, s).
 FRAME_FIELDS = ("frame", "time_s")
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -60,12 +59,6 @@ def resolve_format(fmt: str | None, output: str | os.PathLike | None, interactiv
             raise ValueError(f"cannot tell the format of {os.fspath(output)!r} from its extension ({known}); pass -f")
         return found
     return "table" if interactive else "jsonl"
-
-
-# One rule for every output, CLI and HTTP API alike: probabilities to 4 decimals. The table and
-# CSV write them as text with exactly 4 (0.8650); JSON, JSONL and the API carry numbers rounded to
-# 4, which a JSON writer prints without trailing zeros (0.865 is the same number as 0.8650).
-DECIMALS = 4
 
 
 def _number(value: Any) -> str:
