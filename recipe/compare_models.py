@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck import Classifier, Prediction
-from bottlecheck.metrics import expected_calibration_error
+from bottlecheck.evaluation.metrics import expected_calibration_error
 from bottlecheck.training.finder import render_records
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bottlecheck.metrics import expected_calibration_error
+from bottlecheck.evaluation.metrics import expected_calibration_error
 
 from .real_photos import GROUPS, KINDS, Photo, labelled_photos
 

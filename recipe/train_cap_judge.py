@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck import Classifier, __version__
-from bottlecheck.metrics import expected_calibration_error
+from bottlecheck.evaluation.metrics import expected_calibration_error
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training import judge as J
 

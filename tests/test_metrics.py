@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bottlecheck.metrics import (
+from bottlecheck.evaluation.metrics import (
     choose_threshold,
     classification_report,
     expected_calibration_error,

@@ -90,7 +90,7 @@ def test_the_report_has_a_reliability_diagram_for_each_source(tmp_path):
 
     import numpy as np
 
-    from bottlecheck.metrics import classification_report, reports_by_source
+    from bottlecheck.evaluation.metrics import classification_report, reports_by_source
     from bottlecheck.writers.report import write_html_report
 
     rows = [
@@ -121,8 +121,8 @@ def test_the_report_has_a_reliability_diagram_for_each_source(tmp_path):
 
 
 def test_a_mistake_card_counts_its_tops_in_words_and_the_table_gives_auc_at_four_decimals(tmp_path):
-    from bottlecheck.evaluation import format_table
-    from bottlecheck.metrics import classification_report
+    from bottlecheck.evaluation.evaluate import format_table
+    from bottlecheck.evaluation.metrics import classification_report
     from bottlecheck.writers.report import _card
 
     row = {"label": "open", "status": "closed", "confidence": 0.7, "p_open": 0.3, "path": str(tmp_path / "x.jpg")}

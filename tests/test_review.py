@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from bottlecheck.datasets import corrected_tops, scan_image_folder
+from bottlecheck.evaluation.datasets import corrected_tops, scan_image_folder
 from bottlecheck.review.compare import check_model, summary
 from bottlecheck.review.export import export
 from bottlecheck.review.queue import items_from_rows, order, read_rows, review_items

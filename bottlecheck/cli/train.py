@@ -188,9 +188,10 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
     error of a model on DATA_DIR/{open,closed}."""
     from tqdm import tqdm
 
-    from bottlecheck.datasets import unread_images
-    from bottlecheck.evaluation import evaluate as run_evaluation
-    from bottlecheck.evaluation import format_table, scan_data_dirs, write_html_report
+    from bottlecheck.evaluation.datasets import scan_data_dirs, unread_images
+    from bottlecheck.evaluation.evaluate import evaluate as run_evaluation
+    from bottlecheck.evaluation.evaluate import format_table
+    from bottlecheck.writers.report import write_html_report
 
     classifier = load_classifier(model_path, engine, threshold)
     try:
@@ -211,7 +212,7 @@ def evaluate(data_dirs, model_path, engine, fmt, report, threshold, batch_size, 
         click.echo(f"wrote {report} ({wrong} misclassified)", err=True)
     if record:
         from bottlecheck.artifact import write_metadata
-        from bottlecheck.datasets import describe_sources
+        from bottlecheck.evaluation.datasets import describe_sources
 
         metadata = dict(classifier.artifact.metadata)
         metadata.setdefault("metrics", {})[record] = {"data": describe_sources(data_dirs, data_root), **results}

@@ -4,7 +4,7 @@
 ones are left out; ``none`` is a photo with no top visible, which training leaves out and
 evaluation counts). They are symbolic links to the photos by default (nothing copied, the
 originals stay where the line wrote them) or copies (``copy=True``: a folder that can be moved
-to another machine). ``DIR/tops.json`` (:data:`bottlecheck.datasets.CORRECTED_TOPS`) holds, for
+to another machine). ``DIR/tops.json`` (:data:`bottlecheck.evaluation.datasets.CORRECTED_TOPS`) holds, for
 each photo whose boxes the person corrected, every top it shows: the model's boxes less those
 removed, plus those added; ``train`` on a two-stage base cuts its crops from them instead of
 the finder's most confident top. A share of the labelled photos (``heldout``) is not written
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottlecheck.datasets import CORRECTED_TOPS
+from bottlecheck.evaluation.datasets import CORRECTED_TOPS
 from bottlecheck.review.queue import Item
 from bottlecheck.review.store import write_atomically
 

@@ -43,8 +43,8 @@ import numpy as np
 from bottlecheck import __version__
 from bottlecheck.artifact import load_artifact, write_metadata
 from bottlecheck.classifier import Classifier
-from bottlecheck.datasets import Example, corrected_tops, describe_sources
-from bottlecheck.evaluation import evaluate
+from bottlecheck.evaluation.datasets import Example, corrected_tops, describe_sources
+from bottlecheck.evaluation.evaluate import evaluate
 from bottlecheck.labels import LABELS
 from bottlecheck.tops_classifier import TopsClassifier
 from bottlecheck.train_config import TrainConfig

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from bottlecheck.datasets import Example, scan_data_dirs, stratified_split
+from bottlecheck.evaluation.datasets import Example, scan_data_dirs, stratified_split
 from bottlecheck.labels import LABELS
 from bottlecheck.train_config import TrainConfig
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from bottlecheck import __version__
 from bottlecheck.artifact import TOPS, WHOLE_PHOTO, load_artifact
-from bottlecheck.datasets import Example, describe_sources
+from bottlecheck.evaluation.datasets import Example, describe_sources
+from bottlecheck.evaluation.metrics import choose_threshold, classification_report, fit_temperature, reports_by_source
 from bottlecheck.labels import LABELS
-from bottlecheck.metrics import choose_threshold, classification_report, fit_temperature, reports_by_source
 from bottlecheck.train_config import TrainConfig
 from bottlecheck.training.data import ImageBatches
 from bottlecheck.training.split import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from bottlecheck.classifier import Classifier
-from bottlecheck.datasets import NO_TOP, Example, scan_data_dirs
+from bottlecheck.evaluation.datasets import NO_TOP, Example
+from bottlecheck.evaluation.metrics import classification_report, reports_by_source
 from bottlecheck.labels import ERROR, LABELS, UNKNOWN
-from bottlecheck.metrics import classification_report, reports_by_source
-from bottlecheck.writers.report import unknown_counts, write_html_report
+from bottlecheck.writers.report import unknown_counts
 
-__all__ = ["evaluate", "format_table", "scan_data_dirs", "write_html_report"]
+__all__ = ["evaluate", "format_table"]
 
 
 def evaluate(
@@ -27,7 +27,7 @@ def evaluate(
     workers: int | None = None,
     progress=None,
 ) -> tuple[dict[str, Any], list[dict]]:
-    """Metrics over ``examples`` (see :func:`scan_data_dirs`), overall and per source."""
+    """Metrics over ``examples`` (:func:`~bottlecheck.evaluation.datasets.scan_data_dirs`), overall and per source."""
     rows = []
     for example, prediction in zip(
         examples, classifier.classify_paths([e.path for e in examples], batch_size, workers), strict=True
