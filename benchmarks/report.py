@@ -142,12 +142,77 @@ def main() -> None:
     video_path = folder / "video.json"
     if video_path.exists():
         lines += ["", *video_section(json.loads(video_path.read_text()))]
+    capacity_path = folder / "capacity.json"
+    if capacity_path.exists():
+        lines += ["", *capacity_section(json.loads(capacity_path.read_text()))]
     notes = Path(__file__).resolve().parent / "NOTES.md"
     if notes.exists():  # measurements written by hand (the soak, what a figure means)
         text = notes.read_text()
         text = text.split("-->", 1)[1] if text.startswith("<!--") else text
         lines += ["", text.strip()]
     print("\n".join(lines))
+
+
+def capacity_section(data: dict) -> list[str]:
+    """Section 10: one replica's rate at the p99 target by cache hit rate, and the plan for the seed's 1,000 req/s."""
+    target, rps = data["p99_target_ms"], data["target_rps"]
+    one = data["one_replica"]
+    levels = sorted({int(c) for entry in one.values() for c in entry["levels"]})
+    lines = [
+        "## 10. Capacity plan: 1,000 requests a second (`benchmarks/bench_capacity.py`)",
+        "",
+        f"One replica (`bottlecheck serve`, one worker, {data['cores_per_replica']} cores), {data['image']}, a real "
+        f"Redis as the shared cache, wrk on loopback, {data['duration_s']} s a level. A hit repeats a photo the "
+        "cache holds; a miss sends the same pixels with a unique tail. Requests/s, p50 / p99 ms; the hit rate "
+        "as the server counted it:",
+        "",
+        "| cache hits (asked) | " + " | ".join(f"{c} clients" for c in levels) + f" | best with p99 <= {target:g} ms |",
+        "| --- | " + " | ".join("---" for _ in levels) + " | --- |",
+    ]
+    for name, entry in one.items():
+        cells = []
+        for c in levels:
+            res = entry["levels"].get(str(c))
+            hits = f"({res['measured_hit_rate']:.0%})" if res else ""
+            cells.append(
+                f"{res['requests_per_second']}, {res['p50_ms']:.0f} / {res['p99_ms']:.0f} {hits}" if res else "-"
+            )
+        best = entry["at_target"]
+        cells.append(f"**{best['requests_per_second']}** at {best['clients']} clients" if best else "none")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    balanced = data["behind_nginx"]
+    lines += [
+        "",
+        "Behind nginx, the cache cold (requests/s, p50 / p99 ms):",
+        "",
+        "| replicas | " + " | ".join(f"{c} clients" for c in next(iter(balanced.values()))) + " |",
+        "| --- | " + " | ".join("---" for _ in next(iter(balanced.values()))) + " |",
+        *(
+            f"| {count} | "
+            + " | ".join(f"{r['requests_per_second']}, {r['p50_ms']:.0f} / {r['p99_ms']:.0f}" for r in levels_.values())
+            + " |"
+            for count, levels_ in balanced.items()
+        ),
+        "",
+        f"On this machine both replicas share its {data['cores_per_replica']} cores, so the second adds no cores: "
+        "the row shows what the balancer costs and that spreading loses nothing, not how far two machines go. "
+        "Replicas on their own nodes add their own cores; the plan assumes each replica's rate above.",
+        "",
+        f"**The plan for {rps:,} requests/s** at p99 <= {target:g} ms, each replica planned at "
+        f"{data['headroom']:.0%} of its measured rate (room for spikes and the autoscaler's lag); memory from a "
+        f"replica's RSS after the runs ({data['replica_rss_mb']} MB); Redis at "
+        f"{data['redis_cpu_ms_per_request']} ms and nginx at {data['nginx_cpu_ms_per_request']} ms of CPU a request "
+        "(their processes' CPU time over the requests served):",
+        "",
+        "| cache hits | replicas | cores | memory | uploads | Redis | nginx |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {name} | {p['replicas']} | {p['cores']} | {p['memory_gb']} GB | {p['upload_mb_per_s']} MB/s "
+            f"({p['upload_gbit_per_s']} Gbit/s) | {p['redis_cores']} cores | {p['nginx_cores']} cores |"
+            for name, p in data["plan"].items()
+        ),
+    ]
+    return lines
 
 
 def video_section(data: dict) -> list[str]:

@@ -58,3 +58,74 @@ def test_the_stages_section_shows_each_decode_option_and_the_finder_views_share(
     assert "| photos | pillow 1/2 | pillow 1/8 |" in lines
     assert "| these photos | 2.3 (2.2-2.6) | 1.7 (2.2-2.6) |" in lines
     assert "| photo-like | 6.2 (2.2-2.6) | - |" in lines
+
+
+def capacity_result() -> dict:
+    """A result of ``benchmarks/bench_capacity.py`` in the shape it writes."""
+
+    def level(rps, p50, p99, hits=0.0, errors=0):
+        return {
+            "requests_per_second": rps,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "measured_hit_rate": hits,
+            "errors": {"connect": 0, "read": 0, "write": 0, "status": errors, "timeout": 0},
+        }
+
+    return {
+        "p99_target_ms": 300.0,
+        "target_rps": 1000,
+        "headroom": 0.7,
+        "cores_per_replica": 2,
+        "duration_s": 12,
+        "image": "1080x1920 JPEG",
+        "replica_rss_mb": 310.0,
+        "redis_cpu_ms_per_request": 0.05,
+        "nginx_cpu_ms_per_request": 0.2,
+        "one_replica": {
+            "0%": {"levels": {"8": level(110.0, 70, 110), "32": level(120.0, 260, 320)}, "at_target": None},
+            "90%": {"levels": {"8": level(600.0, 12, 40, 0.9)}, "at_target": None},
+        },
+        "behind_nginx": {"1": {"16": level(112.0, 140, 190)}, "2": {"16": level(118.0, 130, 230)}},
+        "plan": {},
+    }
+
+
+def test_a_replicas_rate_at_the_target_is_its_best_level_within_the_p99_and_without_errors():
+    from benchmarks.bench_capacity import best_at
+
+    levels = capacity_result()["one_replica"]["0%"]["levels"]
+    assert best_at(levels, 300.0)["clients"] == 8  # 32 clients is faster but its p99 is 320 ms
+    assert best_at(levels, 400.0)["clients"] == 32
+    levels["8"]["errors"]["status"] = 3
+    assert best_at(levels, 300.0) is None  # a level with errors never counts
+
+
+def test_the_capacity_plan_sizes_replicas_at_the_headroom_and_prices_the_other_parts():
+    from benchmarks.bench_capacity import plan
+
+    # 1000 / (110 * 0.7) = 12.99: 13 replicas of 2 cores and 310 MB; 670 KB uploads are 5.36 Gbit/s.
+    p = plan(110.0, 310.0, 2, 670_000, 0.05, 0.2)
+    assert (p["replicas"], p["cores"], p["memory_gb"]) == (13, 26, 3.9)
+    assert (p["upload_mb_per_s"], p["upload_gbit_per_s"]) == (670.0, 5.36)
+    assert (p["redis_cores"], p["nginx_cores"]) == (0.05, 0.2)
+
+
+def test_the_capacity_section_shows_each_hit_rate_the_measured_rate_and_the_plan():
+    from benchmarks.bench_capacity import best_at, plan
+    from benchmarks.report import capacity_section
+
+    data = capacity_result()
+    for entry in data["one_replica"].values():
+        entry["at_target"] = best_at(entry["levels"], data["p99_target_ms"])
+    data["plan"] = {
+        k: plan(v["at_target"]["requests_per_second"], 310.0, 2, 670_000, 0.05, 0.2)
+        for k, v in data["one_replica"].items()
+    }
+    lines = capacity_section(data)
+    text = "\n".join(lines)
+    assert "| 0% | 110.0, 70 / 110 (0%) | 120.0, 260 / 320 (0%) | **110.0** at 8 clients |" in lines
+    assert "| 90% | 600.0, 12 / 40 (90%) | - | **600.0** at 8 clients |" in lines
+    assert "| 0% | 13 | 26 | 3.9 GB | 670.0 MB/s (5.36 Gbit/s) | 0.05 cores | 0.2 cores |" in lines
+    assert "| 90% | 3 | 6 |" in text  # 1000 / (600 * 0.7) = 2.4
+    assert "| 2 | 118.0, 130 / 230 |" in lines
