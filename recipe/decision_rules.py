@@ -1,6 +1,6 @@
 """Would another decision rule serve the shipped model better on real photos nobody trained it on?
 
-    python recipe/decision_rules.py --out rules.json
+    python -m recipe.decision_rules --out rules.json
 
 Model 2's photo answer is a rule over its tops: a candidate counts when the judge thinks it is a
 top (``1 - p(none) >= min_top_probability``); the photo is open when any counted top is open. On
@@ -26,17 +26,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from bottlecheck import Classifier
+from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
 
-from bottlecheck import Classifier  # noqa: E402
-from bottlecheck.labels import CLOSED, OPEN, UNKNOWN  # noqa: E402
-from recipe.train_judge import photo_sets  # noqa: E402
+from .photo_bench import photo_sets
 
 SOURCES = ("beer-office", "beer-checkins", "street-restaurants")
 #: Photos with no top in the frame (the finder's logos): a guard, never chosen on. The shipped

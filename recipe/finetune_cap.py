@@ -1,6 +1,6 @@
 """Does fine-tuning the backbone carry the cap to unseen sources better than a linear layer? (issue 24)
 
-    python recipe/finetune_cap.py --caps R/caps --caps-eval R/caps-eval --cache R/ft \
+    python -m recipe.finetune_cap --caps R/caps --caps-eval R/caps-eval --cache R/ft \
         --report R/finetune.json --leave-out beer-checkins --leave-out beer-office \
         --leave-out street-restaurants --train-from 0 --epochs 3 --lr 1e-4
 
@@ -36,23 +36,19 @@ import numpy as np
 
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training import judge as J
+from bottlecheck.training.judge import Crop, cap_features_model, fit_linear_cap, judge_view
 
-try:  # python -m recipe.NAME (the package), or python recipe/NAME.py
-    from . import train_cap_judge as C
-    from . import train_judge as T
-except ImportError:
-    import train_cap_judge as C  # type: ignore[no-redef]
-    import train_judge as T  # type: ignore[no-redef]
+from .crops import cap_render_crops
+from .train_cap_judge import each_source_and_class_alike, top_crops
 
 
-def views(crops: list[J.Crop], count: int, seed: int, hard: bool, cache: Path) -> np.ndarray:
+def views(crops: list[Crop], count: int, seed: int, hard: bool, cache: Path) -> np.ndarray:
     """``count`` views of each crop as uint8 (crop-major), cached: plain (``count`` 1, no seed) or training."""
     kind = "plain" if count == 0 else ("hard" if hard else "recipe")
     path = cache / f"views-{kind}-s{seed}-v{count}-n{len(crops)}.npy"
     if path.exists():
         return np.load(path)
-    view = functools.partial(J.judge_view, low_res_share=0.45 if hard else 0.0, hue_share=0.3 if hard else 0.0)
+    view = functools.partial(judge_view, low_res_share=0.45 if hard else 0.0, hue_share=0.3 if hard else 0.0)
     rng = random.Random(seed)
     out, image, last = [], None, None
     for crop in crops:
@@ -70,7 +66,7 @@ def cap_network(train_from: int):
     """Lite0 to the cap's block, pooled, and one logit; blocks before ``train_from`` and batch norms frozen."""
     import keras
 
-    features = J.cap_features_model()
+    features = cap_features_model()
     logit = keras.layers.Dense(1, name="cap_logit")(features.output)
     model = keras.Model(features.input, logit)
     for layer in model.layers:
@@ -107,8 +103,8 @@ def main() -> None:
     tf = import_tensorflow()
     import keras
 
-    unseen = [c for c in T.cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")]
-    crops = (C.top_crops([args.caps]) + unseen)[:: args.every]
+    unseen = [c for c in cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")]
+    crops = (top_crops([args.caps]) + unseen)[:: args.every]
     group = np.array([c.group for c in crops])
     is_open = np.array([c.label == "open" for c in crops])
     started = time.time()
@@ -128,8 +124,8 @@ def main() -> None:
     for source in args.leave_out:
         keep = (group[of_view] != source) & (group[of_view] != "caps-unseen")
         kept = of_view[keep]
-        weights = C.each_source_and_class_alike(crops, kept)
-        probe = J.fit_linear_cap(frozen_train[keep], is_open[kept].astype(int), weights, args.l2)
+        weights = each_source_and_class_alike(crops, kept)
+        probe = fit_linear_cap(frozen_train[keep], is_open[kept].astype(int), weights, args.l2)
         scored = group == source
         row = {"linear": round(balanced(probe.logits(frozen_plain[scored]), is_open[scored]), 3)}
 

@@ -1,6 +1,6 @@
 """Would a larger backbone or a larger crop carry the cap to unseen sources better? (issue 24)
 
-    python recipe/probe_backbones.py --caps R/caps --caps-eval R/caps-eval --cache R/probe \
+    python -m recipe.probe_backbones --caps R/caps --caps-eval R/caps-eval --cache R/probe \
         --report R/backbones.json --backbone 0:128 --backbone 1:128 --backbone 2:128 \
         --backbone 1:192 --backbone 2:192
 
@@ -37,15 +37,13 @@ import numpy as np
 
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training import backbone as B
-from bottlecheck.training import judge as J
+from bottlecheck.training.backbone import build_imagenet_classifier, imagenet_backbone, last_block
+from bottlecheck.training.judge import Crop, compute_judge_features, fit_linear_cap, judge_view
 
-try:  # python -m recipe.NAME (the package), or python recipe/NAME.py
-    from . import train_cap_judge as C
-    from . import train_judge as T
-except ImportError:
-    import train_cap_judge as C  # type: ignore[no-redef]
-    import train_judge as T  # type: ignore[no-redef]
+from .crops import cap_render_crops
+from .train_cap_judge import CAP_FAMILIES, OPEN, SOURCES, each_source_and_class_alike, top_crops
+
+HERE = Path(__file__).resolve().parent
 
 DEPTHS = ("stage 5", "last block", "1x1 head")
 # ImageNet's bottles (beer, pop, water, wine): what a ported backbone must see among its first
@@ -63,9 +61,9 @@ def feature_model(lite: int, size: int):
     import keras
 
     inputs = keras.Input((size, size, 3))
-    whole, stages = B.imagenet_backbone(inputs, lite)
+    whole, stages = imagenet_backbone(inputs, lite)
     stage_5_end = sum(repeats for repeats, *_ in stages[:5]) - 1
-    names = [f"blocks_{stage_5_end}_project_conv", f"blocks_{B.last_block(stages)}_project_conv", "bn1"]
+    names = [f"blocks_{stage_5_end}_project_conv", f"blocks_{last_block(stages)}_project_conv", "bn1"]
     pooled = [keras.layers.GlobalAveragePooling2D()(whole.get_layer(name).output) for name in names]
     widths = [int(p.shape[-1]) for p in pooled]
     return keras.Model(inputs, keras.layers.Concatenate()(pooled)), widths
@@ -73,8 +71,8 @@ def feature_model(lite: int, size: int):
 
 def check_port(lite: int) -> list[int]:
     """Top-3 ImageNet classes of the bundled rendered open bottles; raises unless each holds a bottle."""
-    model = B.build_imagenet_classifier(224, lite)
-    examples = sorted((C.HERE.parent / "examples").glob("rendered_open_*.jpg"))
+    model = build_imagenet_classifier(224, lite)
+    examples = sorted((HERE.parent / "examples").glob("rendered_open_*.jpg"))
     photos = [decode_image(path).convert("RGB").resize((224, 224)) for path in examples]
     batch = np.stack([np.asarray(photo, dtype=np.float32) for photo in photos])
     top3 = [[int(c) for c in row[:3]] for row in np.argsort(-model.predict(batch, verbose=0), axis=1)]
@@ -93,7 +91,7 @@ def ms_per_view(model, size: int) -> float:
     return 1000 * (time.perf_counter() - start) / runs / len(views)
 
 
-def features(args, crops: list[J.Crop], lite: int, size: int, seeds: list[int]) -> dict[int, dict]:
+def features(args, crops: list[Crop], lite: int, size: int, seeds: list[int]) -> dict[int, dict]:
     """Plain and training views' pooled features for one backbone and size, each seed's cached.
 
     The network is built and the plain views (which no seed changes) are judged once, however
@@ -104,22 +102,22 @@ def features(args, crops: list[J.Crop], lite: int, size: int, seeds: list[int]) 
     missing = [seed for seed in seeds if seed not in found]
     if missing:
         model, widths = feature_model(lite, size)
-        view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0, size=size)
+        view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0, size=size)
         started = time.time()
-        plain, labels = J.compute_judge_features(crops, 1, 0, False, print, model, view)
+        plain, labels = compute_judge_features(crops, 1, 0, False, print, model, view)
         plain_seconds = time.time() - started
         args.cache.mkdir(parents=True, exist_ok=True)
         for seed in missing:
             started = time.time()
-            train, _ = J.compute_judge_features(crops, args.views, seed, True, print, model, view)
-            result = {"plain": plain, "train": train, "is_open": labels == C.OPEN, "widths": np.array(widths)}
+            train, _ = compute_judge_features(crops, args.views, seed, True, print, model, view)
+            result = {"plain": plain, "train": train, "is_open": labels == OPEN, "widths": np.array(widths)}
             result["seconds"] = np.array(plain_seconds + time.time() - started)  # as if computed alone
             np.savez(paths[seed], **result)
             found[seed] = result
     return found
 
 
-def scores(feats: dict, crops: list[J.Crop], views: int, l2: float) -> dict:
+def scores(feats: dict, crops: list[Crop], views: int, l2: float) -> dict:
     """Left-out balanced accuracy at each depth: per real source, the rendered families, their mean."""
     group = np.array([c.group for c in crops])
     family = np.array([c.family for c in crops])
@@ -129,26 +127,26 @@ def scores(feats: dict, crops: list[J.Crop], views: int, l2: float) -> dict:
     out: dict = {}
     for depth, start, end in zip(DEPTHS, edges[:-1], edges[1:], strict=True):
         plain, train = feats["plain"][:, start:end], feats["train"][:, start:end]
-        held_out = {source: group == source for source in (*C.SOURCES, "caps-render")}
-        for name, test in C.CAP_FAMILIES.items():
+        held_out = {source: group == source for source in (*SOURCES, "caps-render")}
+        for name, test in CAP_FAMILIES.items():
             held_out[name] = (group == "caps-render") & np.array([test(f) for f in family])
         row = {}
         for name, left_out in held_out.items():
             # a rendered family is scored on its unseen renders; a source on its own tops
             scored = (
-                (group == "caps-unseen") & np.array([C.CAP_FAMILIES[name](f) for f in family])
-                if name in C.CAP_FAMILIES
+                (group == "caps-unseen") & np.array([CAP_FAMILIES[name](f) for f in family])
+                if name in CAP_FAMILIES
                 else left_out
             )
             keep = ~left_out[train_of] & (group[train_of] != "caps-unseen")
             views_kept = train_of[keep]
-            weights = C.each_source_and_class_alike(crops, views_kept)
-            cap = J.fit_linear_cap(train[keep], is_open[views_kept].astype(int), weights, l2)
+            weights = each_source_and_class_alike(crops, views_kept)
+            cap = fit_linear_cap(train[keep], is_open[views_kept].astype(int), weights, l2)
             said_open = cap.logits(plain[scored]) >= 0
             truth = is_open[scored]
             recalls = [float((said_open[truth == cls] == cls).mean()) for cls in (False, True) if (truth == cls).any()]
             row[name] = round(float(np.mean(recalls)), 3)
-        row["mean of the five real sources"] = round(float(np.mean([row[s] for s in C.SOURCES])), 3)
+        row["mean of the five real sources"] = round(float(np.mean([row[s] for s in SOURCES])), 3)
         out[depth] = row
     return out
 
@@ -167,8 +165,8 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=1e-2)
     args = parser.parse_args()
     import_tensorflow()
-    crops = C.top_crops([args.caps]) + [
-        c for c in T.cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")
+    crops = top_crops([args.caps]) + [
+        c for c in cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")
     ]
     print(f"{len(crops)} marked tops", flush=True)
     report: dict = {"tops": len(crops), "views": args.views, "backbones": {}}

@@ -40,9 +40,19 @@ import numpy as np
 
 from bottlecheck import Classifier
 from bottlecheck.tfquiet import import_tensorflow
+from bottlecheck.training.judge import (
+    JUDGE_LABELS,
+    Crop,
+    LinearCap,
+    cap_features_model,
+    compute_judge_features,
+    fit_linear_cap,
+    judge_features_model,
+    judge_view,
+)
 
 from . import kinds_table
-from . import train_judge as T
+from .crops import cap_render_crops, marked_crops
 from .real_photos import DATA, FOLDER_GROUPS, GROUPS, TRASHNET_CLOSED, Photo, labelled_photos
 
 HERE = Path(__file__).resolve().parent
@@ -70,7 +80,7 @@ def marked(labels: tuple[str, ...]):
     """Every mark of the given labels in the annotation files, each with its group."""
     crops = []
     for name, folder in ANNOTATIONS:
-        crops += T.marked_crops(HERE / "annotations" / name, folder, functools.partial(group_of, name))
+        crops += marked_crops(HERE / "annotations" / name, folder, functools.partial(group_of, name))
     return [c for c in crops if c.label in labels]
 
 
@@ -78,12 +88,11 @@ class Bench:
     """Each labelled photo's candidates with the cap's features at three spans, the head's at 2.5 and 3.2.0's rows."""
 
     def __init__(self, base: Classifier, cache: Path) -> None:
-        from bottlecheck.training import judge as J
 
         self.photos = labelled_photos()
         arrays, meta = cache / "bench.npz", cache / "bench.json"
         if not arrays.exists():
-            cap, head = J.cap_features_model(), J.judge_features_model()
+            cap, head = cap_features_model(), judge_features_model()
             parts: dict[str, list] = {}
             rows = []
             for p in self.photos:
@@ -129,7 +138,6 @@ def counterfactual_tops(tops: list, folder: Path, seed: int = 5) -> list[tuple]:
     from PIL import Image, ImageDraw, ImageFilter
 
     from bottlecheck.imaging import PAD_VALUE, decode_image
-    from bottlecheck.training import judge as J
 
     rng = random.Random(seed)
     tops = [c for c in tops if c.side >= 12]
@@ -165,7 +173,7 @@ def counterfactual_tops(tops: list, folder: Path, seed: int = 5) -> list[tuple]:
             at = (round(target.x - size / 2) - box[0], round(target.y - size / 2) - box[1])
             region.paste(patch, at, mask.filter(ImageFilter.GaussianBlur(size * 0.03)))
             region.save(path, quality=95)
-        crop = J.Crop(str(path), target.x - box[0], target.y - box[1], target.side, other, 0, target.group)
+        crop = Crop(str(path), target.x - box[0], target.y - box[1], target.side, other, 0, target.group)
         out.append((crop, donor.group))
     return out
 
@@ -198,35 +206,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", action="store_true", help="also the rescuing gate and counterfactual tops")
     args = parser.parse_args(argv)
     import_tensorflow()
-    from bottlecheck.training import judge as J
 
     args.cache.mkdir(parents=True, exist_ok=True)
     bench = Bench(Classifier.load(args.model, engine="litert"), args.cache)
     photos: list[Photo] = bench.photos
     truth = {kinds_table.key(p): p.truth for p in photos}
 
-    tops = marked(("open", "closed")) + [c for c in T.cap_render_crops(args.caps) if c.label in ("open", "closed")]
+    tops = marked(("open", "closed")) + [c for c in cap_render_crops(args.caps) if c.label in ("open", "closed")]
     cap_file = args.cache / f"cap-v12-n{len(tops)}.npz"
     if not cap_file.exists():
-        view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0)
-        x, y = J.compute_judge_features(tops, 12, 0, True, print, J.cap_features_model(), view)
+        view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
+        x, y = compute_judge_features(tops, 12, 0, True, print, cap_features_model(), view)
         np.savez(cap_file, x=x, y=y)
     stored = np.load(cap_file)
-    cap_x, cap_open = stored["x"], (stored["y"] == J.JUDGE_LABELS.index("open")).astype(int)
+    cap_x, cap_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
     cap_group = np.repeat([c.group for c in tops], 12)
 
     gate_crops = marked(("open", "closed", "none"))
     gate_file = args.cache / f"gate-v4-n{len(gate_crops)}.npz"
     if not gate_file.exists():
-        x, y = J.compute_judge_features(gate_crops, 4, 0, True, print, J.judge_features_model())
+        x, y = compute_judge_features(gate_crops, 4, 0, True, print, judge_features_model())
         np.savez(gate_file, x=x, y=y)
     stored = np.load(gate_file)
-    gate_x, gate_top = stored["x"], (stored["y"] != J.JUDGE_LABELS.index("none")).astype(int)
+    gate_x, gate_top = stored["x"], (stored["y"] != JUDGE_LABELS.index("none")).astype(int)
     gate_group = np.repeat([c.group for c in gate_crops], 4)
 
     shipped_top = gate_looked_again(bench.p_top_shipped)
 
-    def with_cap(folds: dict[str, J.LinearCap], p_top: np.ndarray, temperature: float, groups) -> dict:
+    def with_cap(folds: dict[str, LinearCap], p_top: np.ndarray, temperature: float, groups) -> dict:
         out = {}
         for g in groups:
             by_span = {s: 1 / (1 + np.exp(-folds[g].logits(bench.arrays[f"cap{s}"]) / temperature)) for s in SPANS}
@@ -253,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         folds = {}
         for g in GROUPS:
             keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
-            folds[g] = J.fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), 1e-2)
+            folds[g] = fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), 1e-2)
         temperature = temperature_of(folds, shipped_top)
         results[f"cap: {name}, each group left out (T {temperature:.2f})"] = kinds_table.table(
             photos, with_cap(folds, shipped_top, temperature, GROUPS)
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         p_top = np.zeros(len(bench.group))
         for g in GROUPS:
             keep = gate_group != g
-            gate = J.fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
+            gate = fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
             rows = bench.group == g
             new = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
             p_top[rows] = new if combine == "real gate" else np.maximum(new, shipped_top[rows])
@@ -297,13 +304,12 @@ def variants(
     args, bench, cap_x, cap_open, cap_group, gate_x, gate_top, gate_group, with_cap, temperature_of, shipped_top, tops
 ) -> dict:
     """Session 16's rows: the rescuing gate, and the cap with counterfactual tops (see the docstring)."""
-    from bottlecheck.training import judge as J
 
     photos, results = bench.photos, {}
     real_gate = np.zeros(len(bench.group))
     for g in GROUPS:
         keep = gate_group != g
-        gate = J.fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
+        gate = fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
         rows = bench.group == g
         real_gate[rows] = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
     rescued = np.where((shipped_top < 0.5) & (real_gate >= 0.9), real_gate, shipped_top)
@@ -314,11 +320,11 @@ def variants(
     pairs = counterfactual_tops([c for c in tops if c.group != "caps-render"], args.cache / "counterfactual")
     pair_file = args.cache / f"counterfactual-v6-n{len(pairs)}.npz"
     if not pair_file.exists():
-        view = functools.partial(J.judge_view, low_res_share=0.0, hue_share=0.0)
-        x, y = J.compute_judge_features([c for c, _ in pairs], 6, 1, True, print, J.cap_features_model(), view)
+        view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
+        x, y = compute_judge_features([c for c, _ in pairs], 6, 1, True, print, cap_features_model(), view)
         np.savez(pair_file, x=x, y=y)
     stored = np.load(pair_file)
-    pair_x, pair_open = stored["x"], (stored["y"] == J.JUDGE_LABELS.index("open")).astype(int)
+    pair_x, pair_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
     views = len(pair_open) // len(pairs)
     target = np.repeat([c.group for c, _ in pairs], views)
     donor = np.repeat([d for _, d in pairs], views)
@@ -329,7 +335,7 @@ def variants(
             more = np.flatnonzero((target != g) & (donor != g))
             x = np.concatenate([cap_x[keep], pair_x[more]])
             y = np.concatenate([cap_open[keep], pair_open[more]])
-            folds[g] = J.fit_linear_cap(x, y, alike(np.concatenate([cap_group[keep], target[more]]), y), 1e-2)
+            folds[g] = fit_linear_cap(x, y, alike(np.concatenate([cap_group[keep], target[more]]), y), 1e-2)
         temperature = temperature_of(folds, shipped_top)
         results[f"cap: {name} + counterfactual tops of every group (T {temperature:.2f})"] = kinds_table.table(
             photos, with_cap(folds, shipped_top, temperature, GROUPS)

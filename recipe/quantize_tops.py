@@ -21,7 +21,6 @@ import argparse
 import json
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -32,11 +31,12 @@ from bottlecheck.artifact import load_artifact, write_metadata
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.finder import render_records
 
-# Its sibling compare_models.py, found from this file's own folder: from the repository root
-# (`python recipe/quantize_tops.py`, `python -m recipe.quantize_tops`) or anywhere else.
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_models import HERE, held_out, predict, score_predictions, unseen_renders  # noqa: E402
+try:  # python -m recipe.quantize_tops
+    from .held_out import held_out, predict, score_predictions, unseen_renders
+except ImportError:  # python recipe/quantize_tops.py (benchmarks/run): Python puts this file's folder first on sys.path
+    from held_out import held_out, predict, score_predictions, unseen_renders  # type: ignore[no-redef]
+
+HERE = Path(__file__).resolve().parent
 
 
 def representative_photos(renders: list[Path], real: Path, count: int, seed: int) -> list[str]:

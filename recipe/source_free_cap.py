@@ -1,6 +1,6 @@
 """Can the linear cap be kept from reading the source? Project out the directions that tell sources apart (issue 24).
 
-    python recipe/source_free_cap.py --caps R/caps --caps-eval R/caps-eval --cache R/ft \
+    python -m recipe.source_free_cap --caps R/caps --caps-eval R/caps-eval --cache R/ft \
         --report R/source-free.json --drop 0 --drop 2 --drop 4 --drop 8
 
 The cap is a linear layer on the pooled last block of a frozen EfficientNet-Lite0. Left out,
@@ -26,16 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training import judge as J
+from bottlecheck.training.judge import cap_features_model, fit_linear_cap
 
-try:  # python -m recipe.NAME (the package), or python recipe/NAME.py
-    from . import train_cap_judge as C
-    from . import train_judge as T
-    from .finetune_cap import balanced, views
-except ImportError:
-    import train_cap_judge as C  # type: ignore[no-redef]
-    import train_judge as T  # type: ignore[no-redef]
-    from finetune_cap import balanced, views  # type: ignore[no-redef]
+from .crops import cap_render_crops
+from .finetune_cap import balanced, views
+from .train_cap_judge import SOURCES, each_source_and_class_alike, top_crops
 
 
 def source_directions(z: np.ndarray, groups: np.ndarray, is_open: np.ndarray) -> np.ndarray:
@@ -61,8 +56,8 @@ def main() -> None:
     parser.add_argument("--drop", type=int, action="append", help="how many source directions to remove (repeat)")
     parser.add_argument("--l2", type=float, default=1e-2)
     args = parser.parse_args()
-    unseen = [c for c in T.cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")]
-    crops = C.top_crops([args.caps]) + unseen
+    unseen = [c for c in cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")]
+    crops = top_crops([args.caps]) + unseen
     group = np.array([c.group for c in crops])
     is_open = np.array([c.label == "open" for c in crops])
     features_path = args.cache / f"frozen-s{args.seed}-v{args.views}-n{len(crops)}.npz"
@@ -71,7 +66,7 @@ def main() -> None:
         plain, train = cached["plain"], cached["train"]
     else:
         import_tensorflow()
-        model = J.cap_features_model()
+        model = cap_features_model()
         plain = model.predict(views(crops, 0, 0, False, args.cache).astype(np.float32), batch_size=64, verbose=0)
         train = model.predict(
             views(crops, args.views, args.seed, False, args.cache).astype(np.float32), batch_size=64, verbose=0
@@ -81,7 +76,7 @@ def main() -> None:
     report: dict = {}
     for drop in args.drop or [0, 2, 4, 8]:
         row = {}
-        for source in C.SOURCES:
+        for source in SOURCES:
             keep = (group[of_view] != source) & (group[of_view] != "caps-unseen")
             kept = of_view[keep]
             x = train[keep]
@@ -91,12 +86,12 @@ def main() -> None:
             if drop:
                 directions = source_directions(z, group[kept], is_open[kept])[:drop]
                 projection -= directions.T @ directions
-            weights = C.each_source_and_class_alike(crops, kept)
-            cap = J.fit_linear_cap(z @ projection, is_open[kept].astype(int), weights, args.l2)
+            weights = each_source_and_class_alike(crops, kept)
+            cap = fit_linear_cap(z @ projection, is_open[kept].astype(int), weights, args.l2)
             scored = group == source
             logits = cap.logits(((plain[scored] - mean) / scale) @ projection)
             row[source] = round(balanced(logits, is_open[scored]), 3)
-        row["mean"] = round(float(np.mean([row[s] for s in C.SOURCES])), 3)
+        row["mean"] = round(float(np.mean([row[s] for s in SOURCES])), 3)
         report[str(drop)] = row
         print(drop, json.dumps(row), flush=True)
     args.report.write_text(json.dumps(report, indent=1) + "\n")

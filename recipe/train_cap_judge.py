@@ -1,6 +1,6 @@
 """Train model 3's cap judge, choosing by what it does on sources and families it never saw.
 
-    python recipe/train_cap_judge.py --caps R/caps --caps-eval R/caps-eval --report R/cap-loo.json \
+    python -m recipe.train_cap_judge --caps R/caps --caps-eval R/caps-eval --report R/cap-loo.json \
         --out m3 --version 3.2.0 --second-look 0.15 --top-floor 0.35 --finder-from M220
 
 Model 2's judge answered two questions with one linear layer on the 1x1 head's ImageNet
@@ -16,7 +16,7 @@ cap judge, a linear layer on the pooled output of the backbone's last block
 best of the layers measured. It reads the same backbone pass as the gate (one judge call a
 top, as before). It trains on the judge's training views (span 1.5-4 times the top, any turn,
 grey, hue, blur, noise, JPEG) of every marked top: the rendered close-ups of the kinds that
-failed (``render/render_caps.py``) and the five real sources (``train_judge.py``'s table). Each
+failed (``render/render_caps.py``) and the five real sources (``crops.py``'s table). Each
 source weighs the same, and in it each class.
 
 The table it writes is the number chosen on. For each real source, a cap judge trained
@@ -51,30 +51,41 @@ import numpy as np
 from bottlecheck import Classifier, __version__
 from bottlecheck.evaluation.metrics import expected_calibration_error
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training import judge as J
+from bottlecheck.training.judge import (
+    CAP_LAYER,
+    CAP_POOLINGS,
+    CROP_SPAN,
+    JUDGE_LABELS,
+    Crop,
+    LinearCap,
+    cap_features_model,
+    compute_judge_features,
+    fit_linear_cap,
+    fit_temperature_binary,
+    judge_view,
+)
 
-try:  # python -m recipe.train_cap_judge, or imported by a sibling
-    from . import train_judge as T
-except ImportError:  # python recipe/train_cap_judge.py
-    import train_judge as T  # type: ignore[no-redef]
+from .crops import FAMILIES, REAL_SOURCES, cap_render_crops, marked_crops, views_digest
+from .photo_bench import PhotoBench, candidate_crops, gate_with, photo_metrics, photo_sets
+from .real_photos import DATA
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ("product-poster", "trashnet", *T.REAL_SOURCES)
-CAP_FAMILIES = {name: test for name, test in T.FAMILIES.items() if name != "glassware (not a top)"}
-OPEN = J.JUDGE_LABELS.index("open")
+SOURCES = ("product-poster", "trashnet", *REAL_SOURCES)
+CAP_FAMILIES = {name: test for name, test in FAMILIES.items() if name != "glassware (not a top)"}
+OPEN = JUDGE_LABELS.index("open")
 
 
-def top_crops(caps: list[Path]) -> list[J.Crop]:
+def top_crops(caps: list[Path]) -> list[Crop]:
     """Every marked open or closed top: the rendered close-ups and the five real sources."""
     ann = HERE / "annotations"
-    crops = T.cap_render_crops(caps)
-    crops += T.marked_crops(ann / "real-tops.json", T.DATA / "real", lambda rel: "product-poster")
-    crops += T.marked_crops(ann / "trashnet-tops.json", T.DATA / "unlabelled" / "trashnet-glass", lambda _: "trashnet")
-    crops += T.marked_crops(ann / "real-sources-tops.json", T.DATA / "real-sources", lambda rel: rel.split("/")[0])
+    crops = cap_render_crops(caps)
+    crops += marked_crops(ann / "real-tops.json", DATA / "real", lambda rel: "product-poster")
+    crops += marked_crops(ann / "trashnet-tops.json", DATA / "unlabelled" / "trashnet-glass", lambda _: "trashnet")
+    crops += marked_crops(ann / "real-sources-tops.json", DATA / "real-sources", lambda rel: rel.split("/")[0])
     return [c for c in crops if c.label in ("open", "closed")]
 
 
-def each_source_and_class_alike(crops: list[J.Crop], views: np.ndarray) -> np.ndarray:
+def each_source_and_class_alike(crops: list[Crop], views: np.ndarray) -> np.ndarray:
     """Weights under which every (source, class) pair weighs the same, whatever its count.
 
     A source of one class (the office tables' closed bottles, the street tables' open ones)
@@ -104,7 +115,7 @@ def cap_metrics(logits: np.ndarray, is_open: np.ndarray, temperature: float) -> 
 
 def gated(gate: np.ndarray, p_open: np.ndarray) -> np.ndarray:
     """(closed, open, none) rows: model 2's p(none) for each candidate (``gate``), this cap's p(open | top)."""
-    return T.gate_with(np.stack([1.0 - p_open, p_open, np.zeros_like(p_open)], axis=1), gate)
+    return gate_with(np.stack([1.0 - p_open, p_open, np.zeros_like(p_open)], axis=1), gate)
 
 
 def second_look(p_open_by_span: dict[float, np.ndarray], band: float, sure_top: np.ndarray) -> np.ndarray:
@@ -141,10 +152,10 @@ def gate_looked_again(gate_by_span: dict[float, np.ndarray], floor: float | None
 
 
 def photo_temperature(
-    bench: T.PhotoBench,
+    bench: PhotoBench,
     gate: np.ndarray,
-    folds: dict[str, J.LinearCap],
-    judge: Callable[[J.LinearCap, float], np.ndarray],
+    folds: dict[str, LinearCap],
+    judge: Callable[[LinearCap, float], np.ndarray],
 ) -> float:
     """The cap temperature under which the photos' answers are best calibrated, each source judged by its fold.
 
@@ -197,7 +208,7 @@ def main() -> None:
         help="with several --seed: fit one cap on each seed's views and average them (one linear layer), "
         "instead of one cap on the pooled views",
     )
-    parser.add_argument("--pooling", choices=J.CAP_POOLINGS, default="mean", help="how the cap block's map is pooled")
+    parser.add_argument("--pooling", choices=CAP_POOLINGS, default="mean", help="how the cap block's map is pooled")
     parser.add_argument(
         "--without",
         action="append",
@@ -247,18 +258,18 @@ def main() -> None:
 
     base = Classifier.load(args.finder_from, engine="litert")
     crops = top_crops(args.caps)
-    unseen = [c for c in T.cap_render_crops(args.caps_eval, group="caps-unseen") if c.label in ("open", "closed")]
+    unseen = [c for c in cap_render_crops(args.caps_eval, group="caps-unseen") if c.label in ("open", "closed")]
     log(f"tops: {dict(Counter((c.group, c.label) for c in crops))}; unseen renders {len(unseen)}")
 
-    extractor = J.cap_features_model(pooling=args.pooling, variant=args.cap_backbone)
-    view = functools.partial(J.judge_view, low_res_share=args.low_res_share, hue_share=args.hue_share)
+    extractor = cap_features_model(pooling=args.pooling, variant=args.cap_backbone)
+    view = functools.partial(judge_view, low_res_share=args.low_res_share, hue_share=args.hue_share)
     args.cache.mkdir(parents=True, exist_ok=True)
     seeds = args.seeds or [0]
 
     def features_of(seed: int) -> list[np.ndarray]:
         """One seed's training views and the plain crops' features, cached (they cost minutes)."""
         cache = args.cache / (
-            f"{T._views_digest()}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}"
+            f"{views_digest()}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}"
             f"-u{len(unseen)}-s{seed}{'' if args.pooling == 'mean' else '-' + args.pooling.replace('+', '_')}"
             f"{f'-lite{args.cap_backbone}' if args.cap_backbone else ''}.npz"
         )
@@ -266,9 +277,9 @@ def main() -> None:
             log(f"features from {cache}")
             stored = np.load(cache)
             return [stored[k] for k in ("x", "y", "px", "py", "ux", "uy")]
-        train_x, train_y = J.compute_judge_features(crops, args.views, seed, True, log, extractor, view)
-        plain_x, plain_y = J.compute_judge_features(crops, 1, seed, False, lambda _: None, extractor)
-        unseen_x, unseen_y = J.compute_judge_features(unseen, 1, seed, False, lambda _: None, extractor)
+        train_x, train_y = compute_judge_features(crops, args.views, seed, True, log, extractor, view)
+        plain_x, plain_y = compute_judge_features(crops, 1, seed, False, lambda _: None, extractor)
+        unseen_x, unseen_y = compute_judge_features(unseen, 1, seed, False, lambda _: None, extractor)
         np.savez(cache, x=train_x, y=train_y, px=plain_x, py=plain_y, ux=unseen_x, uy=unseen_y)
         return [train_x, train_y, plain_x, plain_y, unseen_x, unseen_y]
 
@@ -283,20 +294,20 @@ def main() -> None:
     unseen_open = unseen_open.astype(int)
     group = np.array([c.group for c in crops])
 
-    spans = (J.CROP_SPAN, *args.also_spans)
-    bench = T.PhotoBench(base, T.photo_sets(), extractor, spans=spans)
+    spans = (CROP_SPAN, *args.also_spans)
+    bench = PhotoBench(base, photo_sets(), extractor, spans=spans)
     gate_by_span = {
-        span: np.stack(base.judge_crops(T._candidate_crops(bench, span)))  # type: ignore[attr-defined]
+        span: np.stack(base.judge_crops(candidate_crops(bench, span)))  # type: ignore[attr-defined]
         for span in (spans if args.top_floor is not None else spans[:1])
     }
-    gate_once = gate_by_span[J.CROP_SPAN]
+    gate_once = gate_by_span[CROP_SPAN]
     gate = gate_looked_again(gate_by_span, args.top_floor)
     log(
         f"photo bench: {sum(len(v) for v in bench.photos.values())} photos, {len(gate)} candidates, "
         f"{int((gate[:, 2] != gate_once[:, 2]).sum())} of them judged again by the gate"
     )
 
-    def fit(excluded) -> J.LinearCap:
+    def fit(excluded) -> LinearCap:
         if args.average_seeds and len(seeds) > 1:
             # A cap on each draw of the views, averaged: still one linear layer (the judge costs the
             # same), and its answers depend less on one draw (the model card: four draws' left-out
@@ -307,15 +318,15 @@ def main() -> None:
             weights = each_source_and_class_alike(crops, one_of[keep])
             for features in per_seed:
                 caps.append(
-                    J.fit_linear_cap(features[0][keep], (features[1][keep] == OPEN).astype(int), weights, args.l2)
+                    fit_linear_cap(features[0][keep], (features[1][keep] == OPEN).astype(int), weights, args.l2)
                 )
-            return J.LinearCap(np.mean([c.kernel for c in caps], axis=0), float(np.mean([c.bias for c in caps])))
+            return LinearCap(np.mean([c.kernel for c in caps], axis=0), float(np.mean([c.bias for c in caps])))
         keep = np.flatnonzero(~excluded[train_of])
         weights = each_source_and_class_alike(crops, train_of[keep])
-        return J.fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
+        return fit_linear_cap(train_x[keep], train_open[keep], weights, args.l2)
 
     def judge(
-        cap: J.LinearCap,
+        cap: LinearCap,
         temperature: float,
         band: float = args.second_look,
         min_top: float = args.second_look_min_top,
@@ -326,7 +337,7 @@ def main() -> None:
         return second_look(by_span, band, 1.0 - gate[:, 2] >= min_top)
 
     def photos(
-        cap: J.LinearCap,
+        cap: LinearCap,
         temperature: float,
         band: float = args.second_look,
         min_top: float | None = None,
@@ -334,17 +345,17 @@ def main() -> None:
     ) -> dict:
         min_top = args.second_look_min_top if min_top is None else min_top
         probs = gated(gate, judge(cap, temperature, band, min_top, gate))
-        return {source: T.photo_metrics(bench.answers(probs, source)) for source in bench.photos}
+        return {source: photo_metrics(bench.answers(probs, source)) for source in bench.photos}
 
     # Leave each real source out, then each rendered family.
-    folds: dict[str, J.LinearCap] = {}
+    folds: dict[str, LinearCap] = {}
     held_logits, held_truth = [], []
     for source in SOURCES:
         folds[source] = fit(group == source)
         held_logits.append(folds[source].logits(plain_x[group == source]))
         held_truth.append(plain_open[group == source])
         log(f"left out {source}")
-    crop_temperature = J.fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
+    crop_temperature = fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
     temperature = photo_temperature(bench, gate, folds, judge)
     log(
         f"cross-fitted temperature: {crop_temperature:.3f} on {sum(len(t) for t in held_truth)} real tops' crops, "
@@ -360,7 +371,7 @@ def main() -> None:
         "shipped": {"version": base.artifact.version, "photos": {}},
         "left_out": {},
     }
-    table["shipped"]["photos"] = {source: T.photo_metrics(bench.answers(gate_once, source)) for source in bench.photos}
+    table["shipped"]["photos"] = {source: photo_metrics(bench.answers(gate_once, source)) for source in bench.photos}
     for source in SOURCES:
         cap = folds[source]
         rows = group == source
@@ -381,10 +392,10 @@ def main() -> None:
         entry = {"unseen_renders": cap_metrics(cap.logits(unseen_x[rows]), unseen_open[rows], temperature)}
         table["left_out"][name] = entry
         log(f"left out {name}: {json.dumps(entry)}")
-    held = [table["left_out"][s]["photos"]["balanced_accuracy"] for s in T.REAL_SOURCES]
+    held = [table["left_out"][s]["photos"]["balanced_accuracy"] for s in REAL_SOURCES]
     table["mean_left_out_real_sources"] = round(float(np.mean(held)), 3)
     table["mean_shipped_real_sources"] = round(
-        float(np.mean([table["shipped"]["photos"][s]["balanced_accuracy"] for s in T.REAL_SOURCES])), 3
+        float(np.mean([table["shipped"]["photos"][s]["balanced_accuracy"] for s in REAL_SOURCES])), 3
     )
 
     cap = fit(np.isin(group, args.without))
@@ -415,7 +426,7 @@ def main() -> None:
     base_meta = json.loads((args.finder_from / "metadata.json").read_text())
     base_judge = keras.models.load_model(base.artifact.file("keras", "judge"), compile=False)
 
-    def write_model(directory: Path, cap: J.LinearCap, version: str | None, metrics: dict, without: list[str]) -> None:
+    def write_model(directory: Path, cap: LinearCap, version: str | None, metrics: dict, without: list[str]) -> None:
         """A model directory: 2.2.0's finder and gate, ``cap`` at the cross-fitted temperature."""
         metadata = {
             **artifact_identity("bottlecheck-tops", version),
@@ -446,7 +457,7 @@ def main() -> None:
                     "hue_share": args.hue_share,
                     "seed": seeds[0] if len(seeds) == 1 else seeds,
                     "seeds_combined": "averaged caps" if args.average_seeds and len(seeds) > 1 else "pooled views",
-                    "cap_layer": J.CAP_LAYER,
+                    "cap_layer": CAP_LAYER,
                     "pooling": args.pooling,
                     "second_look": args.second_look,
                     "second_look_min_top": args.second_look_min_top,
@@ -466,7 +477,7 @@ def main() -> None:
             finder_from=args.finder_from,
             judge=build_gated_judge(base_judge, cap, temperature, args.pooling),
             judge_backbone="EfficientNet-Lite0 (ImageNet), frozen; gate: model 2's linear layer on the pooled 1x1 "
-            f"head; cap: a linear layer on the pooled {J.CAP_LAYER}",
+            f"head; cap: a linear layer on the pooled {CAP_LAYER}",
             judge_stage={
                 # A base that is itself a model 3 carries its gate on: say whose gate it is, not the base's.
                 "gate": base_meta["stages"]["judge"].get("gate")

@@ -196,11 +196,7 @@ def test_the_recipe_looks_again_at_the_candidates_the_gate_doubts_as_the_product
     """``gate_looked_again`` (how the recipe scores 3.2.0's rule): a candidate whose p(top) at the first span lies
     from the floor up to 0.5 takes the mean of its p(none) at every span; one below the floor, one that counts
     already, or any candidate without a floor keeps its first p(none). Its other columns are untouched."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "recipe"))
-    from train_cap_judge import gate_looked_again
+    from recipe.train_cap_judge import gate_looked_again
 
     def rows(p_none: list[float]) -> np.ndarray:
         return np.array([[0.3 * (1 - p), 0.7 * (1 - p), p] for p in p_none])

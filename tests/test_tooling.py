@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -86,13 +87,15 @@ def test_the_package_type_checks():
 
 @pytest.mark.parametrize("command", [["recipe/quantize_tops.py"], ["-m", "recipe.quantize_tops"]])
 def test_a_recipe_script_finds_its_sibling_from_the_repository_root(command):
-    """recipe/quantize_tops.py imports recipe/compare_models.py: found as a script or as a module."""
+    """recipe/quantize_tops.py imports recipe/held_out.py: found as a script (benchmarks/run) or as a module."""
     proc = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0 and "--model" in proc.stdout, proc.stderr[-3000:]
 
 
 RECIPE_SCRIPTS = sorted(
-    path.stem for path in (ROOT / "recipe").glob("*.py") if path.stem != "__init__" and "def main(" in path.read_text()
+    ".".join(path.relative_to(ROOT / "recipe").with_suffix("").parts)
+    for path in (ROOT / "recipe").rglob("*.py")
+    if path.stem != "__init__" and "render" not in path.parts and "def main(" in path.read_text()
 )
 
 
@@ -103,6 +106,19 @@ def test_every_recipe_script_runs_as_a_module_of_the_recipe_package(name):
         [sys.executable, "-m", f"recipe.{name}", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_the_recipe_rebuilds_the_shipped_model_and_names_its_version():
+    """``recipe/recipe.sh`` builds the model that ships: its version is the bundled model's, and every
+    recipe module it runs exists (model 1's recipe lives apart, in ``recipe/model1/``)."""
+    script = (ROOT / "recipe" / "recipe.sh").read_text()
+    shipped = json.loads((ROOT / "model" / "metadata.json").read_text())["version"]
+    assert f"version={shipped}\n" in script
+    modules = re.findall(r"python -m (recipe(?:\.\w+)+)", script)
+    assert "recipe.train_cap_judge" in modules
+    for module in modules:
+        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
+    assert "recipe.model1" not in script and (ROOT / "recipe" / "model1" / "recipe.sh").is_file()
 
 
 def test_a_release_is_consistent_version_changelog_and_production_image():
