@@ -279,9 +279,9 @@ def test_the_dashboard_and_alerts_only_use_metrics_the_server_exports(classifier
 def test_the_watch_alerts_only_use_metrics_the_watch_exports():
     """The second group of rules reads `bottlecheck watch --metrics-port`'s series, every one of them real."""
     pytest.importorskip("watchdog")
-    from bottlecheck.watch import Metrics
+    from bottlecheck.runs.watch import WatchMetrics
 
-    exported = {line.split("{")[0].split(" ")[0] for line in Metrics().text().splitlines() if line.startswith("b")}
+    exported = {line.split("{")[0].split(" ")[0] for line in WatchMetrics().text().splitlines() if line.startswith("b")}
     groups = yaml.safe_load((ROOT / "deploy" / "compose" / "alerts.yml").read_text())["groups"]
     watch = next(group for group in groups if group["name"] == "bottlecheck-watch")
     used = set().union(*(_metric_names(rule["expr"]) for rule in watch["rules"]))

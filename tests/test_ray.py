@@ -112,7 +112,7 @@ def test_rows_keep_input_order_when_one_actors_batch_is_slow(classifier, tmp_pat
     import ray
     from PIL import Image
 
-    from bottlecheck import ray_batch
+    from bottlecheck.runs import ray_batch
 
     batch = 16
     monkeypatch.setattr(ray_batch, "DEFAULT_RAY_BATCH", batch)  # paths per actor task

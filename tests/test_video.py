@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from bottlecheck.cli.main import main
-from bottlecheck.events import stretches
+from bottlecheck.runs.events import stretches
 from bottlecheck.sources.video import Sampling
 
 from .conftest import EXAMPLES

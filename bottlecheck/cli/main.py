@@ -31,7 +31,7 @@ from bottlecheck.writers.rows import FORMATS, resolve_format, with_frames
 
 if TYPE_CHECKING:
     from bottlecheck.classifier import Classifier
-    from bottlecheck.classify_run import ClassifyRun
+    from bottlecheck.runs.classify import ClassifyRun
     from bottlecheck.sources.discovery import Inputs
 
 
@@ -76,7 +76,7 @@ def plural(count: int, word: str) -> str:
     "--save-annotated",
     "annotated_dir",
     type=click.Path(file_okay=False),
-    help="Also write a copy of each photo with its answer drawn on it (model 2: every top's box) into DIR, "
+    help="Also write a copy of each photo with its answer drawn on it (a tops model: every top's box) into DIR, "
     "at its path below the folder the inputs share, in its own format.",
 )
 @click.option(
@@ -141,7 +141,7 @@ def classify(
 
     Exit status: 0 every input classified, 1 some inputs had errors (their rows
     say why), 2 usage error, 3 nothing found to classify (empty directory, a glob
-    that matches nothing). An "unknown" answer (model 2: no bottle top visible)
+    that matches nothing). An "unknown" answer (a tops model: no bottle top visible)
     is an answer, not an error.
     """
     from tqdm import tqdm
@@ -167,7 +167,7 @@ def classify(
     total, unit = (None, "frame") if given.videos else (len(todo), "img")
     with run, tqdm(total=total, unit=unit, disable=not show_progress, file=sys.stderr, dynamic_ncols=True) as bar:
         if ray_address:
-            from bottlecheck.ray_batch import classify_on_ray
+            from bottlecheck.runs.ray_batch import classify_on_ray
 
             predictions = classify_on_ray(todo, classifier, engine, batch_size=batch_size, workers=workers)
         else:
@@ -228,7 +228,7 @@ def _open_run(
     annotated_dir: str | None,
 ) -> ClassifyRun:
     """The run's output, stretches and copies, opened before the first row; a live run for streams."""
-    from bottlecheck.classify_run import ClassifyRun
+    from bottlecheck.runs.classify import ClassifyRun
 
     fields = with_frames(classifier.columns) if given.videos else classifier.columns
     try:
@@ -244,7 +244,7 @@ def _connect_ray(address: str | None) -> tuple[type[Exception], ...]:
     """Connect to Ray for ``--ray`` (a usage error when it cannot); the errors that mean the cluster failed mid-run."""
     if not address:
         return ()
-    from bottlecheck.ray_batch import RayUnavailable, connect
+    from bottlecheck.runs.ray_batch import RayUnavailable, connect
 
     try:
         connect(address)

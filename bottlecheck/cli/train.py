@@ -149,7 +149,7 @@ def train(
         data_root=data_root,
     )
     try:
-        # A two-stage base (model 2, the bundled model) keeps its finder and has its judge refitted on
+        # A two-stage base (the tops kind, as the bundled model) keeps its finder and has its judge refitted on
         # the photos' tops; ImageNet or a one-stage base is fine-tuned whole.
         two_stage = base != "imagenet" and load_artifact(None if base == "bundled" else base).kind == TOPS
         run_training = adapt_judge if two_stage else train_one_stage

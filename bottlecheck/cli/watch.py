@@ -1,7 +1,7 @@
 """``bottlecheck watch``: parse its options, open the run and the alarms, and hand the folder to the watcher.
 
-The watching itself (settling, the webhook queue, metrics) is :mod:`bottlecheck.watch`; a row is
-written through the same :class:`~bottlecheck.classify_run.ClassifyRun` as ``classify``'s.
+The watching itself (settling, the webhook queue, metrics) is :mod:`bottlecheck.runs.watch`; a row is
+written through the same :class:`~bottlecheck.runs.classify.ClassifyRun` as ``classify``'s.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def watch(
       bottlecheck watch /mnt/line -o line.jsonl
       bottlecheck watch /mnt/line -o line.csv --on-open http://alarm.local/hook --metrics-port 9108
     """
-    from bottlecheck.classify_run import ClassifyRun
+    from bottlecheck.runs.classify import ClassifyRun
+    from bottlecheck.runs.watch import Watcher, WatchMetrics, Webhook
     from bottlecheck.sources import video
-    from bottlecheck.watch import Metrics, Watcher, Webhook
 
     if every and fps:
         raise click.UsageError("--every and --fps both say which frames to take: give one")
@@ -115,7 +115,7 @@ def watch(
     if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
         raise click.UsageError("--on-open takes an http:// or https:// URL")
     classifier = load_classifier(model_path, engine, threshold)
-    metrics = Metrics()
+    metrics = WatchMetrics()
     if metrics_port:
         try:
             metrics.serve(metrics_port, metrics_host)

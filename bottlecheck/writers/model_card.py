@@ -172,7 +172,7 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
     lines = []
     for held, result in table.get("left_out", {}).items():
         photos, crops = result.get("photos", {}), result.get("crops", {})
-        if "balanced_accuracy" in photos:  # model 3's table: the held-out source's own photos
+        if "balanced_accuracy" in photos:  # a 3.x cap judge's table: the held-out source's own photos
             photos = {held: photos}
         for kind, unit in (("crops", "tops' crops"), ("unseen_renders", "unseen renders")):
             if "balanced_accuracy" in result.get(kind, {}):

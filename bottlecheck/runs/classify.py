@@ -22,8 +22,8 @@ from bottlecheck.writers.rows import open_sink
 
 if TYPE_CHECKING:
     from bottlecheck.classifier import Classifier
-    from bottlecheck.events import Event
     from bottlecheck.prediction import Prediction
+    from bottlecheck.runs.events import Event
     from bottlecheck.sources.video import Sampling, VideoFrame
     from bottlecheck.writers.annotate import AnnotatedCopies
 
@@ -208,7 +208,7 @@ class VideoEvents:
         live: bool,
         say: Callable[[str], None] = _stderr,
     ) -> None:
-        from bottlecheck.events import EventTracker
+        from bottlecheck.runs.events import EventTracker
 
         self.rows: list[dict] = [_frame_row(row) for row in previous if row.get("frame") not in (None, "")]
         self.live = EventTracker() if live else None
@@ -234,7 +234,7 @@ class VideoEvents:
         self.say(f"open bottle: {event.describe()}")
 
     def finish(self, order: list[str]) -> list[Any]:
-        from bottlecheck.events import stretches
+        from bottlecheck.runs.events import stretches
 
         if self.live is not None:
             for event in self.live.finish():

@@ -32,8 +32,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bottlecheck.classifier import Classifier
-from bottlecheck.classify_run import ClassifyRun
-from bottlecheck.events import stretches
+from bottlecheck.runs.classify import ClassifyRun
+from bottlecheck.runs.events import stretches
 from bottlecheck.sources.discovery import CLIP, input_kind, is_input_path, read_input, walk_images
 from bottlecheck.sources.video import Sampling
 
@@ -48,7 +48,7 @@ def is_candidate(path: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(PARTIAL_SUFFIXES) and is_input_path(name)
 
 
-class Metrics:
+class WatchMetrics:
     """Prometheus series of a watch: rows by status, the time of the last open bottle, the webhook's health."""
 
     def __init__(self) -> None:
@@ -94,7 +94,7 @@ class Webhook:
     def __init__(
         self,
         url: str,
-        metrics: Metrics,
+        metrics: WatchMetrics,
         say: Callable[[str], None],
         timeout: float = 5.0,
         backoff: float = 0.5,
@@ -156,7 +156,7 @@ class Watcher:
         run: ClassifyRun,
         sampling: Sampling,
         settle: float = 1.0,
-        metrics: Metrics | None = None,
+        metrics: WatchMetrics | None = None,
         webhook: Webhook | None = None,
         say: Callable[[str], None] = print,
         workers: int | None = None,
@@ -167,7 +167,7 @@ class Watcher:
         self.classify_run = run  # rows are written, and a restart's answered files read, through the run
         self.sampling = sampling
         self.settle = settle
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or WatchMetrics()
         self.webhook = webhook
         self.say = say
         self.workers = workers
