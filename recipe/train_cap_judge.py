@@ -6,7 +6,7 @@
 Model 2's judge answered two questions with one linear layer on the 1x1 head's ImageNet
 features: is this a top, and is it open. The first it answers well (every close-up without a
 top in the held-out set was ``unknown``); the second it learned from the look of its training
-sources. Every other judge tried here (``recipe/train_judge.py``: the back of the backbone
+sources. Every other judge tried here (``recipe/experiments/train_judge.py``: the back of the backbone
 fine-tuned on renders and real crops) learned the training sources again: left out, a source
 scored no better than model 2 did.
 

@@ -181,7 +181,8 @@ def test_an_exported_gated_judge_keeps_the_caps_and_the_gates_temperatures(tmp_p
 
 
 def test_the_decision_rule_on_given_judge_probabilities_is_the_models_own_answer():
-    """``answer_with`` (how recipe/train_judge.py measures another judge) must be the answer ``classify`` gives."""
+    """``answer_with`` (how recipe/experiments/train_judge.py measures another judge) must be the answer
+    ``classify`` gives."""
     classifier = Classifier.load(engine="litert")
     examples = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.jpg"))
     for path in examples:

@@ -152,9 +152,9 @@ def test_info_shows_the_leave_one_out_table_beside_the_model_it_replaces():
 
 def test_the_shipped_judge_calls_white_and_silver_crown_caps_closed(classifier):
     """The model-3 issue's first failure (2.2.0: 14 of 17 such closed bottles answered open, and in
-    ``recipe/judge-kinds`` 2 of these 4 unseen renders): each is a top and closed at the product's span,
-    and the whitest one stays closed whatever the crop's span (1.5 to 4 times the top) or turn."""
-    from recipe.check_judge_kinds import KINDS, judged
+    ``recipe/experiments/judge-kinds`` 2 of these 4 unseen renders): each is a top and closed at the product's
+    span, and the whitest one stays closed whatever the crop's span (1.5 to 4 times the top) or turn."""
+    from recipe.experiments.check_judge_kinds import KINDS, judged
 
     cases = json.loads((KINDS / "cases.json").read_text())["cases"]
     crowns = [c for c in cases if c["kind"] == "crown"]  # two white (clear and green glass), two silver (clear)
@@ -171,10 +171,10 @@ def test_the_shipped_judge_calls_white_and_silver_crown_caps_closed(classifier):
 
 def test_the_shipped_judge_calls_bare_pet_necks_open_and_screw_caps_closed(classifier):
     """The model-3 issue's third failure (2.2.0: 25 of 55 open PET water bottles answered closed): the two
-    unseen renders of a bare PET neck (threads and neck ring) in ``recipe/judge-kinds`` count as tops and are
-    open at the product's span, and stay open over closed whatever the crop's span or turn; the two screw-capped
-    PET necks count and are closed, one of them at every span and turn."""
-    from recipe.check_judge_kinds import KINDS, judged
+    unseen renders of a bare PET neck (threads and neck ring) in ``recipe/experiments/judge-kinds`` count as
+    tops and are open at the product's span, and stay open over closed whatever the crop's span or turn; the
+    two screw-capped PET necks count and are closed, one of them at every span and turn."""
+    from recipe.experiments.check_judge_kinds import KINDS, judged
 
     cases = json.loads((KINDS / "cases.json").read_text())["cases"]
     bare = [c for c in cases if c["what"] == "bare PET threads"]
@@ -211,7 +211,7 @@ def test_the_recipe_looks_again_at_the_candidates_the_gate_doubts_as_the_product
 
 @pytest.mark.parametrize("size", [128, 192])
 def test_a_judge_view_is_cut_at_the_size_asked_for_and_keeps_the_tops_place(size):
-    """recipe/probe_backbones.py measures larger crops with the recipe's own views."""
+    """recipe/experiments/probe_backbones.py measures larger crops with the recipe's own views."""
     import random
 
     from PIL import Image

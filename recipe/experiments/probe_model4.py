@@ -1,6 +1,6 @@
 """Would the real photos' marked tops make a better cap or gate? Each repository group left out (measure only).
 
-    python -m recipe.probe_model4 --caps R/caps --cache R/m4 [--report R/m4.json]
+    python -m recipe.experiments.probe_model4 --caps R/caps --cache R/m4 [--report R/m4.json]
 
 Issue 36 asks for model 4 learned from the 1,040 real photos. This measures the two stages the
 shipped judge learns on frozen EfficientNet-Lite0 features, as the product answers photos:
@@ -51,11 +51,11 @@ from bottlecheck.training.judge import (
     judge_view,
 )
 
-from . import kinds_table
-from .crops import cap_render_crops, marked_crops
-from .real_photos import DATA, FOLDER_GROUPS, GROUPS, TRASHNET_CLOSED, Photo, labelled_photos
+from .. import kinds_table
+from ..crops import cap_render_crops, marked_crops
+from ..real_photos import DATA, FOLDER_GROUPS, GROUPS, TRASHNET_CLOSED, Photo, labelled_photos
 
-HERE = Path(__file__).resolve().parent
+RECIPE = Path(__file__).resolve().parent.parent
 SPANS = (2.5, 1.6, 4.0)
 OLDER = ("product-poster", "trashnet", "beer-office", "beer-checkins", "street-restaurants")
 ANNOTATIONS = (
@@ -80,7 +80,7 @@ def marked(labels: tuple[str, ...]):
     """Every mark of the given labels in the annotation files, each with its group."""
     crops = []
     for name, folder in ANNOTATIONS:
-        crops += marked_crops(HERE / "annotations" / name, folder, functools.partial(group_of, name))
+        crops += marked_crops(RECIPE / "annotations" / name, folder, functools.partial(group_of, name))
     return [c for c in crops if c.label in labels]
 
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--caps", type=Path, action="append", required=True, help="render_caps.py output (training)")
     parser.add_argument("--cache", type=Path, required=True, help="features are kept here (they cost minutes)")
     parser.add_argument("--report", type=Path)
-    parser.add_argument("--model", type=Path, default=HERE.parent / "model")
+    parser.add_argument("--model", type=Path, default=RECIPE.parent / "model")
     parser.add_argument("--variants", action="store_true", help="also the rescuing gate and counterfactual tops")
     args = parser.parse_args(argv)
     import_tensorflow()

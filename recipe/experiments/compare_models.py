@@ -1,6 +1,6 @@
 """Compare two models photo by photo on what neither trained on: held-out renders and held-out real photos.
 
-    python -m recipe.compare_models --renders /var/tmp/tops --candidate runs/m2 [--baseline DIR]
+    python -m recipe.experiments.compare_models --renders /var/tmp/tops --candidate runs/m2 [--baseline DIR]
 
 Held out means what ``recipe/train_tops.py`` holds out (``recipe/held_out.py``
 says which and how each is scored). The baseline defaults to the bundled model (which trained on
@@ -15,9 +15,10 @@ from pathlib import Path
 
 from bottlecheck import Classifier
 
-from .held_out import held_out, score, unseen_renders
+from ..held_out import held_out, score, unseen_renders
+from ..real_photos import DATA
 
-HERE = Path(__file__).resolve().parent
+RECIPE = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -25,8 +26,8 @@ def main() -> None:
     parser.add_argument("--renders", action="append", required=True, type=Path)
     parser.add_argument("--candidate", required=True, type=Path)
     parser.add_argument("--baseline", type=Path, default=None, help="default: the bundled model")
-    parser.add_argument("--real", type=Path, default=HERE.parent.parent / "shared" / "data" / "real")
-    parser.add_argument("--annotations", type=Path, default=HERE / "annotations" / "real-tops.json")
+    parser.add_argument("--real", type=Path, default=DATA / "real")
+    parser.add_argument("--annotations", type=Path, default=RECIPE / "annotations" / "real-tops.json")
     parser.add_argument("--no-tops", type=Path, default=None, help="default: REAL/other (brewery logos)")
     parser.add_argument(
         "--unseen-renders",

@@ -1,6 +1,6 @@
 """Can the linear cap be kept from reading the source? Project out the directions that tell sources apart (issue 24).
 
-    python -m recipe.source_free_cap --caps R/caps --caps-eval R/caps-eval --cache R/ft \
+    python -m recipe.experiments.source_free_cap --caps R/caps --caps-eval R/caps-eval --cache R/ft \
         --report R/source-free.json --drop 0 --drop 2 --drop 4 --drop 8
 
 The cap is a linear layer on the pooled last block of a frozen EfficientNet-Lite0. Left out,
@@ -28,9 +28,9 @@ import numpy as np
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import cap_features_model, fit_linear_cap
 
-from .crops import cap_render_crops
+from ..crops import cap_render_crops
+from ..train_cap_judge import SOURCES, each_source_and_class_alike, top_crops
 from .finetune_cap import balanced, views
-from .train_cap_judge import SOURCES, each_source_and_class_alike, top_crops
 
 
 def source_directions(z: np.ndarray, groups: np.ndarray, is_open: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """How a model's judge answers the kinds of top model 2 got wrong, and whether its answer moves with the crop.
 
-    python recipe/check_judge_kinds.py --model model            # or any two-stage model directory
+    python -m recipe.experiments.check_judge_kinds --model model            # or any two-stage model directory
 
 ``judge-kinds/`` holds close-ups from ``render/render_caps.py``'s unseen renders (seed 43, indices
 from 500000, the background plates of ``make_backgrounds.py --seed 99``: nothing any model here

@@ -1,13 +1,13 @@
 """Re-export a two-stage model's finder so it takes the photo's own shape, not a square.
 
-    python recipe/any_size_finder.py model /var/tmp/bc/m22 --version 2.2.0
+    python -m recipe.experiments.any_size_finder model /var/tmp/bc/m22 --version 2.2.0
 
 The finder is fully convolutional, but a model exported with a square 320x320 input spends 40% of
 its time on the grey bands a 1080x1920 phone photo leaves. This copies a model, rebuilds its finder
 for inputs of any height and width (multiples of 16) with the *same weights*, and records in the
 metadata that the photo is padded only to a multiple of 16 (``input.pad_to_multiple``). The judge
 is copied as it is. Answers can move a little (the network sees less grey near the photo's edges),
-so measure the new model before shipping it (``recipe/compare_models.py``, ``bottlecheck evaluate
+so measure the new model before shipping it (``recipe/experiments/compare_models.py``, ``bottlecheck evaluate
 --record``).
 """
 
@@ -51,7 +51,7 @@ def main() -> None:
     metadata["training"] = {
         **metadata["training"],
         "finder_any_size": f"the finder of {source.metadata['version']}, same weights, re-exported for inputs of "
-        "any size by recipe/any_size_finder.py",
+        "any size by recipe/experiments/any_size_finder.py",
     }
     # Photo-level results depend on the input: measure them again (bottlecheck evaluate --record).
     metadata["metrics"] = {k: v for k, v in metadata.get("metrics", {}).items() if k in ("finder", "judge")}

@@ -1,6 +1,6 @@
 """Train model 3's judge, measured first by leaving whole sources and families out.
 
-    python -m recipe.train_judge --caps R/caps --caps-eval R/caps-eval --out m3 --version 3.0.0 \
+    python -m recipe.experiments.train_judge --caps R/caps --caps-eval R/caps-eval --out m3 --version 3.0.0 \
         --leave-one-out R/loo.json
 
 Model 2's judge was a linear layer on frozen ImageNet features, trained on renders and one real
@@ -47,11 +47,11 @@ from bottlecheck.training.judge import (
     judge_trunk_model,
 )
 
-from .crops import FAMILIES, REAL_SOURCES, cap_render_crops, marked_crops, photo_key, views_digest
-from .photo_bench import PhotoBench, candidate_crops, gate_with, photo_metrics, photo_sets
-from .real_photos import DATA
+from ..crops import FAMILIES, REAL_SOURCES, cap_render_crops, marked_crops, photo_key, views_digest
+from ..photo_bench import PhotoBench, candidate_crops, gate_with, photo_metrics, photo_sets
+from ..real_photos import DATA
 
-HERE = Path(__file__).resolve().parent
+RECIPE = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------- crops
@@ -166,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--caps", type=Path, action="append", required=True, help="render_caps.py output (training)")
     parser.add_argument("--caps-eval", type=Path, action="append", default=[], help="unseen render_caps.py output")
-    parser.add_argument("--finder-from", type=Path, default=HERE.parent / "model", help="the two-stage model kept")
+    parser.add_argument("--finder-from", type=Path, default=RECIPE.parent / "model", help="the two-stage model kept")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--version", default=None)
     parser.add_argument("--leave-one-out", type=Path, help="first train without each source and family; write here")
@@ -189,7 +189,7 @@ def main() -> None:
         print(f"[{time.time() - started:6.0f}s] {line}", flush=True)
 
     finder = Classifier.load(args.finder_from, engine="litert")
-    ann = HERE / "annotations"
+    ann = RECIPE / "annotations"
     crops = cap_render_crops(args.caps)
     crops += finder_negatives(finder, crops)
     real = marked_crops(ann / "real-tops.json", DATA / "real", lambda rel: "product-poster")
@@ -315,7 +315,8 @@ def main() -> None:
         **artifact_identity("bottlecheck-tops", args.version),
         "training": {
             "bottlecheck": __version__,
-            "recipe": "recipe/train_judge.py (the judge); the finder from " + f"{base['name']} {base['version']}",
+            "recipe": "recipe/experiments/train_judge.py (the judge); the finder from "
+            f"{base['name']} {base['version']}",
             "judge_data": {
                 "crops": {
                     f"{g}/{label}": n for (g, label), n in sorted(Counter((c.group, c.label) for c in crops).items())

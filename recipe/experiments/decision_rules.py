@@ -1,6 +1,6 @@
 """Would another decision rule serve the shipped model better on real photos nobody trained it on?
 
-    python -m recipe.decision_rules --out rules.json
+    python -m recipe.experiments.decision_rules --out rules.json
 
 Model 2's photo answer is a rule over its tops: a candidate counts when the judge thinks it is a
 top (``1 - p(none) >= min_top_probability``); the photo is open when any counted top is open. On
@@ -33,7 +33,7 @@ import numpy as np
 from bottlecheck import Classifier
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
 
-from .photo_bench import photo_sets
+from ..photo_bench import photo_sets
 
 SOURCES = ("beer-office", "beer-checkins", "street-restaurants")
 #: Photos with no top in the frame (the finder's logos): a guard, never chosen on. The shipped

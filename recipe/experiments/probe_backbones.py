@@ -1,6 +1,6 @@
 """Would a larger backbone or a larger crop carry the cap to unseen sources better? (issue 24)
 
-    python -m recipe.probe_backbones --caps R/caps --caps-eval R/caps-eval --cache R/probe \
+    python -m recipe.experiments.probe_backbones --caps R/caps --caps-eval R/caps-eval --cache R/probe \
         --report R/backbones.json --backbone 0:128 --backbone 1:128 --backbone 2:128 \
         --backbone 1:192 --backbone 2:192
 
@@ -40,10 +40,10 @@ from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.backbone import build_imagenet_classifier, imagenet_backbone, last_block
 from bottlecheck.training.judge import Crop, compute_judge_features, fit_linear_cap, judge_view
 
-from .crops import cap_render_crops
-from .train_cap_judge import CAP_FAMILIES, OPEN, SOURCES, each_source_and_class_alike, top_crops
+from ..crops import cap_render_crops
+from ..train_cap_judge import CAP_FAMILIES, OPEN, SOURCES, each_source_and_class_alike, top_crops
 
-HERE = Path(__file__).resolve().parent
+RECIPE = Path(__file__).resolve().parent.parent
 
 DEPTHS = ("stage 5", "last block", "1x1 head")
 # ImageNet's bottles (beer, pop, water, wine): what a ported backbone must see among its first
@@ -72,7 +72,7 @@ def feature_model(lite: int, size: int):
 def check_port(lite: int) -> list[int]:
     """Top-3 ImageNet classes of the bundled rendered open bottles; raises unless each holds a bottle."""
     model = build_imagenet_classifier(224, lite)
-    examples = sorted((HERE.parent / "examples").glob("rendered_open_*.jpg"))
+    examples = sorted((RECIPE.parent / "examples").glob("rendered_open_*.jpg"))
     photos = [decode_image(path).convert("RGB").resize((224, 224)) for path in examples]
     batch = np.stack([np.asarray(photo, dtype=np.float32) for photo in photos])
     top3 = [[int(c) for c in row[:3]] for row in np.argsort(-model.predict(batch, verbose=0), axis=1)]

@@ -1,0 +1,1 @@
+"""Measure-only experiments: each answers a question about the recipe; none of them builds what ships."""
