@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bottlecheck"
 TRAINING = "bottlecheck.training"
@@ -132,3 +134,12 @@ def test_classifying_imports_nothing_of_training():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_folder_of_the_package_ships():
+    """The wheel (and so the Docker image) holds the packages pyproject.toml lists, not what is on disk:
+    a folder left out of the list passes every test here, against the source tree, and fails installed."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    on_disk = {_name(path) for path in PACKAGE.rglob("__init__.py")}
+    assert on_disk <= listed, on_disk - listed
