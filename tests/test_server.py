@@ -412,3 +412,25 @@ def test_queue_depth_and_requests_in_flight_are_gauges(client):
     }
     assert values["bottlecheck_queue_depth"] == 0.0  # the answer is out: nothing waits
     assert values["bottlecheck_requests_in_flight"] == 1.0  # the scrape itself
+
+
+def test_a_phone_sized_upload_is_parsed_in_memory_not_spooled_to_a_temporary_file(make_client):
+    """Werkzeug spools a file part over 500 KB to disk; the app's request class keeps it in memory."""
+    import io
+
+    from flask import Request
+    from werkzeug.test import EnvironBuilder
+
+    photo = b"\xff\xd8" + bytes(700_000) + b"\xff\xd9"  # the parser cares about size, not pixels
+    environ = EnvironBuilder(method="POST", data={"file": (io.BytesIO(photo), "phone.jpg")}).get_environ()
+    body = environ["wsgi.input"].read()
+
+    def stream_of(request_class):
+        request = request_class({**environ, "wsgi.input": io.BytesIO(body)})
+        storage = request.files["file"]
+        assert storage.read() == photo
+        return storage.stream
+
+    assert not isinstance(stream_of(Request), io.BytesIO)  # Flask's own: a file on disk
+    app = make_client().application
+    assert isinstance(stream_of(app.request_class), io.BytesIO)

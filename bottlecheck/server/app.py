@@ -34,6 +34,7 @@ from bottlecheck.server.errors import error_response, register_error_handlers
 from bottlecheck.server.observability import Metrics, log_request
 from bottlecheck.server.routes import api
 from bottlecheck.server.service import ClassificationService
+from bottlecheck.server.uploads import InMemoryUploads
 from bottlecheck.server.wsgi import DrainUnreadBody
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -50,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
     """
     settings = load_config(config)
     app = Flask(__name__)
+    app.request_class = InMemoryUploads  # a phone photo never goes through a temporary file
     upload_limit = int(float(settings["MAX_UPLOAD_MB"]) * 1024 * 1024)
     app.config.update(MAX_CONTENT_LENGTH=upload_limit, MAX_FORM_PARTS=int(settings["MAX_FORM_PARTS"]))
     app.config["BOTTLECHECK"] = settings
