@@ -132,7 +132,7 @@ def test_too_many_files_and_form_parts(make_client):
 
 
 def test_file_and_image_together_are_answered_as_a_list_in_field_order_as_documented(client):
-    """'image' is another name for 'file': two photos in them get a list, as README and OpenAPI say."""
+    """'image' is another name for 'file': two photos in them get a list, as docs/api.md and OpenAPI say."""
     data = {"image": [(io.BytesIO(PNG), "b.png")], "file": [(io.BytesIO(JPEG), "a.jpg")]}
     listed = client.post("/classify", data=data, content_type="multipart/form-data").get_json()
     assert [item["filename"] for item in listed] == ["a.jpg", "b.png"]  # file, then image
@@ -141,8 +141,8 @@ def test_file_and_image_together_are_answered_as_a_list_in_field_order_as_docume
     document = client.get("/openapi.json").get_json()["paths"]["/classify"]["post"]
     fields = document["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert "as a list" in fields["image"]["description"] and "field order" in fields["files"]["description"]
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert "`file` and `image` are one field under two names" in readme
+    api_docs = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "`file` and `image` are one field under two names" in api_docs
 
 
 def test_decompression_bomb_is_a_400(client):

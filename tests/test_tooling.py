@@ -1,4 +1,4 @@
-"""The habits the project keeps: every CLI option documented in the README, lint and types clean."""
+"""The habits the project keeps: every CLI option documented in docs/, lint and types clean."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from bottlecheck.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: The reference pages (mkdocs.yml builds them; tests/test_docs_site.py checks the build).
+DOCS = {path.name: path.read_text(encoding="utf-8") for path in sorted((ROOT / "docs").glob("*.md"))}
 
 
 def _options() -> list[tuple[str, str]]:
@@ -30,14 +32,22 @@ def _options() -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("command, option", _options())
-def test_every_cli_option_is_in_the_readme(command, option):
-    """As sqlite-utils' test_docs: an option nobody can find in the README does not exist for users."""
-    section = README[README.find(f"## `bottlecheck {command}") :]
-    assert f"## `bottlecheck {command}" in README, f"README has no section for `bottlecheck {command}`"
+def _command_section(command: str) -> tuple[str, str]:
+    """The docs page with a ``## `bottlecheck COMMAND`` section, and that section (to the next ``## ``)."""
+    heading = f"## `bottlecheck {command}"
+    pages = [(name, text) for name, text in DOCS.items() if heading in text]
+    assert len(pages) == 1, f"{len(pages)} pages of docs/ have a section for `bottlecheck {command}`"
+    name, text = pages[0]
+    section = text[text.find(heading) :]
     next_section = re.search(r"\n## ", section[3:])
-    section = section[: next_section.start() + 3] if next_section else section
-    assert f"`{option}" in section or f"{option}" in section, f"`bottlecheck {command} {option}` is not in the README"
+    return name, section[: next_section.start() + 3] if next_section else section
+
+
+@pytest.mark.parametrize("command, option", _options())
+def test_every_cli_option_is_in_its_commands_docs_section(command, option):
+    """As sqlite-utils' test_docs: an option nobody can find in the docs does not exist for users."""
+    page, section = _command_section(command)
+    assert f"`{option}" in section or f"{option}" in section, f"`bottlecheck {command} {option}` is not in docs/{page}"
 
 
 def test_the_readmes_first_example_is_what_the_bundled_model_answers(monkeypatch):
@@ -54,9 +64,14 @@ def test_the_readmes_first_example_is_what_the_bundled_model_answers(monkeypatch
     assert lines[-1] == shown_summary
 
 
-def test_every_command_has_a_readme_section():
+def test_the_readme_names_every_command_and_links_the_page_that_documents_it():
+    """The README stays short (what a newcomer needs) and points into docs/ for the reference."""
     for name in main.commands:
         assert f"`bottlecheck {name}" in README, name
+        page, _ = _command_section(name)
+        assert f"](docs/{page})" in README, f"the README does not link docs/{page} (`bottlecheck {name}`)"
+    for target in re.findall(r"\]\((docs/[^)#]+)", README):
+        assert (ROOT / target).is_file(), target
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None and importlib.util.find_spec("ruff") is None, reason="needs ruff")
@@ -123,7 +138,7 @@ def test_the_recipe_rebuilds_the_shipped_model_and_names_its_version():
 
 def test_a_release_is_consistent_version_changelog_and_production_image():
     """The package's version has a dated changelog section, and production runs that version's image
-    (README, "Releasing": the steps that keep the three in step)."""
+    (docs/development.md, "Releasing": the steps that keep the three in step)."""
     import yaml
 
     from bottlecheck import __version__
