@@ -9,6 +9,7 @@ pattern: downstream code never asks which task produced it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -26,6 +27,12 @@ TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops",
 # CSV write them as text with exactly 4 (0.8650); JSON, JSONL and the API carry numbers rounded to
 # 4, which a JSON writer prints without trailing zeros (0.865 is the same number as 0.8650).
 DECIMALS = 4
+
+
+# How a written row's cells are read back (read_cells): a CSV's are all text, a JSON row's typed.
+_FLOAT_CELLS = frozenset({"confidence", "p_open", "time_s"})
+_INT_CELLS = frozenset({"bottles", "open_tops", "closed_tops", "frame"})
+_NONE_TEXT = frozenset({"", "None", "null"})
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,11 @@ class BottleTop:
         """A top from its row form (a dict read back from JSON, a cached result); unknown keys are ignored."""
         known = {field.name for field in fields(cls)}
         given = {key: value for key, value in values.items() if key in known}
-        given["box"] = tuple(float(v) for v in given["box"])
-        return cls(**given)
+        try:
+            given["box"] = tuple(float(v) for v in given["box"])
+            return cls(**given)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a bottle top: {dict(values)!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -95,8 +105,15 @@ class Prediction:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Prediction:
-        """The answer again from its row (:meth:`as_dict`, perhaps through JSON: Ray's workers send rows)."""
-        values = dict(row)
+        """The answer again from a written row: the one reader of rows, for resume, video, review and Ray.
+
+        ``row`` is :meth:`as_dict`'s (Ray's workers send it as JSON), a JSON or JSONL row read
+        back, or a CSV's, whose cells are all text; :func:`read_cells` types them. Columns a
+        Prediction has not are ignored; ValueError names a cell that is not what its column holds.
+        """
+        values = read_cells(row)
+        if "path" not in values or "status" not in values:
+            raise ValueError(f"a row needs a path and a status: {dict(row)!r}")
         if values.get("tops") is not None:
             values["tops"] = tuple(BottleTop.from_mapping(top) for top in values["tops"])
         return cls(**values)
@@ -124,3 +141,35 @@ class Prediction:
 
 def _api_number(value: float | None) -> float | None:
     return None if value is None else round(float(value), DECIMALS)  # as the writers round
+
+
+def read_cells(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A written row's cells as a :class:`Prediction` holds them; columns it has not are left out.
+
+    Text cells (a CSV's) are typed: an empty cell (or ``None``, ``null``) is None, a number's
+    text a float or an int; ``tops`` may be JSON text. Cells already typed (a JSON row's) stay
+    as they are. ValueError names a cell that is not what its column holds.
+    """
+    known = Prediction.__dataclass_fields__.keys()
+    return {key: _cell(key, value) for key, value in row.items() if key in known}
+
+
+def _cell(key: str, value: Any) -> Any:
+    if value is None or (isinstance(value, str) and (value == "" or (value in _NONE_TEXT and key != "path"))):
+        return None
+    try:
+        if key in _FLOAT_CELLS:
+            return float(value)
+        if key in _INT_CELLS:
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, bool) or number != int(number):
+                raise ValueError(value)
+            return int(number)
+        if key == "tops":
+            tops = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(tops, (list, tuple)) or not all(isinstance(top, Mapping) for top in tops):
+                raise ValueError(value)
+            return list(tops)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"the row's {key} is not what that column holds: {value!r}") from exc
+    return str(value)

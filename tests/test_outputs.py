@@ -144,3 +144,79 @@ def test_format_resolution_refuses_an_unknown_extension_unless_told():
     assert resolve_format("csv", "out.xml", interactive=False) == "csv"
     with pytest.raises(ValueError, match="out.xml"):
         resolve_format(None, "out.xml", interactive=False)
+
+
+# ------------------------------------------------------------------ rows read back (Prediction.from_row)
+def _answers():
+    from bottlecheck.prediction import BottleTop, Prediction
+
+    top = BottleTop((10.5, 20.0, 40.25, 60.0), "open", 0.87654, 0.87654, 0.99, 0.5)
+    return [
+        Prediction.with_tops("a.jpg", "open", 0.87654, 0.87654, [top]),
+        Prediction("b.jpg", "unknown", 0.9, None, bottles=0, open_tops=0, closed_tops=0, tops=()),
+        Prediction("c.jpg", "error", error="cannot identify image"),
+        Prediction("clip.mp4", "closed", 0.75, 0.25, bottles=1, open_tops=0, closed_tops=1, frame=30, time_s=1.0),
+    ]
+
+
+def test_a_csv_row_and_a_jsonl_row_of_the_same_answer_read_back_equal(tmp_path):
+    from dataclasses import replace
+
+    from bottlecheck.prediction import TOPS_FIELDS, Prediction
+    from bottlecheck.writers.rows import with_frames
+
+    fields = with_frames(TOPS_FIELDS)
+    read = {}
+    for fmt in ("csv", "jsonl", "json"):
+        out = tmp_path / f"out.{fmt}"
+        with open_sink(out, fmt, fields=fields, nested=("tops",)) as sink:
+            for answer in _answers():
+                sink.write(answer.as_dict())
+        rows, _ = read_existing(out, fmt, fields)
+        read[fmt] = [Prediction.from_row(row) for row in rows]
+    assert read["jsonl"] == read["json"]
+    assert [replace(a, tops=None) for a in read["jsonl"]] == read["csv"]  # a CSV has no tops column
+    first, unknown, error, frame = read["csv"]
+    assert (first.confidence, first.p_open, first.bottles, first.error) == (0.8765, 0.8765, 1, None)  # text typed
+    assert unknown.p_open is None and error.confidence is None and error.error == "cannot identify image"
+    assert (frame.frame, frame.time_s, first.frame, first.time_s) == (30, 1.0, None, None)
+    assert read["jsonl"][0].tops[0].box == (10.5, 20.0, 40.25, 60.0) and read["jsonl"][0].tops[0].confidence == 0.8765
+
+
+def test_text_cells_are_typed_and_a_bad_one_is_named():
+    from bottlecheck.prediction import BottleTop, Prediction
+
+    text = {
+        "path": "a.jpg",
+        "frame": "3",
+        "time_s": "0.5000",
+        "status": "open",
+        "confidence": "0.8650",
+        "p_open": "None",
+        "bottles": "2",
+        "open_tops": "1.0",
+        "closed_tops": "",
+        "error": "",
+        "tops": json.dumps(
+            [{"box": ["1", 2, 3, 4.5], "status": "open", "confidence": 0.9, "p_open": 0.9, "p_top": 1, "score": 1}]
+        ),
+        "label": "ignored: not a column of an answer",
+    }
+    assert Prediction.from_row(text) == Prediction(
+        "a.jpg",
+        "open",
+        0.865,
+        None,
+        bottles=2,
+        open_tops=1,
+        closed_tops=None,
+        tops=(BottleTop((1.0, 2.0, 3.0, 4.5), "open", 0.9, 0.9, 1, 1),),
+        frame=3,
+        time_s=0.5,
+    )
+    assert Prediction.from_row(Prediction.from_row(text).as_dict()) == Prediction.from_row(text)  # Ray's way
+    for key, bad in (("confidence", "high"), ("bottles", "1.5"), ("frame", "x"), ("tops", "{")):
+        with pytest.raises(ValueError, match=key):
+            Prediction.from_row({**text, key: bad})
+    with pytest.raises(ValueError, match="path and a status"):
+        Prediction.from_row({"path": "a.jpg"})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bottlecheck.prediction import read_cells
 from bottlecheck.writers.rows import format_for_path, read_existing
 
 #: Answers at least this confident are "confident": only a sample of them comes early.
@@ -50,15 +51,6 @@ class Item:
             "kind": self.kind,
             "error": self.error,
         }
-
-
-def _number(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def read_rows(results: str | os.PathLike) -> list[dict[str, Any]]:
@@ -98,21 +90,25 @@ def items_from_rows(rows: list[dict[str, Any]], results: str | os.PathLike) -> l
     """One :class:`Item` per photo (the last row of a path wins, as a resumed file's does), frames left out."""
     found: dict[str, Item] = {}
     for row in rows:
-        if row.get("frame") not in (None, ""):
-            continue
         path = str(row["path"])
+        try:
+            cells = read_cells(row)  # the rule Prediction.from_row reads rows by: a CSV's text cells typed
+        except ValueError as exc:  # a cell edited by hand: the photo is still shown, with why
+            cells = {"status": "error", "error": f"unreadable row: {exc}"}
+        if cells.get("frame") is not None:
+            continue
         tops = [
             {"box": [float(v) for v in top["box"]], "status": top.get("status"), "confidence": top.get("confidence")}
-            for top in row.get("tops") or []
-            if isinstance(top, dict) and isinstance(top.get("box"), (list, tuple)) and len(top["box"]) == 4
+            for top in cells.get("tops") or []
+            if isinstance(top.get("box"), (list, tuple)) and len(top["box"]) == 4
         ]
         found[path] = Item(
             path=path,
             file=locate(path, results),
-            status=str(row.get("status") or "error"),
-            confidence=_number(row.get("confidence")),
+            status=cells.get("status") or "error",
+            confidence=cells.get("confidence"),
             tops=tops,
-            error=row.get("error") or None,
+            error=cells.get("error"),
         )
     return list(found.values())
 

@@ -17,12 +17,12 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from bottlecheck.prediction import Prediction
 from bottlecheck.sources.discovery import Inputs
 from bottlecheck.writers.rows import open_sink
 
 if TYPE_CHECKING:
     from bottlecheck.classifier import Classifier
-    from bottlecheck.prediction import Prediction
     from bottlecheck.runs.events import Event
     from bottlecheck.sources.video import Sampling, VideoFrame
     from bottlecheck.writers.annotate import AnnotatedCopies
@@ -188,8 +188,7 @@ class AnnotatedClips:
             return
         relative = self.copies.relative(self.path)
         target = self.copies.directory / relative.with_suffix(annotated_codec()[1])
-        rows = sorted((r for r in self.rows if r.get("frame") not in (None, "")), key=lambda r: int(r["frame"]))
-        write_annotated_clip(self.path, rows, target)
+        write_annotated_clip(self.path, self.rows, target)  # it reads the rows, keeps frames, goes in frame order
         self.path, self.rows = None, []
 
 
@@ -253,16 +252,13 @@ class VideoEvents:
 
 def _frame_row(row: dict) -> dict:
     """What a stretch needs of a row (also of one read back from CSV, where every cell is text)."""
-
-    def number(value: Any) -> float | None:
-        return None if value in (None, "") else float(value)
-
+    answer = Prediction.from_row(row)
     return {
-        "path": str(row["path"]),
-        "frame": int(row["frame"]),
-        "time_s": number(row.get("time_s")),
-        "status": row.get("status"),
-        "confidence": number(row.get("confidence")),
+        "path": answer.path,
+        "frame": answer.frame,
+        "time_s": answer.time_s,
+        "status": answer.status,
+        "confidence": answer.confidence,
     }
 
 

@@ -325,11 +325,11 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
     from bottlecheck.prediction import Prediction
     from bottlecheck.writers.annotate import annotated
 
-    answers = {int(row["frame"]): row for row in rows if row.get("frame") not in (None, "")}
+    read = (Prediction.from_row(row) for row in rows)  # a resumed CSV's rows are text
+    answers = {prediction.frame: prediction for prediction in read if prediction.frame is not None}
     if not answers:
         return None
     codec, _ = annotated_codec()
-    keys = Prediction.__dataclass_fields__.keys()
     time_base = fractions.Fraction(1, 1000)
     output: Any = None
     stream: Any = None
@@ -341,10 +341,9 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
         decoded.thread_type = "AUTO"
         try:
             for index, picture in enumerate(container.decode(decoded)):
-                row = answers.get(index)
-                if row is None:
+                prediction = answers.get(index)
+                if prediction is None:
                     continue
-                prediction = Prediction.from_row({k: _typed(k, v) for k, v in row.items() if k in keys})
                 image = annotated(Image.fromarray(picture.to_ndarray(format="rgb24")), prediction)
                 if output is None:
                     size = (image.width + image.width % 2, image.height + image.height % 2)  # yuv420p: even sides
@@ -362,8 +361,8 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
                     canvas.paste(image, (0, 0))
                     image = canvas
                 frame = av.VideoFrame.from_image(image)
-                time_s = row.get("time_s")
-                pts = round(float(time_s) * 1000) if time_s not in (None, "") else last_pts + 500
+                time_s = prediction.time_s
+                pts = round(time_s * 1000) if time_s is not None else last_pts + 500
                 frame.pts, frame.time_base = max(pts, last_pts + 1), time_base
                 last_pts = frame.pts
                 for packet in stream.encode(frame):
@@ -376,14 +375,3 @@ def write_annotated_clip(source: str, rows: list[dict], target: os.PathLike | st
                     output.mux(packet)
                 output.close()
     return os.fspath(target) if output is not None else None
-
-
-def _typed(key: str, value: Any) -> Any:
-    """A row's cell as the Prediction holds it (a resumed CSV's rows are text)."""
-    if value in (None, ""):
-        return None
-    if key in ("confidence", "p_open", "time_s"):
-        return float(value)
-    if key in ("bottles", "open_tops", "closed_tops", "frame"):
-        return int(value)
-    return value

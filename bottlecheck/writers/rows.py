@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bottlecheck.prediction import DECIMALS, FIELDS
+from bottlecheck.prediction import DECIMALS, FIELDS, Prediction
 
 # A run with video clips or streams: each row also says which frame and when (presentation time, s).
 FRAME_FIELDS = ("frame", "time_s")
@@ -292,9 +292,9 @@ class Sink:
         self.previous = previous or []
         self.done_frames: dict[str, set[int]] = {}
         for row in self.previous:
-            frame = row.get("frame")
-            if frame is not None and frame != "":
-                self.done_frames.setdefault(str(row["path"]), set()).add(int(frame))
+            frame = Prediction.from_row(row).frame if row.get("frame") not in (None, "") else None
+            if frame is not None:
+                self.done_frames.setdefault(str(row["path"]), set()).add(frame)
         self.written: list[str] = []  # the paths of this run's rows, in the order written
 
     def write(self, row: dict) -> None:
