@@ -2,7 +2,7 @@
 
 The unit tests are quick (no model, no browser). The browser test (``server``, ``slow``) runs the
 whole loop a QA engineer would: classify, review with the keyboard in Debian's Chromium, a kill
-half-way, export, train, compare; it also makes the README's screenshots.
+half-way, export, train, compare; it also makes the screenshots in docs/review.md.
 """
 
 from __future__ import annotations
@@ -522,7 +522,7 @@ def test_review_in_chromium_survives_a_kill_and_the_retrained_model_answers_bett
     model_args = [str(results), "--model", str(old), "--engine", "litert"]
     proc = _start_review(model_args, port, log)
     # Screenshots go to a temporary folder: the suite never changes tracked files. To refresh the
-    # README's pictures: BOTTLECHECK_SCREENSHOTS=docs pytest tests/test_review.py -k chromium
+    # pictures in docs/review.md: BOTTLECHECK_SCREENSHOTS=docs pytest tests/test_review.py -k chromium
     docs = Path(os.environ.get("BOTTLECHECK_SCREENSHOTS") or tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])

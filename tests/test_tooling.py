@@ -82,7 +82,7 @@ def test_ruff_is_clean():
 
 @pytest.mark.skipif(shutil.which("ruff") is None and importlib.util.find_spec("ruff") is None, reason="needs ruff")
 def test_ruff_format_is_clean():
-    """The README's `ruff format --check .`: every file as the formatter would write it."""
+    """docs/development.md's `ruff format --check .`: every file as the formatter would write it."""
     proc = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--check", str(ROOT)], capture_output=True, text=True, cwd=ROOT
     )

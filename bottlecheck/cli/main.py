@@ -361,8 +361,8 @@ def serve(
 ) -> None:
     """Serve the HTTP API (POST /classify) under gunicorn.
 
-    Every setting also reads from a BOTTLECHECK_* environment variable; see the
-    README for the full list (batching, queue, cache, Redis).
+    Every setting also reads from a BOTTLECHECK_* environment variable; see
+    docs/api.md for the full list (batching, queue, cache, Redis).
     """
     from bottlecheck.server.gunicorn_app import PortTaken
     from bottlecheck.server.gunicorn_app import serve as run_server
