@@ -29,6 +29,21 @@ TOPS_FIELDS = ("path", "status", "confidence", "p_open", "bottles", "open_tops",
 DECIMALS = 4
 
 
+def rounded(value: Any) -> Any:
+    """``value`` with every float in it (nested in dicts, lists and tuples too) to :data:`DECIMALS`.
+
+    The one rounding of every output: the writers' rows, the API's numbers, events and watch's
+    webhook. Tuples come back as lists (JSON writes both the same way); anything else as it is.
+    """
+    if isinstance(value, float):
+        return round(value, DECIMALS)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    return value
+
+
 # How a written row's cells are read back (read_cells): a CSV's are all text, a JSON row's typed.
 _FLOAT_CELLS = frozenset({"confidence", "p_open", "time_s"})
 _INT_CELLS = frozenset({"bottles", "open_tops", "closed_tops", "frame"})
@@ -140,7 +155,7 @@ class Prediction:
 
 
 def _api_number(value: float | None) -> float | None:
-    return None if value is None else round(float(value), DECIMALS)  # as the writers round
+    return None if value is None else rounded(float(value))  # as the writers round
 
 
 def read_cells(row: Mapping[str, Any]) -> dict[str, Any]:

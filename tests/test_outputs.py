@@ -220,3 +220,15 @@ def test_text_cells_are_typed_and_a_bad_one_is_named():
             Prediction.from_row({**text, key: bad})
     with pytest.raises(ValueError, match="path and a status"):
         Prediction.from_row({"path": "a.jpg"})
+
+
+def test_events_and_the_writers_round_by_the_one_rule():
+    from bottlecheck.prediction import DECIMALS, rounded
+    from bottlecheck.runs.events import Event
+    from bottlecheck.writers.rows import _fields
+
+    event = Event("clip.mp4", 1.0, 2.5, 30, 75, 10, 0.987654321, 1.5, 45)
+    assert event.as_dict()["peak_confidence"] == round(0.987654321, DECIMALS) == rounded(0.987654321)
+    nested = {"confidence": 0.123456, "tops": [{"box": (1.23456, 2.0), "p_open": 0.55557}], "bottles": 3}
+    assert rounded(nested) == {"confidence": 0.1235, "tops": [{"box": [1.2346, 2.0], "p_open": 0.5556}], "bottles": 3}
+    assert _fields(nested, ("confidence", "tops", "bottles")) == rounded(nested)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bottlecheck.prediction import rounded
+
 #: Consecutive sampled frames that start (open) or end (not open) a stretch.
 HYSTERESIS = 2
 
@@ -30,8 +32,8 @@ class Event:
     peak_frame: int
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON object: probabilities to 4 decimals, as in every output."""
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        """A JSON object: numbers to :data:`~bottlecheck.prediction.DECIMALS`, as in every output."""
+        return rounded(asdict(self))
 
     def describe(self) -> str:
         peak = f"peak {self.peak_confidence:.2f} at {clock(self.peak_time_s)}"

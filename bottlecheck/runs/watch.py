@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bottlecheck.classifier import Classifier
+from bottlecheck.prediction import rounded
 from bottlecheck.runs.classify import ClassifyRun
 from bottlecheck.runs.events import stretches
 from bottlecheck.sources.discovery import CLIP, input_kind, is_input_path, read_input, walk_images
@@ -278,18 +279,15 @@ class Watcher:
 
     @staticmethod
     def _event(row: dict) -> dict:
-        boxes = [
-            {k: round(v, 4) if isinstance(v, float) else v for k, v in top.items()} for top in row.get("tops") or ()
-        ]
         return {
             "event": "open",
             "path": row["path"],
             "time": _now(),
-            "confidence": round(row["confidence"], 4),
-            "p_open": round(row["p_open"], 4),
+            "confidence": rounded(row["confidence"]),  # DECIMALS, as every output
+            "p_open": rounded(row["p_open"]),
             "frame": row.get("frame"),
             "time_s": row.get("time_s"),
-            "boxes": boxes,
+            "boxes": [rounded(top) for top in row.get("tops") or ()],
         }
 
     def scan(self) -> None:

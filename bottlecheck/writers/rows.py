@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bottlecheck.prediction import DECIMALS, FIELDS, Prediction
+from bottlecheck.prediction import DECIMALS, FIELDS, Prediction, rounded
 
 # A run with video clips or streams: each row also says which frame and when (presentation time, s).
 FRAME_FIELDS = ("frame", "time_s")
@@ -65,19 +65,9 @@ def _number(value: Any) -> str:
     return "" if value is None else f"{value:.{DECIMALS}f}"
 
 
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, DECIMALS)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_rounded(v) for v in value]
-    return value
-
-
 def _fields(row: dict, fields: tuple[str, ...] = FIELDS) -> dict:
     """The row's fields in order, probabilities rounded to :data:`DECIMALS`."""
-    return {k: _rounded(row.get(k)) for k in fields}
+    return {k: rounded(row.get(k)) for k in fields}
 
 
 class RowWriter:
