@@ -61,7 +61,7 @@ from bottlecheck.training.judge import (
     cap_features_model,
     compute_judge_features,
     fit_linear_cap,
-    fit_temperature_binary,
+    judge_temperature,
     judge_view,
 )
 
@@ -355,7 +355,7 @@ def main() -> None:
         held_logits.append(folds[source].logits(plain_x[group == source]))
         held_truth.append(plain_open[group == source])
         log(f"left out {source}")
-    crop_temperature = fit_temperature_binary(np.concatenate(held_logits), np.concatenate(held_truth))
+    crop_temperature = judge_temperature(np.concatenate(held_logits), np.concatenate(held_truth))
     temperature = photo_temperature(bench, gate, folds, judge)
     log(
         f"cross-fitted temperature: {crop_temperature:.3f} on {sum(len(t) for t in held_truth)} real tops' crops, "

@@ -40,8 +40,8 @@ from bottlecheck.training.judge import (
     JUDGE_LABELS,
     Crop,
     compute_judge_features,
-    fit_temperature_multiclass,
     judge_head,
+    judge_temperature,
     load_render_crops,
 )
 
@@ -282,7 +282,7 @@ def main() -> None:
     Xv2, yv2 = compute_judge_features(vcrops_real, 1, 3, False, lambda _line: None)
     # The labelled tops' held-out half measures, it does not calibrate (it is also the card's check set).
     logits_val = judge_model.predict(np.concatenate([Xv1, Xv2]), verbose=0)
-    temperature = fit_temperature_multiclass(logits_val, np.concatenate([yv1, yv2]))
+    temperature = judge_temperature(logits_val, np.concatenate([yv1, yv2]))
 
     def probabilities(features: np.ndarray) -> np.ndarray:
         z = judge_model.predict(features, verbose=0) / temperature

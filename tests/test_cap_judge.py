@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from bottlecheck.training.judge import LinearCap, fit_linear_cap, fit_temperature_binary
+from bottlecheck.training.judge import LinearCap, fit_linear_cap, judge_temperature
 from tests.helpers import needs_tensorflow
 
 
@@ -43,8 +43,25 @@ def test_the_binary_temperature_undoes_overconfidence():
     rng = np.random.default_rng(2)
     z = rng.normal(scale=2.0, size=20000)
     is_open = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(int)
-    assert 2.5 < fit_temperature_binary(3 * z, is_open) < 3.6
-    assert 0.85 < fit_temperature_binary(z, is_open) < 1.2
+    assert 2.5 < judge_temperature(3 * z, is_open) < 3.6
+    assert 0.85 < judge_temperature(z, is_open) < 1.2
+
+
+def test_one_fitter_for_one_logit_and_for_several_and_a_judge_keeps_its_range():
+    """The sigmoid's temperature is the softmax's on (0, z); a judge's stays in JUDGE_TEMPERATURE_RANGE."""
+    from bottlecheck.evaluation.metrics import fit_temperature
+    from bottlecheck.training.judge import JUDGE_TEMPERATURE_RANGE
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(scale=2.0, size=5000)
+    is_open = (rng.random(5000) < 1 / (1 + np.exp(-z))).astype(int)
+    pairs = np.stack([np.zeros_like(z), 2 * z], axis=1)
+    assert fit_temperature(is_open, 2 * z) == pytest.approx(fit_temperature(is_open, pairs), rel=1e-6)
+    assert 1.8 < fit_temperature(is_open, pairs) < 2.2
+    separable = np.r_[np.linspace(-5, -1, 50), np.linspace(1, 5, 50)]
+    assert fit_temperature(separable > 0, separable) < JUDGE_TEMPERATURE_RANGE[0]  # the fit alone goes lower
+    assert judge_temperature(separable, separable > 0) == JUDGE_TEMPERATURE_RANGE[0]
+    assert judge_temperature(rng.normal(size=500) * 3, rng.integers(0, 2, 500)) == JUDGE_TEMPERATURE_RANGE[1]
 
 
 @needs_tensorflow

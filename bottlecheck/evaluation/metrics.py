@@ -89,16 +89,37 @@ def classification_report(labels: np.ndarray, p_open: np.ndarray, threshold: flo
     }
 
 
+#: The temperatures :func:`fit_temperature` searches: wide enough for a whole-photo model's
+#: logit (training clips it to its own range after) and for a judge's or the cap's logits.
+TEMPERATURE_SEARCH = (0.05, 20.0)
+
+
 def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
-    """Temperature that minimises the validation negative log-likelihood (golden-section search)."""
-    labels = np.asarray(labels, dtype=float)
+    """The temperature that minimises the validation negative log-likelihood: the one fitter.
+
+    ``logits`` of one column (a whole-photo model's, the cap judge's) are sigmoid(logits / t)
+    and ``labels`` 0 or 1; logits of several columns (a judge's closed, open, none) are
+    softmax(logits / t) and ``labels`` the column of each example's class. Golden-section
+    search on log t within :data:`TEMPERATURE_SEARCH` (the likelihood has one minimum in it).
+    """
     logits = np.asarray(logits, dtype=float)
+    if logits.ndim == 1:
+        binary = np.asarray(labels, dtype=float)
 
-    def nll(t: float) -> float:
-        z = logits / t
-        return float(np.mean(np.logaddexp(0, z) - labels * z))
+        def nll(t: float) -> float:
+            z = logits / t
+            return float(np.mean(np.logaddexp(0, z) - binary * z))
 
-    low, high = np.log(0.05), np.log(20.0)
+    else:
+        classes = np.asarray(labels, dtype=int)
+        rows = np.arange(len(classes))
+
+        def nll(t: float) -> float:
+            z = logits / t
+            z = z - z.max(axis=1, keepdims=True)
+            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, classes]))
+
+    low, high = np.log(TEMPERATURE_SEARCH[0]), np.log(TEMPERATURE_SEARCH[1])
     ratio = (np.sqrt(5) - 1) / 2
     for _ in range(60):
         a = high - ratio * (high - low)

@@ -53,8 +53,8 @@ from bottlecheck.training.judge import (
     Crop,
     compute_judge_features,
     copy_weights_by_name,
-    fit_temperature_multiclass,
     judge_tail,
+    judge_temperature,
     judge_trunk_model,
 )
 from bottlecheck.training.split import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
@@ -300,7 +300,7 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
         cap_features_model,
         cap_pooling_of,
         fit_linear_cap,
-        fit_temperature_binary,
+        judge_temperature,
     )
     from bottlecheck.training.tops_model import build_gated_judge
 
@@ -327,7 +327,7 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
         }
     else:
         val_features, val_labels = compute_judge_features(val_tops, 1, seed + 1, False, lambda _line: None, front)
-        temperature = fit_temperature_binary(cap.logits(val_features), val_labels == JUDGE_LABELS.index("open"))
+        temperature = judge_temperature(cap.logits(val_features), val_labels == JUDGE_LABELS.index("open"))
         calibration = {
             "fitted": True,
             "temperature": temperature,
@@ -355,7 +355,7 @@ def _calibrate(head, features: np.ndarray, labels: np.ndarray, base_temperature:
             "note": f"validation has {per_class[0]} closed and {per_class[1]} open tops, fewer than "
             f"{MIN_CALIBRATION_PER_CLASS} of each: the base model's temperature {base_temperature:.3f} is kept",
         }
-    temperature = fit_temperature_multiclass(head.predict(features, verbose=0), labels)
+    temperature = judge_temperature(head.predict(features, verbose=0), labels)
     return {
         "fitted": True,
         "temperature": temperature,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bottlecheck.evaluation.metrics import fit_temperature
 from bottlecheck.imaging import PAD_VALUE, decode_image
 from bottlecheck.tops import cut_square
 from bottlecheck.training.finder import photometric, render_records
@@ -238,16 +239,21 @@ def judge_head(dropout: float = 0.3, l2: float = 1e-3):
     return keras.Model(features, logits, name="judge_head")
 
 
-def fit_temperature_multiclass(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature (0.3 to 6, on a log grid) that minimises the negative log-likelihood of ``labels``."""
+#: The temperatures a judge's fit (its softmax's, or the cap's sigmoid's) may give: outside them
+#: it describes the few validation tops, not the judge (as ``training.train.TEMPERATURE_RANGE``
+#: bounds a whole-photo model's).
+JUDGE_TEMPERATURE_RANGE = (0.3, 6.0)
 
-    def nll(t: float) -> float:
-        z = logits / t
-        z = z - z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
 
-    grid = np.exp(np.linspace(np.log(0.3), np.log(6.0), 80))
-    return float(grid[np.argmin([nll(t) for t in grid])])
+def judge_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """A judge's temperature: the one fitter (:func:`~bottlecheck.evaluation.metrics.fit_temperature`), bounded.
+
+    The fit is kept within :data:`JUDGE_TEMPERATURE_RANGE`.
+
+    ``logits`` of several columns (closed, open, none) with ``labels`` each crop's column, or
+    the cap's one logit with ``labels`` whether each top is open.
+    """
+    return float(np.clip(fit_temperature(labels, logits), *JUDGE_TEMPERATURE_RANGE))
 
 
 # ---------------------------------------------------------------- model 3: the cap judge
@@ -355,9 +361,3 @@ def fit_linear_cap(
         bias -= rate * float(g.sum())
     folded = kernel / scale
     return LinearCap(folded, float(bias - mean @ folded))
-
-
-def fit_temperature_binary(logits: np.ndarray, is_open: np.ndarray) -> float:
-    """The temperature of sigmoid(logits / t): :func:`fit_temperature_multiclass` on the logits (0, z)."""
-    z = np.asarray(logits, dtype=np.float64)
-    return fit_temperature_multiclass(np.stack([np.zeros_like(z), z], axis=1), np.asarray(is_open, dtype=int))

@@ -42,8 +42,8 @@ from bottlecheck.training.judge import (
     TRUNK_LAST_BLOCK,
     Crop,
     compute_judge_features,
-    fit_temperature_multiclass,
     judge_tail,
+    judge_temperature,
     judge_trunk_model,
 )
 
@@ -238,7 +238,7 @@ def main() -> None:
         tail = train_tail(train_x[views], train_y[views], weights, args.epochs, seed, args.cut, log)
         fit_on = np.flatnonzero(calibration & np.array([not excluded(c) and c.group != "caps-render" for c in crops]))
         logits = tail.predict(plain_x[fit_on], verbose=0)
-        temperature = fit_temperature_multiclass(logits, plain_y[fit_on])
+        temperature = judge_temperature(logits, plain_y[fit_on])
         return tail, temperature, int(len(views))
 
     def measure(tail, temperature: float) -> dict:
