@@ -25,7 +25,7 @@ from bottlecheck.labels import LABELS
 
 METADATA_FILE = "metadata.json"
 #: The kinds of model the package ships (``kind`` in the metadata): one network on the whole
-#: photo (model 1), and a finder of bottle tops with a judge of each (model 2).
+#: photo, and a finder of bottle tops with a judge of each.
 WHOLE_PHOTO = "whole-photo"
 TOPS = "tops"
 DEFAULT_PAD_VALUE = 127
@@ -76,7 +76,7 @@ class ModelArtifact:
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
-        """The model's stages by name (model 2: ``finder`` and ``judge``); empty for a one-stage model."""
+        """The model's stages by name (the ``tops`` kind's: ``finder`` and ``judge``); empty for a one-stage model."""
         return dict(self.metadata.get("stages", {}))
 
     @property

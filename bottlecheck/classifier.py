@@ -1,13 +1,13 @@
-"""The classifier: what every kind of model offers its callers, and the one-stage kind (model 1).
+"""The classifier: what every kind of model offers its callers, and the one-stage kind (``whole-photo``).
 
 :class:`Classifier` is the small base every kind of model is (:mod:`bottlecheck.kinds` says
 which kind a model directory is): it decodes an input (``preprocess``), runs the model on a batch
 (``infer``), turns each raw result into a :class:`~bottlecheck.prediction.Prediction`
 (``prediction_from``), and declares the columns of its rows. ``classify`` answers one input and
 ``classify_paths`` many, through the batch pipeline (:mod:`bottlecheck.pipeline`), which knows
-no kind. :class:`WholePhotoClassifier` is model 1: one network on the letterboxed photo, and
-a threshold on its ``p_open``; model 2 (find the tops, judge each) is its sibling in
-:mod:`bottlecheck.tops_classifier`.
+no kind. :class:`WholePhotoClassifier` is the ``whole-photo`` kind: one network on the letterboxed
+photo, and a threshold on its ``p_open``; the ``tops`` kind (find the tops, judge each) is its
+sibling in :mod:`bottlecheck.tops_classifier`.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class Classifier:
 
 
 class WholePhotoClassifier(Classifier):
-    """Model 1: one network on the whole letterboxed photo says ``p_open``; the threshold decides."""
+    """The ``whole-photo`` kind: one network on the whole letterboxed photo says ``p_open``; the threshold decides."""
 
     columns = FIELDS
 

@@ -135,8 +135,8 @@ def _quiet_native_stderr() -> Iterator[None]:
 class LiteRTEngine:
     name = "litert"
     # XNNPACK on a CPU gains nothing from big batches: activations outgrow the cache. Measured
-    # here (2 cores, model 1), inference alone, images/s: batch 1: 265, 4: 261, 8: 254, 32: 220,
-    # 64: 198. Model 2 2.2.0, two pipeline threads with their own engines, 1,000 1080x1920 JPEGs,
+    # here (2 cores, a whole-photo model), inference alone, images/s: batch 1: 265, 4: 261, 8: 254,
+    # 32: 220, 64: 198. tops 2.2.0, two pipeline threads with their own engines, 1,000 1080x1920 JPEGs,
     # photos/s: batch 1: 145, 2: 153, 4: 152-159, 8: 145-149 (a core's 1 MB L2 holds a batch of 4).
     preferred_batch = 4
 

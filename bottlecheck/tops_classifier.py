@@ -1,7 +1,7 @@
-"""Model 2: find every bottle top, judge each one up close, and say ``unknown`` when no top is visible.
+"""The ``tops`` kind: find every bottle top, judge each one up close, and say ``unknown`` when no top is visible.
 
-Model 1 looked at the whole photo at 224 px, where the top of a whole bottle is a few
-pixels wide. Here a finder looks at the photo letterboxed to its input size and marks
+The ``whole-photo`` kind looks at the whole photo at 224 px, where the top of a whole bottle is a
+few pixels wide. Here a finder looks at the photo letterboxed to its input size and marks
 every top (zero, one or many); each top is then cut from the decoded photo as a square
 ``crop_span`` times its size, at the judge's input size, so a cap 5 pixels wide in the
 finder's view fills the judge's view. The judge says closed, open or ``none`` (not a
@@ -12,13 +12,12 @@ A top the judge is unsure of (its p(open | top) within ``second_look.band`` of t
 its p(top) at least ``second_look.min_top``) is judged again at the ``second_look.spans`` (1.6
 and 4 times the top) and its p(open | top) is the mean of the three: the judge's answer moves
 with the crop's span (a tight crop sees the cap, a wide one the neck and the scene), and
-averaging the views is steadier than any one of them. On real sources nobody trained on this
-lifted the left-out mean from 0.641 to 0.668 over four draws of the training views, judging
-about one counted top in seven again (``model/README.md``). A candidate the gate turns down
-with doubt (p(top) from ``second_look.top_floor`` up to the count line, model 3.2.0) gets the
-same two looks and counts when the mean of its three p(top) reaches the line: the gate, fitted
-on renders at one span, turned down real caps a tighter view sees (left out: 0.668 to 0.694
-over four draws, no more logos or glass rims let through).
+averaging the views is steadier than any one of them. A candidate the gate turns down with
+doubt (p(top) from ``second_look.top_floor`` up to the count line, tops 3.2.0 on) gets the same
+two looks and counts when the mean of its three p(top) reaches the line: the gate, fitted on
+renders at one span, turned down real caps a tighter view sees. What each look gained on real
+sources nobody trained on, and what it costs, is in the model card (``model/README.md``) and
+its history (``model/HISTORY.md``, 3.1.0 and 3.2.0).
 
 The photo is decoded once, at the smallest JPEG scale whose long side still covers
 ``decode_side`` pixels (900: half scale, 540x960, for a 1080x1920 phone photo; 960 would ask
@@ -64,7 +63,7 @@ class PreparedPhoto:
 
 
 class TopsClassifier(Classifier):
-    """Model 2: a finder of bottle tops and a judge of each, behind the :class:`Classifier` interface."""
+    """The ``tops`` kind: a finder of bottle tops and a judge of each, behind the :class:`Classifier` interface."""
 
     columns = TOPS_FIELDS
     nested_columns = ("tops",)  # each top's box, status and confidence: JSON and JSONL rows only
@@ -227,7 +226,7 @@ class TopsClassifier(Classifier):
         at ``crop_span``. Two kinds of doubt send a candidate back to the judge, cut again at each
         of ``second_spans``:
 
-        - the gate's (model 3.2.0 on): its p(top) lies from ``top_floor`` up to ``min_top``. Its
+        - the gate's (tops 3.2.0 on): its p(top) lies from ``top_floor`` up to ``min_top``. Its
           p(none) becomes the mean of its looks. The gate was trained on renders at one span and
           turns down real caps whose finder box is loose (a white cap on a brown bottle seen
           whole); a tighter view often sees the cap it missed, and the mean keeps a glass rim or a

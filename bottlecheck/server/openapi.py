@@ -35,15 +35,15 @@ _ANSWER: dict[str, Any] = {
             "type": "string",
             "enum": ["open", "closed", "unknown"],
             "description": "open when any bottle top found is open, closed when every one is closed; "
-            "unknown (model 2) when no top is visible (cut off, no bottle, too dark)",
+            "unknown (a tops model) when no top is visible (cut off, no bottle, too dark)",
         },
         "Confidence": {"type": "number", "minimum": 0.5, "maximum": 1, "description": "probability of Bottle_Status"},
         "p_open": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "model_version": {"type": "string"},
-        "bottles": {"type": "array", "items": _TOP, "description": "model 2: every bottle top found"},
+        "bottles": {"type": "array", "items": _TOP, "description": "a tops model: every bottle top found"},
         "counts": {
             "type": "object",
-            "description": "model 2: bottle tops found, open and closed",
+            "description": "a tops model: bottle tops found, open and closed",
             "properties": {k: {"type": "integer", "minimum": 0} for k in ("bottles", "open", "closed")},
         },
     },

@@ -1,24 +1,25 @@
-"""``bottlecheck train`` on a two-stage base: refit model 2's judge on a user's own labelled photos.
+"""``bottlecheck train`` on a two-stage base: refit a ``tops`` model's judge on a user's own labelled photos.
 
 A QA engineer with twenty photos of a new bottle (ten open, ten closed) cannot train a top
 finder, and needs not: the shipped finder finds tops it has never seen the like of, and the
-judge is what has to learn the new cap. So the finder is kept as it is; in every labelled
-photo the finder's most confident top is cut out as the judge sees it, labelled with its
-folder (``open``/``closed``: one bottle per photo, or the most prominent one), and the judge is
-refit on those crops, starting from the shipped judge. With at least
-:data:`FINETUNE_MIN_PER_CLASS` tops of each class, the back of its backbone (the last block, the
-1x1 head) learns beside the linear layer: a linear layer on frozen features, trained on one
-scene, learned the scene and not the cap (the model-3 issue: 0.24 on the same bottle in
-another scene). With fewer, only the linear layer moves. The views are the judge's training
-views (span 1.5-4 times the top, any turn, grey, hue, blur, noise, JPEG), so what is left to
-learn is the cap. Crops cut away from the top, labelled ``none``, keep the judge's "not a top"
-answer. Where the data directory has corrected tops (``tops.json``, from ``bottlecheck review
---export``), a photo's crops are the tops a person marked there, not the finder's guess.
+judge is what has to learn the new cap. So the finder is kept as it is; in every labelled photo
+the finder's most confident top is cut out as the judge sees it, labelled with its folder
+(``open``/``closed``: one bottle per photo, or the most prominent one), and the judge is refit
+on those crops, starting from the shipped judge. With at least :data:`FINETUNE_MIN_PER_CLASS`
+tops of each class, the back of its backbone (the last block, the 1x1 head) learns beside the
+linear layer: a linear layer on frozen features, trained on one scene, learned the scene and not
+the cap (issue 24; the figures are in model/HISTORY.md). With fewer, only the linear layer
+moves. The views are the judge's training views (span 1.5-4 times the top, any turn, grey, hue,
+blur, noise, JPEG), so what is left to learn is the cap. Crops cut away from the top, labelled
+``none``, keep the judge's "not a top" answer. Where the data directory has corrected tops
+(``tops.json``, from ``bottlecheck review --export``), a photo's crops are the tops a person
+marked there, not the finder's guess.
 
-A model-3 base (its judge is model 2's gate times a cap judge, ``build_gated_judge``) is refit
-differently: the gate (is this a top) is kept exactly, and only the cap's linear layer learns,
-starting from the base's cap and pulled back towards it (:data:`ADAPT_CAP_L2`), so that twenty
-photos of one scene add to what the base knew of other caps and places instead of replacing it.
+A base with the cap judge (tops 3.x: its judge is the gate times a cap, ``build_gated_judge``)
+is refit differently: the gate (is this a top) is kept exactly, and only the cap's linear layer
+learns, starting from the base's cap and pulled back towards it (:data:`ADAPT_CAP_L2`), so that
+twenty photos of one scene add to what the base knew of other caps and places instead of
+replacing it.
 
 Calibration follows the one-stage rule: a temperature is fitted on the validation crops only
 when there are at least ``MIN_CALIBRATION_PER_CLASS`` of each class; otherwise the base
@@ -67,10 +68,10 @@ NONE_PER_PHOTO = 2
 FINETUNE_MIN_PER_CLASS = 8
 #: The last frozen block when the backbone learns: block 15 and the 1x1 head after it train.
 ADAPT_CUT = 14
-#: How hard a model-3 cap is pulled back towards the base's while it learns a user's tops. Adapted on
-#: 20 check-in photos from a base that never saw that source (model card, "Adaptation"): at 0.05 the
-#: other sources fell from 0.76 / 0.85 to 0.49 / 0.68; at 10 they hold at 0.83 / 0.74 while the
-#: check-ins' other photos rise from 0.54 to 0.66.
+#: How hard the cap judge's cap is pulled back towards the base's while it learns a user's tops.
+#: Chosen by adapting on 20 check-in photos from a base that never saw that source: weakly pulled,
+#: the other sources fell; at 10 they hold while the check-ins' other photos rise (the figures:
+#: the model card, model/README.md, and model/HISTORY.md).
 ADAPT_CAP_L2 = 10.0
 
 
@@ -240,7 +241,7 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
 
 
 def _refit_judge(artifact, base_judge, fine_tune: bool, train_crops, val_crops, config: TrainConfig, log):
-    """Model 2's kind of judge refit: its linear layer, or with ``fine_tune`` the back of its backbone too."""
+    """A plain judge's refit (tops 2.x's kind): its linear layer, or with ``fine_tune`` the back of its backbone too."""
     import keras
 
     from bottlecheck.training.tops_model import build_judge
@@ -283,16 +284,16 @@ def _refit_judge(artifact, base_judge, fine_tune: bool, train_crops, val_crops, 
 
 
 def is_gated(judge) -> bool:
-    """Whether a judge is model 3's kind: model 2's gate times a cap judge (``build_gated_judge``)."""
+    """Whether a judge is the cap judge (tops 3.x): a gate times a cap (``build_gated_judge``)."""
     return "cap" in {layer.name for layer in judge.layers}
 
 
 def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
-    """Model 3's kind of judge refit: the gate kept, the cap refit from the base's cap towards the user's tops.
+    """The cap judge's refit (tops 3.x): the gate kept, the cap refit from the base's cap towards the user's tops.
 
     The cap starts where the base's is and :data:`ADAPT_CAP_L2` pulls it back there: a linear
-    layer fitted from zero on one scene's twenty photos learns that scene (0.24 on the same
-    bottle elsewhere, the model-3 issue); pulled towards a cap that knows many sources, it moves
+    layer fitted from zero on one scene's twenty photos learns that scene (issue 24); pulled
+    towards a cap that knows many sources, it moves
     only as far as the user's tops ask.
     """
     from bottlecheck.training.judge import (
@@ -335,7 +336,11 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
             "note": f"cap temperature {temperature:.3f} fitted on {len(val_labels)} validation tops",
         }
     judge = build_gated_judge(base_judge, cap, float(calibration["temperature"]), pooling)
-    return judge, calibration, f"model 3's gate kept, its cap refit from the base's (L2 {ADAPT_CAP_L2} towards it)"
+    return (
+        judge,
+        calibration,
+        f"the cap judge's gate kept, its cap refit from the base's (L2 {ADAPT_CAP_L2} towards it)",
+    )
 
 
 def _class_weights(labels: np.ndarray) -> np.ndarray:
@@ -378,8 +383,8 @@ def how_far_to_trust(validation: dict[str, Any], data_dirs: Sequence[str | Path]
     """What the validation figures can say: their 95% interval, and that they come from the training scenes.
 
     The validation photos are a share of the same folders the model trained on: the same bottles,
-    tables and light. Adapted on one scene, the judge was right on 0.24 of the same bottle in
-    another (the model-3 issue), so these figures say how it does where it was trained, no more.
+    tables and light. A judge adapted on one scene can fail on the same bottle in another
+    (issue 24), so these figures say how it does where it was trained, no more.
     """
     count = int(validation.get("count") or 0)
     accuracy = validation.get("accuracy")

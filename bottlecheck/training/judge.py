@@ -7,7 +7,7 @@ fills the input. Its third class, ``none``, is what the finder may mistake for a
 (a round logo, a loose cap on the table, a glass rim): the judge can overrule the finder.
 
 Like the finder, it is a frozen ImageNet EfficientNet-Lite0 with a small head trained on
-precomputed features of augmented views: the probe in the model-2 issue showed these
+precomputed features of augmented views: the probe in issue 14 showed these
 features separate open from closed crops almost perfectly, and on 2 cores it trains in
 minutes. Temperature scaling on held-out crops makes its probabilities calibrated.
 """
@@ -78,7 +78,7 @@ def load_render_crops(render_dirs: Sequence[str | Path], negatives_per_scene: in
 
 
 #: Training spans of a view (in units of the top's side), log-uniform: an answer must not move
-#: with the crop (model 3: model 2's judge, trained at 2.5 +- 30%, flipped between 1.6 and 4).
+#: with the crop (tops 2.x's judge, trained at 2.5 +- 30%, flipped between 1.6 and 4: issue 24).
 TRAIN_SPAN = (1.5, 4.0)
 
 
@@ -93,7 +93,7 @@ def judge_view(
 ) -> np.ndarray:
     """One view of a crop as the judge sees it: cut as the finder would (with its errors), turned, mirrored.
 
-    Training views remove the shortcuts model 2's judge took (the model-3 issue): the span
+    Training views remove the shortcuts tops 2.x's judge took (issue 24): the span
     moves over :data:`TRAIN_SPAN` and the centre by a quarter of the top's side, so how much
     neck and background the view holds says nothing; a view is turned by any angle half the
     time (bottles lie, lean and are held); colour is changed, sometimes removed, so that a
@@ -146,7 +146,7 @@ def judge_features_model(size: int = JUDGE_SIZE):
 
 
 #: The judge's backbone is frozen up to this block (stride 16, 112 channels) and fine-tuned after
-#: it: a linear layer on frozen features learned the training sources' look (model 2), while the
+#: it: a linear layer on frozen features learned the training sources' look (tops 2.x), while the
 #: front computed once per view keeps fine-tuning within a 2-core machine's reach.
 TRUNK_LAST_BLOCK = 10
 
@@ -256,12 +256,12 @@ def judge_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.clip(fit_temperature(labels, logits), *JUDGE_TEMPERATURE_RANGE))
 
 
-# ---------------------------------------------------------------- model 3: the cap judge
+# ---------------------------------------------------------------- the cap judge (tops 3.x)
 #: The block whose pooled output the cap judge reads (Lite0's last, 320 channels, before the 1x1
-#: head). Measured leaving one source out on crops of the marked tops (model card, "Model 3"):
-#: a linear layer on it carried open-vs-closed to unseen sources better than on the 1x1 head's
-#: 1280 ImageNet-class features (0.77 against 0.68 balanced, mean over six sources) and better
-#: than fine-tuning the back of the backbone, which learned the training sources again.
+#: head). Measured leaving one source out on crops of the marked tops: a linear layer on it
+#: carried open-vs-closed to unseen sources better than on the 1x1 head's 1280 ImageNet-class
+#: features and better than fine-tuning the back of the backbone, which learned the training
+#: sources again (the figures: model/HISTORY.md, 3.0.0).
 CAP_LAYER = "blocks_15_project_conv"
 CAP_CHANNELS = 320
 #: How the cap judge pools :data:`CAP_LAYER`'s map (4x4 at the judge's 128 px): ``mean`` over all

@@ -1,4 +1,4 @@
-"""Assemble and export model 2: the finder (backbone + head) and the judge (backbone + head + temperature).
+"""Assemble and export a ``tops`` model: the finder (backbone + head) and the judge (backbone + head + temperature).
 
 Both stages are saved as Keras models (the TensorFlow engine, further training) and as
 float32 TFLite (LiteRT, the default engine). ``metadata.json`` describes both stages:
@@ -45,10 +45,10 @@ def build_judge(head, temperature: float, tail=None):
 
 
 def build_gated_judge(base_judge, cap, cap_temperature: float, pooling: str = "mean"):
-    """Model 3's judge: crop in, (closed, open, none) out, from one pass of one frozen backbone.
+    """The cap judge (tops 3.x): crop in, (closed, open, none) out, from one pass of one frozen backbone.
 
     Whether a crop holds a top at all (``none``) is ``base_judge``'s answer, kept as it was:
-    model 2's judge, whose finder-and-gate put its boxes on the right tops and said ``unknown``
+    tops 2.x's judge, whose finder-and-gate put its boxes on the right tops and said ``unknown``
     on every close-up without a top. Whether that top is open is the cap judge's: ``cap`` (a
     :class:`~bottlecheck.training.judge.LinearCap`) on the pooled output of the backbone's last
     block, at ``cap_temperature``. The two multiply: open = p(top) p(open | top). Only Keras's
@@ -61,7 +61,7 @@ def build_gated_judge(base_judge, cap, cap_temperature: float, pooling: str = "m
     features = judge_features_model(JUDGE_SIZE)
     copy_weights_by_name(base_judge, features)
     gate_head = _fresh(judge_head_model, base_judge.get_layer("judge_head"))
-    # 1 / the base's temperature: model 2's judge calls it "temperature", a gated judge "gate_temperature"
+    # 1 / the base's temperature: a plain judge (tops 2.x) calls it "temperature", a gated judge "gate_temperature"
     names = {layer.name for layer in base_judge.layers}
     scaling = "gate_temperature" if "gate_temperature" in names else "temperature"
     gate_scale = float(base_judge.get_layer(scaling).get_config()["scale"])

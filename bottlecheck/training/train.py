@@ -89,7 +89,7 @@ def predict_logits(model, examples: Sequence[Example], size: int, batch_size: in
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a one-stage model, calibrate, choose the threshold, and save the artefact to ``config.out``.
 
-    A two-stage base (model 2, the bundled model) is not trained here: its finder is kept and its
+    A two-stage base (a ``tops`` model, as the bundled one is) is not trained here: its finder is kept and its
     judge refitted by :func:`bottlecheck.training.adapt_judge.adapt_judge` (``bottlecheck train``
     picks that one for such a base).
     """
