@@ -31,7 +31,7 @@ from bottlecheck.review.blueprint import mount_from_settings as mount_review
 from bottlecheck.server.auth import KeyChecker
 from bottlecheck.server.config import api_keys, load_config
 from bottlecheck.server.errors import error_response, register_error_handlers
-from bottlecheck.server.observability import Metrics, log_request
+from bottlecheck.server.observability import ServerMetrics, log_request
 from bottlecheck.server.routes import api
 from bottlecheck.server.service import ClassificationService
 from bottlecheck.server.uploads import InMemoryUploads
@@ -65,7 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
 
     classifier = _own_classifier(classifier, settings)
     _ = classifier.artifact.checksum  # hash the model file now, not inside the first request
-    service = ClassificationService(classifier, settings, Metrics(classifier.artifact.version))
+    service = ClassificationService(classifier, settings, ServerMetrics(classifier.artifact.version))
     atexit.register(service.close)
     app.extensions["bottlecheck"] = service
     app.extensions["bottlecheck.keys"] = KeyChecker(api_keys(settings))

@@ -32,7 +32,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 access_log = logging.getLogger("bottlecheck.access")
 
 
-class Metrics:
+class ServerMetrics:
+    """The HTTP server's Prometheus metrics (``/metrics``); a watch has its own (``WatchMetrics``)."""
+
     def __init__(self, model_version: str):
         self.registry = CollectorRegistry()
         r = self.registry

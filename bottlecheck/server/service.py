@@ -20,7 +20,7 @@ from bottlecheck.imaging import ImageError
 from bottlecheck.prediction import Prediction
 from bottlecheck.server.batcher import MicroBatcher, Overloaded
 from bottlecheck.server.cache import cache_key, make_cache
-from bottlecheck.server.observability import Metrics
+from bottlecheck.server.observability import ServerMetrics
 
 BAD_IMAGE = "Unable to process image"
 #: Sees each answer of a request before it is sent (the review queue keeps it with its photo).
@@ -40,7 +40,7 @@ def model_copies(classifier: Classifier, count: int | None = None) -> list[Class
 class ClassificationService:
     """Bytes in, answers out: cache, decode, micro-batched model call."""
 
-    def __init__(self, classifier: Classifier, config: Mapping[str, Any], metrics: Metrics):
+    def __init__(self, classifier: Classifier, config: Mapping[str, Any], metrics: ServerMetrics):
         self.classifier = classifier
         self.metrics = metrics
         self.timeout = float(config["REQUEST_TIMEOUT_S"])
