@@ -311,7 +311,7 @@ class TopsClassifier(Classifier):
         """The decision rule applied to given judge ``probabilities``, one row per ``placed`` top.
 
         For tools that measure another judge on the same finder candidates
-        (``recipe/train_judge.py``): the answer is the one the model would give with that judge.
+        (``recipe/experiments/train_judge.py``): the answer is the one the model would give with that judge.
         The rows are taken as final: pass them through :meth:`look_again` first for the model's
         second look.
         """

@@ -1,6 +1,6 @@
 """Propose candidate tops in labelled photos and draw contact sheets of them, to mark by eye.
 
-    python recipe/propose_tops.py ../shared/data/real-sources/beer-office ../shared/data/real-sources/beer-checkins \
+    python -m recipe.propose_tops ../shared/data/real-sources/beer-office ../shared/data/real-sources/beer-checkins \
         --out /var/tmp/propose
 
 For every photo listed in a folder's ``labels.csv`` (``file,label,...``) the model's finder

@@ -1,6 +1,6 @@
 """Train model 2 (top finder and top judge) from annotated renders and the annotated real photos.
 
-    python recipe/train_tops.py --renders /var/tmp/bc/tops --out runs/m2 --version 2.0.0
+    python -m recipe.train_tops --renders R/tops --out runs/m2 --version 2.0.0
 
 Renders come from ``recipe/render/render_tops.py``; real photos from ``../shared/data/real``
 with the tops in ``recipe/annotations/real-tops.json``. Every fifth annotated real photo
