@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -336,3 +337,31 @@ def test_compose_builds_starts_on_health_and_keeps_the_dashboards_on_loopback():
     password = environment["GF_SECURITY_ADMIN_PASSWORD"]
     # From the environment, with no default: Compose refuses to start until it is set.
     assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
+
+
+@needs_kubectl
+def test_the_autoscalers_are_sized_from_the_measured_capacity_plan():
+    """Issue 39: production's ceilings and targets come from ``benchmarks/bench_capacity.py``, not guesses.
+
+    Both autoscalers may reach the replica count the plan gives for 1,000 requests/s with no cache
+    hits; the CPU target is the plan's headroom of what a replica used at its best rate; KEDA's
+    per-replica work (images waiting plus requests in flight) is the headroom's share of the clients
+    one replica serves within the p99 target. Re-running the benchmark and not the deploy files fails here.
+    """
+    capacity = json.loads((ROOT / "benchmarks" / "results" / "capacity.json").read_text())
+    needed = capacity["plan"]["0%"]["replicas"]
+    at_target = capacity["one_replica"]["0%"]["at_target"]
+    (hpa,) = by_kind(render("production"), "HorizontalPodAutoscaler")
+    assert hpa["spec"]["maxReplicas"] == needed
+    # The pod asks for the cores the replica was measured on, and is planned at the headroom's share
+    # of the CPU it used at its best rate within the target.
+    (container,) = server_of(render("production"))["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"] == str(capacity["cores_per_replica"])
+    utilisation = round(100 * capacity["headroom"] * at_target["server_cpu_utilisation"])
+    (cpu,) = hpa["spec"]["metrics"]
+    assert cpu["resource"]["target"]["averageUtilization"] == utilisation
+    (scaled,) = by_kind(render("production-keda"), "ScaledObject")
+    assert scaled["spec"]["maxReplicaCount"] == needed
+    prometheus = next(t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus")
+    assert prometheus["metadata"]["threshold"] == str(max(1, round(at_target["clients"] * capacity["headroom"])))
+    assert next(t for t in scaled["spec"]["triggers"] if t["type"] == "cpu")["metadata"]["value"] == str(utilisation)
