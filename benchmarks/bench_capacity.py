@@ -23,7 +23,6 @@ medians of one run per level (load levels are long enough to settle; the whole r
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -37,7 +36,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.bench_serving import start  # noqa: E402
+from benchmarks.bench_serving import start, wrk  # noqa: E402
 from benchmarks.common import machine, make_photos, rss_kb, worker_pids, write_results  # noqa: E402
 from tests.server_process import NGINX, free_port, nginx_in_front  # noqa: E402
 
@@ -98,30 +97,8 @@ def counter(url: str, name: str) -> float:
 
 
 def wrk_mix(url: str, connections: int, duration: int, files: Path, hit_rate: float, hot: int) -> dict:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(min(connections, 4)),
-            "-c",
-            str(connections),
-            "-d",
-            f"{duration}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(HERE / "wrk_cache_mix.lua"),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BENCH_FILES": str(files), "BENCH_HIT_RATE": str(hit_rate), "BENCH_HOT": str(hot)},
-        check=True,
-    )
-    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
-    result["requests_per_second"] = round(result["requests"] / result["duration_s"], 1)
-    return result
+    """A wrk run where ``hit_rate`` of the requests repeat one of the first ``hot`` photos (``wrk_cache_mix.lua``)."""
+    return wrk(url, connections, duration, files, "wrk_cache_mix.lua", BENCH_HIT_RATE=str(hit_rate), BENCH_HOT=str(hot))
 
 
 def best_at(levels: dict[str, dict], p99_ms: float) -> dict | None:

@@ -43,7 +43,8 @@ def start(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, st
     raise RuntimeError(f"{command[0]} did not start")
 
 
-def wrk(url: str, connections: int, duration: int, files: Path) -> dict:
+def wrk(url: str, connections: int, duration: int, files: Path, script: str = "wrk_multipart.lua", **env: str) -> dict:
+    """One wrk run of ``script`` (photos from the paths listed in ``files``; ``env`` more BENCH_* settings)."""
     threads = min(connections, 4)
     out = subprocess.run(
         [
@@ -57,12 +58,12 @@ def wrk(url: str, connections: int, duration: int, files: Path) -> dict:
             "--timeout",
             "30s",
             "-s",
-            str(HERE / "wrk_multipart.lua"),
+            str(HERE / script),
             url,
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "BENCH_FILES": str(files)},
+        env={**os.environ, "BENCH_FILES": str(files), **env},
         check=True,
     )
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
