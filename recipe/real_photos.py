@@ -10,6 +10,7 @@ chosen on the groups it never saw, and shipped only when no kind falls.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ FOLDER_GROUPS = {
 PET_FOLDERS = {"algeria-pet-home", "crushed-pet-topdown", "pet-darkbg-topdown", "pet-rvm-chamber", "pet-5l-rig"}
 #: TrashNet's two capped bottles sit in real/closed beside the product shots.
 TRASHNET_CLOSED = {"glass77.jpg", "glass131.jpg"}
+# real/other is labelled "no top", but seven of its photos show a capped bottle or growler and three
+# are unclear: the by-eye verdicts (annotations/real-other-review.json) replace the folder's label.
+OTHER_REVIEW = Path(__file__).resolve().parent / "annotations" / "real-other-review.json"
 GROUPS = ("product-poster", "trashnet", *dict.fromkeys(FOLDER_GROUPS.values()))
 
 KINDS = (
@@ -88,9 +92,13 @@ def labelled_photos(data: Path = DATA) -> list[Photo]:
     """Every labelled real photo: ``real/`` (product shots, TrashNet) and each real-sources folder."""
     photos = []
     real = data / "real"
-    for sub, truth in (("open", "open"), ("closed", "closed"), ("other", "none")):
+    reviewed = json.loads(OTHER_REVIEW.read_text())["photos"]
+    for sub, label in (("open", "open"), ("closed", "closed"), ("other", "none")):
         for path in sorted((real / sub).iterdir()):
             if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+                continue
+            truth = reviewed.get(path.name, label) if sub == "other" else label
+            if truth == "unclear":
                 continue
             folder = "trashnet" if sub == "open" or path.name in TRASHNET_CLOSED else "product-poster"
             note = "bottle lying on poster board" if folder == "trashnet" else ""

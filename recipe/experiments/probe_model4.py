@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import random
 from collections import Counter
@@ -90,7 +91,9 @@ class Bench:
     def __init__(self, base: Classifier, cache: Path) -> None:
 
         self.photos = labelled_photos()
-        arrays, meta = cache / "bench.npz", cache / "bench.json"
+        # Keyed by the photos it holds: a changed list (a verdict in annotations/) is computed afresh.
+        digest = hashlib.sha256("\n".join(str(p.path) for p in self.photos).encode()).hexdigest()[:10]
+        arrays, meta = cache / f"bench-{digest}.npz", cache / f"bench-{digest}.json"
         if not arrays.exists():
             cap, head = cap_features_model(), judge_features_model()
             parts: dict[str, list] = {}
