@@ -254,96 +254,82 @@ def main(argv: list[str] | None = None) -> None:
             losses.append(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))))
         return float(grid[int(np.argmin(losses))])
 
-    results = {}
-    shipped_open = cap_looked_again(bench.p_open_shipped, shipped_top)
-    results["3.2.0 as shipped (in-distribution on the five older sources)"] = kinds_table.table(
-        photos, bench.answers(shipped_top, shipped_open)
-    )
-    for name, trained_on in (("3.2.0 recipe", OLDER), ("model 4 recipe", GROUPS)):
+    def left_out_caps(trained_on, pairs: tuple | None = None) -> dict[str, LinearCap]:
+        """A cap per group, fitted without it: ``trained_on``'s tops and the renders, plus ``pairs``
+        (features, labels, target groups, donor groups) whose target and donor are other groups."""
         folds = {}
         for g in GROUPS:
             keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
-            folds[g] = fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), 1e-2)
+            x, y, groups = cap_x[keep], cap_open[keep], cap_group[keep]
+            if pairs is not None:
+                pair_x, pair_open, target, donor = pairs
+                more = np.flatnonzero((target != g) & (donor != g))
+                x, y = np.concatenate([x, pair_x[more]]), np.concatenate([y, pair_open[more]])
+                groups = np.concatenate([groups, target[more]])
+            folds[g] = fit_linear_cap(x, y, alike(groups, y), 1e-2)
+        return folds
+
+    def cap_rows(title: str, trained_on, pairs: tuple | None = None) -> None:
+        folds = left_out_caps(trained_on, pairs)
         temperature = temperature_of(folds, shipped_top)
-        results[f"cap: {name}, each group left out (T {temperature:.2f})"] = kinds_table.table(
+        results[title.format(T=f"{temperature:.2f}")] = kinds_table.table(
             photos, with_cap(folds, shipped_top, temperature, GROUPS)
         )
-    for combine in ("real gate", "larger of the real gate and 3.2.0's"):
-        p_top = np.zeros(len(bench.group))
-        for g in GROUPS:
-            keep = gate_group != g
-            gate = fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
-            rows = bench.group == g
-            new = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
-            p_top[rows] = new if combine == "real gate" else np.maximum(new, shipped_top[rows])
-        p_open = cap_looked_again(bench.p_open_shipped, p_top)
-        results[f"gate: {combine}, each group left out; 3.2.0's cap"] = kinds_table.table(
-            photos, bench.answers(p_top, p_open)
-        )
-    if args.variants:
-        results.update(
-            variants(
-                args,
-                bench,
-                cap_x,
-                cap_open,
-                cap_group,
-                gate_x,
-                gate_top,
-                gate_group,
-                with_cap,
-                temperature_of,
-                shipped_top,
-                tops,
-            )
-        )
-    for name, table in results.items():
-        print(f"\n### {name}\n\n{kinds_table.markdown(table)}")
-    if args.report:
-        args.report.write_text(json.dumps(results, indent=1) + "\n")
 
+    def gate_row(title: str, p_top: np.ndarray) -> None:
+        results[title] = kinds_table.table(photos, bench.answers(p_top, cap_looked_again(bench.p_open_shipped, p_top)))
 
-def variants(
-    args, bench, cap_x, cap_open, cap_group, gate_x, gate_top, gate_group, with_cap, temperature_of, shipped_top, tops
-) -> dict:
-    """Session 16's rows: the rescuing gate, and the cap with counterfactual tops (see the docstring)."""
-
-    photos, results = bench.photos, {}
+    # The real gate, each group's candidates judged by the fold that never saw the group (fitted once).
     real_gate = np.zeros(len(bench.group))
     for g in GROUPS:
         keep = gate_group != g
         gate = fit_linear_cap(gate_x[keep], gate_top[keep], alike(gate_group[keep], gate_top[keep]), 1e-2)
         rows = bench.group == g
         real_gate[rows] = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
-    rescued = np.where((shipped_top < 0.5) & (real_gate >= 0.9), real_gate, shipped_top)
-    p_open = cap_looked_again(bench.p_open_shipped, rescued)
-    results["gate: 3.2.0's, rescued where the real gate is sure (0.9); 3.2.0's cap"] = kinds_table.table(
-        photos, bench.answers(rescued, p_open)
+
+    results: dict[str, dict] = {}
+    shipped_open = cap_looked_again(bench.p_open_shipped, shipped_top)
+    results["3.2.0 as shipped (in-distribution on the five older sources)"] = kinds_table.table(
+        photos, bench.answers(shipped_top, shipped_open)
     )
-    pairs = counterfactual_tops([c for c in tops if c.group != "caps-render"], args.cache / "counterfactual")
-    pair_file = args.cache / f"counterfactual-v6-n{len(pairs)}.npz"
+    cap_rows("cap: 3.2.0 recipe, each group left out (T {T})", OLDER)
+    cap_rows("cap: model 4 recipe, each group left out (T {T})", GROUPS)
+    gate_row("gate: real gate, each group left out; 3.2.0's cap", real_gate)
+    gate_row(
+        "gate: larger of the real gate and 3.2.0's, each group left out; 3.2.0's cap",
+        np.maximum(real_gate, shipped_top),
+    )
+    if args.variants:  # session 16's rows: the rescuing gate, and the cap with counterfactual tops
+        gate_row(
+            "gate: 3.2.0's, rescued where the real gate is sure (0.9); 3.2.0's cap",
+            np.where((shipped_top < 0.5) & (real_gate >= 0.9), real_gate, shipped_top),
+        )
+        pairs = counterfactual_features(args.cache, tops)
+        cap_rows("cap: 3.2.0 recipe + counterfactual tops of every group (T {T})", OLDER, pairs)
+        cap_rows("cap: model 4 recipe + counterfactual tops of every group (T {T})", GROUPS, pairs)
+    for name, table in results.items():
+        print(f"\n### {name}\n\n{kinds_table.markdown(table)}")
+    if args.report:
+        args.report.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def counterfactual_features(cache: Path, tops: list) -> tuple:
+    """The counterfactual tops' cap features (6 views each, cached), labels, target and donor groups."""
+    pairs = counterfactual_tops([c for c in tops if c.group != "caps-render"], cache / "counterfactual")
+    pair_file = cache / f"counterfactual-v6-n{len(pairs)}.npz"
     if not pair_file.exists():
         view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
         x, y = compute_judge_features([c for c, _ in pairs], 6, 1, True, print, cap_features_model(), view)
         np.savez(pair_file, x=x, y=y)
     stored = np.load(pair_file)
-    pair_x, pair_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
+    pair_open = (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
     views = len(pair_open) // len(pairs)
-    target = np.repeat([c.group for c, _ in pairs], views)
-    donor = np.repeat([d for _, d in pairs], views)
-    for name, trained_on in (("3.2.0 recipe", OLDER), ("model 4 recipe", GROUPS)):
-        folds = {}
-        for g in GROUPS:
-            keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
-            more = np.flatnonzero((target != g) & (donor != g))
-            x = np.concatenate([cap_x[keep], pair_x[more]])
-            y = np.concatenate([cap_open[keep], pair_open[more]])
-            folds[g] = fit_linear_cap(x, y, alike(np.concatenate([cap_group[keep], target[more]]), y), 1e-2)
-        temperature = temperature_of(folds, shipped_top)
-        results[f"cap: {name} + counterfactual tops of every group (T {temperature:.2f})"] = kinds_table.table(
-            photos, with_cap(folds, shipped_top, temperature, GROUPS)
-        )
-    return results
+    return (
+        stored["x"],
+        pair_open,
+        np.repeat([c.group for c, _ in pairs], views),
+        np.repeat([d for _, d in pairs], views),
+    )
 
 
 if __name__ == "__main__":
