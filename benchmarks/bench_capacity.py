@@ -65,7 +65,7 @@ def pids_named(name: str) -> list[int]:
 
 @contextmanager
 def redis_server():
-    """A real Redis on a free port, nothing saved to disk; yields (url, pid)."""
+    """A real Redis on a free port, nothing saved to disk; yields (url, pid, port)."""
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
