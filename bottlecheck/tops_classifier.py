@@ -99,6 +99,11 @@ class TopsClassifier(Classifier):
         self.second_min_top = float(second_look.get("min_top", 0.0))  # and p(top) at least this
         # A candidate the gate turns down with doubt (p(top) from top_floor up to min_top) gets the same looks.
         self.top_floor = second_look.get("top_floor")
+        # A second gate learned from real tops (tops 3.3.0 on): the judge's column rescue["column"] holds
+        # its p(top), and a candidate the first gate turns down counts when it is at least rescue["sure"].
+        rescue = judge_meta.get("rescue") or {}
+        self.rescue_column = rescue.get("column")
+        self.rescue_sure = float(rescue.get("sure", 1.0))
         decision = artifact.metadata.get("decision", {})
         self.min_top = float(decision.get("min_top_probability", 0.5))
         self.decode_side = int(decision.get("decode_side", 900))
@@ -144,6 +149,7 @@ class TopsClassifier(Classifier):
             ],
             "judge": [self.judge_size, self.crop_span, self.judge_labels],
             "second_look": [self.second_spans, self.second_band, self.second_min_top, self.top_floor],
+            "rescue": [self.rescue_column, self.rescue_sure],
             "decision": [self.min_top, self.decode_side],
         }
 
@@ -238,11 +244,15 @@ class TopsClassifier(Classifier):
           read open.
 
         A candidate with both doubts is cut once: the looks the gate's doubt took serve the cap's.
-        Every other row is returned as it came; a model without ``second_look`` returns them all.
+        Between the two, a judge with a rescue gate (tops 3.3.0 on) gets its say: a candidate still
+        turned down (p(top) under ``min_top``) counts with the rescue gate's p(top) when that is at
+        least ``rescue_sure``. The rescue gate reads the look at ``crop_span`` only, as it was
+        measured (``recipe/probe_model4.py``: ``rescued``). Every other row is
+        returned as it came; a model with neither returns them all.
         """
         rows = list(probabilities)
         if not self.second_spans:
-            return rows
+            return self._rescued(rows)
         none_i = self._none_i
         places = [(photo, top) for photo, placed in zip(photos, found, strict=True) for top in placed]
         looks: dict[int, list[np.ndarray]] = {}  # a candidate's rows at second_spans, once cut
@@ -261,7 +271,8 @@ class TopsClassifier(Classifier):
             judge_again(doubted)
             for i in doubted:
                 p_none = float(np.mean([row[none_i] for row in [rows[i], *looks[i]]]))
-                rows[i] = self._row(self.p_open_given_top(rows[i]), 1.0 - p_none)
+                rows[i] = self._row(self.p_open_given_top(rows[i]), 1.0 - p_none, rows[i])
+        rows = self._rescued(rows)
         if self.second_band <= 0:
             return rows
         unsure = [
@@ -273,12 +284,24 @@ class TopsClassifier(Classifier):
         judge_again([i for i in unsure if i not in looks])
         for i in unsure:
             p_open = float(np.mean([self.p_open_given_top(row) for row in [rows[i], *looks[i]]]))
-            rows[i] = self._row(p_open, 1.0 - float(rows[i][none_i]))
+            rows[i] = self._row(p_open, 1.0 - float(rows[i][none_i]), rows[i])
         return rows
 
-    def _row(self, p_open: float, p_top: float) -> np.ndarray:
-        """A judge row (in the judge's label order) holding p(open | top) ``p_open`` and p(top) ``p_top``."""
-        row = np.zeros(len(self.judge_labels))
+    def _rescued(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """``rows`` with each turned-down candidate the rescue gate is sure of counted at its p(top)."""
+        if self.rescue_column is None:
+            return rows
+        column, none_i = self.rescue_column, self._none_i
+        return [
+            self._row(self.p_open_given_top(row), float(row[column]), row)
+            if 1.0 - row[none_i] < self.min_top and row[column] >= self.rescue_sure
+            else row
+            for row in rows
+        ]
+
+    def _row(self, p_open: float, p_top: float, like: np.ndarray) -> np.ndarray:
+        """A judge row like ``like`` (its extra columns kept) holding p(open | top) ``p_open`` and p(top) ``p_top``."""
+        row = np.array(like, dtype=np.float64)
         row[self._open_i], row[self._closed_i], row[self._none_i] = p_top * p_open, p_top * (1.0 - p_open), 1.0 - p_top
         return row
 

@@ -25,12 +25,20 @@ read them too.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from bottlecheck.training.judge import Crop, judge_view
+
+from .real_photos import DATA, FOLDER_GROUPS, TRASHNET_CLOSED
+
+RECIPE = Path(__file__).resolve().parent
 
 #: The real-sources folders with marked tops (``annotations/real-sources-tops.json``).
 REAL_SOURCES = ("beer-office", "beer-checkins", "street-restaurants")
@@ -89,3 +97,38 @@ def views_digest() -> str:
 
 def photo_key(name: str) -> int:
     return zlib.crc32(name.encode())
+
+
+#: Every file of marked tops (and by-eye not-tops) and the folder its paths are relative to.
+ANNOTATIONS = (
+    ("real-tops.json", DATA / "real"),
+    ("trashnet-tops.json", DATA / "unlabelled" / "trashnet-glass"),
+    ("real-sources-tops.json", DATA / "real-sources"),
+    ("real-sources-more-tops.json", DATA / "real-sources"),
+)
+
+
+def group_of(annotation: str, rel: str) -> str:
+    """The repository group of a marked photo (``real/`` holds two: the product shots and TrashNet)."""
+    if annotation == "real-tops.json":
+        trashnet = rel.startswith("open/") or rel.split("/")[-1] in TRASHNET_CLOSED
+        return "trashnet" if trashnet else "product-poster"
+    if annotation == "trashnet-tops.json":
+        return "trashnet"
+    return FOLDER_GROUPS[rel.split("/")[0]]
+
+
+def marked(labels: tuple[str, ...]) -> list[Crop]:
+    """Every mark of the given labels in every annotation file, each with its repository group."""
+    crops = []
+    for name, folder in ANNOTATIONS:
+        crops += marked_crops(RECIPE / "annotations" / name, folder, functools.partial(group_of, name))
+    return [c for c in crops if c.label in labels]
+
+
+def alike(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Weights under which each (group, label) weighs the same: no group's size or class balance decides."""
+    keys = list(zip(groups, labels, strict=True))
+    counts = Counter(keys)
+    weights = np.array([1.0 / counts[k] for k in keys])
+    return weights * len(weights) / weights.sum()

@@ -59,6 +59,7 @@ from bottlecheck.training.judge import (
     judge_trunk_model,
 )
 from bottlecheck.training.split import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
+from bottlecheck.training.tops_model import RESCUE_LAYER
 
 #: Views of each crop while training (position, size, mirror jitter: the finder's errors).
 TRAIN_VIEWS = 8
@@ -199,6 +200,8 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     metadata["stages"]["judge"].update(
         files={"tflite": "judge.tflite", "keras": "judge.keras"}, temperature=round(calibration["temperature"], 4)
     )
+    if RESCUE_LAYER not in {layer.name for layer in judge.layers}:  # a judge rebuilt without it: no fourth output
+        metadata["stages"]["judge"].pop("rescue", None)
     identity = artifact_identity(artifact.name, config.version, base_version=artifact.version)
     metadata.update(
         version=identity["version"],

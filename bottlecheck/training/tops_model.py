@@ -56,7 +56,7 @@ def build_gated_judge(base_judge, cap, cap_temperature: float, pooling: str = "m
     """
     import keras
 
-    from bottlecheck.training.judge import CAP_LAYER, cap_pooling, copy_weights_by_name
+    from bottlecheck.training.judge import CAP_LAYER, LinearCap, cap_pooling, copy_weights_by_name
 
     features = judge_features_model(JUDGE_SIZE)
     copy_weights_by_name(base_judge, features)
@@ -83,6 +83,33 @@ def build_gated_judge(base_judge, cap, cap_temperature: float, pooling: str = "m
     cap_layer.set_weights(
         [np.asarray(cap.kernel * scale, dtype=np.float32)[:, None], np.array([cap.bias * scale], dtype=np.float32)]
     )
+    if RESCUE_LAYER in names:  # a base with a rescue gate (tops 3.3.0 on) keeps it, as it keeps its gate
+        kernel, bias = base_judge.get_layer(RESCUE_LAYER).get_weights()
+        model = with_rescue_gate(model, LinearCap(kernel[:, 0].astype(np.float64), float(bias[0])))
+    return model
+
+
+#: The layer of a judge's rescue gate (``with_rescue_gate``): its p(top) is the judge's fourth output.
+RESCUE_LAYER = "rescue_gate"
+
+
+def with_rescue_gate(judge, gate):
+    """``judge`` with a fourth output: a second gate's p(top), ``gate`` (a ``LinearCap``) on the pooled 1x1 head.
+
+    The judge's three probabilities pass through unchanged; the decision rule reads the fourth
+    only where the first gate turned a candidate down (``TopsClassifier.look_again``). The
+    second gate is learned from real marked tops and not-tops, the first from renders: kept
+    apart, each keeps what it knew (the model card says what either alone lost). The same
+    backbone pass feeds both: no second model, no extra cost beyond one 1280-wide dot product.
+    """
+    import keras
+
+    layers = keras.layers
+    rescue = layers.Dense(1, activation="sigmoid", name=RESCUE_LAYER)
+    p_top = rescue(judge.get_layer("pool").output)
+    outputs = layers.Concatenate(name="probabilities_and_rescue", dtype="float32")([judge.output, p_top])
+    model = keras.Model(judge.input, outputs, name=judge.name)
+    rescue.set_weights([np.asarray(gate.kernel, dtype=np.float32)[:, None], np.array([gate.bias], dtype=np.float32)])
     return model
 
 

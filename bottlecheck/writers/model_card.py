@@ -56,6 +56,12 @@ def _stage_facts(stage: dict[str, Any]) -> dict[str, Any]:
             if "second_look" in stage
             else {}
         ),
+        # The rescue gate (3.3): which output column, and how sure it must be to count a candidate.
+        **(
+            {"rescue": {k: v for k, v in stage["rescue"].items() if k in ("column", "sure")}}
+            if "rescue" in stage
+            else {}
+        ),
     }
 
 
@@ -80,7 +86,7 @@ def info_lines(facts: dict[str, Any], stages: dict[str, Any]) -> list[str]:
 
 
 def _stage_line(stage: dict[str, Any]) -> str:
-    details = ", ".join(f"{k} {v}" for k, v in stage.items() if k not in ("files", "second_look"))
+    details = ", ".join(f"{k} {v}" for k, v in stage.items() if k not in ("files", "second_look", "rescue"))
     if "second_look" in stage:
         look = stage["second_look"]
         spans = " and ".join(f"{span:g}" for span in look["spans"])
@@ -92,6 +98,11 @@ def _stage_line(stage: dict[str, Any]) -> str:
                 f"; and at candidates with p_top from {look['top_floor']:g} up to the decision's line, "
                 "their p_top the mean of the looks"
             )
+    if "rescue" in stage:
+        details += (
+            f"; then a candidate still under the line counts when the rescue gate (output {stage['rescue']['column']}) "
+            f"gives p_top at least {stage['rescue']['sure']:g}"
+        )
     return details
 
 
@@ -113,7 +124,7 @@ def metric_sections(lines: list[str]) -> dict[str, list[str]]:
             sections[FINDER].append(line)
         elif "trained on)" in name or name.endswith("trained_on"):
             sections[TRAINED_ON].append(line)
-        elif name.startswith(("leave_one_out", "unseen", "test", "held_out")) or "held_out" in name:
+        elif name.startswith(("leave_one_", "unseen", "test", "held_out")) or "held_out" in name:
             sections[HELD_OUT].append(line)
         else:
             sections[OTHER].append(line)
@@ -147,6 +158,8 @@ def metric_lines(metrics: dict[str, Any], stages: dict[str, Any]) -> list[str]:
                     )
         elif name == "leave_one_out" and isinstance(value, dict):
             lines += leave_one_out_lines(value)
+        elif name == "groups_and_kinds" and isinstance(value, dict):
+            lines += groups_and_kinds_lines(value)
         elif isinstance(value, dict) and isinstance(value.get("photos"), dict):  # photos by source, trained on
             for source, sub in value["photos"].items():
                 lines.append(f"{name}.{source} (trained on): {_photo_line(sub)}")
@@ -218,3 +231,51 @@ def leave_one_out_lines(table: dict[str, Any]) -> list[str]:
             line += f"; judged once, {listed(draws['one_look_means'])}"
         lines.append(line)
     return lines
+
+
+def groups_and_kinds_lines(record: dict[str, Any]) -> list[str]:
+    """The per-group, per-kind table (the held-out set's kinds): each group left out, rows side by side.
+
+    One line per group or kind with each recorded row's balanced accuracy, so that a reader sees
+    at once where a model gained and whether any kind fell; then the means and the command.
+    """
+    left_out = record.get("left_out", {})
+    tables = left_out.get("tables", {})
+    lines = []
+    if tables:
+        names = list(tables)
+        first = tables[names[0]]
+        lines.append(f"leave_one_group_out: balanced accuracy, each repository group left out: {' | '.join(names)}")
+        paths = [
+            *((row, ("groups", row)) for row in first["groups"]),
+            ("glass", ("glass",)),
+            ("PET", ("pet",)),
+            *((row, ("kinds", row)) for row in first["kinds"]),
+        ]
+        for row, path in paths:
+            cells = [_cell(table, path) for table in tables.values()]
+            values = " | ".join(str(cell.get("balanced_accuracy")) for cell in cells)
+            unknown = " | ".join(str(cell.get("unknown")) for cell in cells)
+            lines.append(f"leave_one_group_out.{row}: {values} ({cells[0]['photos']} photos; unknown {unknown})")
+        means = " | ".join(str(t.get("mean_over_groups")) for t in tables.values())
+        eces = " | ".join(str(t.get("all_answered_ece")) for t in tables.values())
+        lines.append(f"leave_one_group_out: mean over groups {means}; ECE over answered photos {eces}")
+        if left_out.get("note"):
+            lines.append(f"leave_one_group_out: {left_out['note']}")
+        if left_out.get("command"):
+            lines.append(f"leave_one_group_out: made by {left_out['command']}")
+    shipped = record.get("as_shipped", {})
+    if shipped.get("table"):
+        table = shipped["table"]
+        lines.append(
+            f"groups_and_kinds (trained on): mean over groups {table.get('mean_over_groups')}, glass "
+            f"{table['glass'].get('balanced_accuracy')}, PET {table['pet'].get('balanced_accuracy')}, ECE over "
+            f"answered photos {table.get('all_answered_ece')}; made by {shipped.get('command')}"
+        )
+    return lines
+
+
+def _cell(table: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for key in path:
+        table = table[key]
+    return table
