@@ -220,7 +220,7 @@ def with_second_look(
 def p_open_at(classifier: Classifier, photo, top: tuple, span: float) -> tuple[float, float]:
     """The judge's p(open | top) and p(top) for one found top, its crop cut ``span`` times its side."""
     x, y, side, _ = top
-    closed, opened, none = classifier.judge_crops([classifier.crop(photo, x, y, side, span)])[0]
+    closed, opened, none = classifier.judge_crops([classifier.crop(photo, x, y, side, span)])[0][:3]
     return float(opened / (opened + closed)), float(1.0 - none)
 
 
