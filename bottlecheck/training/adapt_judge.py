@@ -17,9 +17,10 @@ marked there, not the finder's guess.
 
 A base with the cap judge (tops 3.x: its judge is the gate times a cap, ``build_gated_judge``)
 is refit differently: the gate (is this a top) is kept exactly, and only the cap's linear layer
-learns, starting from the base's cap and pulled back towards it (:data:`ADAPT_CAP_L2`), so that
-twenty photos of one scene add to what the base knew of other caps and places instead of
-replacing it.
+learns, starting from the base's cap and pulled back towards it, so that twenty photos of one
+scene add to what the base knew of other caps and places instead of replacing it. How hard it is
+pulled (from "keep the base's cap" to "fit one from zero") is chosen by cross-validation on the
+user's own training photos (``cross_validation.choose_pull``): no one pull suits every source.
 
 Calibration follows the one-stage rule: a temperature is fitted on the validation crops only
 when there are at least ``MIN_CALIBRATION_PER_CLASS`` of each class; otherwise the base
@@ -49,6 +50,7 @@ from bottlecheck.evaluation.evaluate import evaluate
 from bottlecheck.labels import LABELS
 from bottlecheck.tops_classifier import TopsClassifier
 from bottlecheck.train_config import TrainConfig
+from bottlecheck.training.cross_validation import PULLS, choose_pull, fit_with_pull, pull_name
 from bottlecheck.training.judge import (
     JUDGE_LABELS,
     Crop,
@@ -69,11 +71,6 @@ NONE_PER_PHOTO = 2
 FINETUNE_MIN_PER_CLASS = 8
 #: The last frozen block when the backbone learns: block 15 and the 1x1 head after it train.
 ADAPT_CUT = 14
-#: How hard the cap judge's cap is pulled back towards the base's while it learns a user's tops.
-#: Chosen by adapting on 20 check-in photos from a base that never saw that source: weakly pulled,
-#: the other sources fell; at 10 they hold while the check-ins' other photos rise (the figures:
-#: the model card, model/README.md, and model/HISTORY.md).
-ADAPT_CAP_L2 = 10.0
 
 
 def find_top_crops(
@@ -176,7 +173,7 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     base_judge = keras.models.load_model(artifact.file("keras", "judge"), compile=False)
     if is_gated(base_judge):
         judge, calibration, how = _refit_cap(base_judge, train_crops, val_crops, config.seed, log)
-        settings: dict[str, Any] = {"views": TRAIN_VIEWS, "l2_towards_base_cap": ADAPT_CAP_L2}
+        settings: dict[str, Any] = {"views": TRAIN_VIEWS, "pulls_towards_base_cap": [str(p) for p in PULLS]}
     else:
         judge, calibration, how = _refit_judge(artifact, base_judge, fine_tune, train_crops, val_crops, config, log)
         settings = {
@@ -294,16 +291,15 @@ def is_gated(judge) -> bool:
 def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
     """The cap judge's refit (tops 3.x): the gate kept, the cap refit from the base's cap towards the user's tops.
 
-    The cap starts where the base's is and :data:`ADAPT_CAP_L2` pulls it back there: a linear
-    layer fitted from zero on one scene's twenty photos learns that scene (issue 24); pulled
-    towards a cap that knows many sources, it moves
-    only as far as the user's tops ask.
+    The cap starts where the base's is and an L2 pulls it back there: a linear layer fitted from
+    zero on one scene's twenty photos learns that scene (issue 24); pulled towards a cap that knows
+    many sources, it moves only as far as the user's tops ask. How hard (:data:`PULLS`, the base's
+    cap kept and a fit from zero among them) is chosen by cross-validation on the training photos.
     """
     from bottlecheck.training.judge import (
         LinearCap,
         cap_features_model,
         cap_pooling_of,
-        fit_linear_cap,
         judge_temperature,
     )
     from bottlecheck.training.tops_model import build_gated_judge
@@ -317,11 +313,21 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
     val_tops = [c for c in val_crops if c.label != "none"]
     features, labels = compute_judge_features(tops, TRAIN_VIEWS, seed, True, lambda _line: None, front)
     is_open = (labels == JUDGE_LABELS.index("open")).astype(int)
-    cap = fit_linear_cap(features, is_open, _class_weights(labels), ADAPT_CAP_L2, prior=prior)
-    log(f"the cap judge refit from the base's on {len(labels)} views of {len(tops)} tops; the gate is kept")
+    weights = _class_weights(labels)
+    choice = choose_pull(features, is_open, np.repeat([c.index for c in tops], TRAIN_VIEWS), weights, prior)
+    log(choice.describe())
+    cap = fit_with_pull(features, is_open, weights, prior, choice.pull)
+    log(f"the cap judge's cap: {pull_name(choice.pull)}, on {len(labels)} views of {len(tops)} tops; the gate is kept")
     per_class = [sum(c.label == name for c in val_tops) for name in LABELS]
     calibration: dict[str, Any]
-    if min(per_class) < MIN_CALIBRATION_PER_CLASS:
+    if math.isinf(choice.pull):  # the base's cap, in the base's calibrated units: nothing to refit
+        calibration = {
+            "fitted": False,
+            "temperature": 1.0,
+            "validation_tops_per_class": per_class,
+            "note": "the base's cap is kept as it is, and its calibration with it",
+        }
+    elif min(per_class) < MIN_CALIBRATION_PER_CLASS:
         calibration = {
             "fitted": False,
             "temperature": 1.0,
@@ -339,11 +345,8 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
             "note": f"cap temperature {temperature:.3f} fitted on {len(val_labels)} validation tops",
         }
     judge = build_gated_judge(base_judge, cap, float(calibration["temperature"]), pooling)
-    return (
-        judge,
-        calibration,
-        f"the cap judge's gate kept, its cap refit from the base's (L2 {ADAPT_CAP_L2} towards it)",
-    )
+    calibration["cross_validation"] = choice.as_metadata()
+    return judge, calibration, f"the cap judge's gate kept; its cap: {pull_name(choice.pull)} ({choice.describe()})"
 
 
 def _class_weights(labels: np.ndarray) -> np.ndarray:

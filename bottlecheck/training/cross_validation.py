@@ -1,0 +1,124 @@
+"""How far ``bottlecheck train`` moves a cap judge's cap: chosen by cross-validation on the user's own photos.
+
+Twenty photos of one bottle can teach the cap a new cap, or teach it the table they stand on. A
+fixed pull towards the base's cap (L2 10, tops 3.0-3.3) was chosen on one source; on
+another it may move too far (worse than the base) or not far enough (worse than a cap fitted on
+the user's photos alone, the head-only fit). So each candidate, from the base's cap kept as it is
+to a cap fitted from zero, is fitted on all but one fold of the user's photos and scored on the
+fold it never saw; the best mean balanced accuracy wins, and on a tie the candidate that moves
+least. A photo's views stay in one fold: a view of a photo trained on says nothing of new photos.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bottlecheck.training.judge import LinearCap, fit_linear_cap
+
+#: The pulls towards the base's cap to choose among, least moved first: ``inf`` keeps the base's cap,
+#: ``0`` fits one from zero on the user's photos (the head-only fit, a light L2 as the recipe's caps).
+PULLS: tuple[float, ...] = (math.inf, 100.0, 10.0, 1.0, 0.0)
+#: The L2 of the fit from zero (towards zero, not the base).
+FROM_ZERO_L2 = 1e-2
+#: Most folds: five, or fewer when a class has fewer photos (each fold must hold both classes).
+MAX_FOLDS = 5
+
+
+def pull_name(pull: float) -> str:
+    if math.isinf(pull):
+        return "the base's cap kept"
+    if pull == 0:
+        return "a cap fitted from zero (head only)"
+    return f"refit, pulled towards the base's cap at L2 {pull:g}"
+
+
+def fit_with_pull(
+    features: np.ndarray, is_open: np.ndarray, weights: np.ndarray, prior: LinearCap, pull: float
+) -> LinearCap:
+    """The cap ``pull`` gives: the prior itself, a fit from zero, or a fit pulled towards the prior."""
+    if math.isinf(pull):
+        return prior
+    if pull == 0:
+        return fit_linear_cap(features, is_open, weights, FROM_ZERO_L2)
+    return fit_linear_cap(features, is_open, weights, pull, prior=prior)
+
+
+def photo_folds(photo_of_view: np.ndarray, is_open: np.ndarray, folds: int) -> np.ndarray:
+    """Each view's fold: photos of each class dealt round the folds in turn, a photo's views together."""
+    fold_of_photo: dict[int, int] = {}
+    for label in (0, 1):
+        photos = sorted(set(photo_of_view[is_open == label].tolist()) - set(fold_of_photo))
+        for rank, photo in enumerate(photos):
+            fold_of_photo[photo] = rank % folds
+    return np.array([fold_of_photo[p] for p in photo_of_view.tolist()])
+
+
+def balanced_accuracy(p_open: np.ndarray, is_open: np.ndarray) -> float:
+    """The mean of the open and closed recalls at 0.5 (of the one class present, if one is)."""
+    said_open = p_open >= 0.5
+    present = [label for label in (0, 1) if (is_open == label).any()]
+    recalls = [float((said_open == bool(label))[is_open == label].mean()) for label in present]
+    return float(np.mean(recalls))
+
+
+@dataclass
+class PullChoice:
+    """The pull chosen, every candidate's cross-validated scores, and the folds they came from."""
+
+    pull: float
+    scores: dict[float, dict[str, float]]
+    folds: int
+    photos: int
+
+    def describe(self) -> str:
+        listed = "; ".join(f"{pull_name(pull)} {score['balanced_accuracy']:.3f}" for pull, score in self.scores.items())
+        return (
+            f"chose {pull_name(self.pull)} by {self.folds}-fold cross-validation on the {self.photos} training "
+            f"photos (balanced accuracy of tops on photos each fit never saw: {listed})"
+        )
+
+    def as_metadata(self) -> dict:
+        return {
+            "chosen": pull_name(self.pull),
+            "folds": self.folds,
+            "photos": self.photos,
+            "balanced_accuracy": {pull_name(p): round(s["balanced_accuracy"], 4) for p, s in self.scores.items()},
+            "log_loss": {pull_name(p): round(s["log_loss"], 4) for p, s in self.scores.items()},
+        }
+
+
+def choose_pull(
+    features: np.ndarray,
+    is_open: np.ndarray,
+    photo_of_view: np.ndarray,
+    weights: np.ndarray,
+    prior: LinearCap,
+    pulls: tuple[float, ...] = PULLS,
+) -> PullChoice:
+    """The pull whose caps did best on the photos they never saw (:data:`PULLS`, least moved first on a tie).
+
+    ``features`` and ``is_open`` are the training views (a top's views in a row), ``photo_of_view``
+    the photo each came from, ``weights`` their weights in the fit.
+    """
+    per_class = [len(set(photo_of_view[is_open == label].tolist())) for label in (0, 1)]
+    folds = max(2, min(MAX_FOLDS, *per_class))
+    fold = photo_folds(photo_of_view, is_open, folds)
+    scores: dict[float, dict[str, float]] = {}
+    for pull in pulls:
+        accuracy, loss = [], []
+        for k in range(folds):
+            train, held = fold != k, fold == k
+            if not held.any() or len(set(is_open[train].tolist())) < 2:
+                continue
+            cap = fit_with_pull(features[train], is_open[train], weights[train], prior, pull)
+            p_open = np.clip(1 / (1 + np.exp(-cap.logits(features[held]))), 1e-6, 1 - 1e-6)
+            accuracy.append(balanced_accuracy(p_open, is_open[held]))
+            y = is_open[held]
+            loss.append(float(-np.mean(y * np.log(p_open) + (1 - y) * np.log(1 - p_open))))
+        scores[pull] = {"balanced_accuracy": float(np.mean(accuracy)), "log_loss": float(np.mean(loss))}
+    best = max(scores.values(), key=lambda s: s["balanced_accuracy"])["balanced_accuracy"]
+    chosen = next(pull for pull in pulls if scores[pull]["balanced_accuracy"] >= best - 1e-9)
+    return PullChoice(chosen, scores, folds, len(set(photo_of_view.tolist())))
