@@ -1,6 +1,10 @@
-"""Would the real photos' marked tops make a better cap or gate? Each repository group left out (measure only).
+"""Would the real photos' marked tops make a better cap or gate? Each repository group left out.
 
-    python -m recipe.probe_model4 --caps R/caps --cache R/m4 [--report R/m4.json]
+    python -m recipe.probe_model4 --caps R/caps --cache R/m4 [--model M320] [--report R/m4.json] [--variants]
+
+The table 3.3.0 was chosen on (``--variants``' rescuing gate at 0.95, two draws of its views):
+``recipe.sh`` runs it on the 3.2.0 model it builds, and ``record_tables.py`` writes its rows into
+3.3.0's metadata. It builds nothing itself.
 
 Issue 36 asks for model 4 learned from the 1,040 real photos. This measures the two stages the
 shipped judge learns on frozen EfficientNet-Lite0 features, as the product answers photos:
@@ -13,10 +17,10 @@ shipped judge learns on frozen EfficientNet-Lite0 features, as the product answe
   and nones (``annotations/``; the by-eye "not a top" among them) instead of 2.2.0's renders,
   alone or as the larger of the two p(top); 3.2.0's cap kept.
 
-With ``--variants`` (session 16) it also measures a gate that only *rescues* (3.2.0's p(top) kept
-unless it turns a candidate down and the real gate is sure, at 0.9 or 0.95; and its views drawn
-again), and the cap trained with
-**counterfactual tops**: each real marked top gets a top of the other class pasted over it (a
+With ``--variants`` (sessions 16-17) it also measures a gate that only *rescues* (3.2.0's p(top)
+kept unless it turns a candidate down and the real gate is sure, at 0.9 or 0.95, on two draws of
+its views: what ``train_rescue_gate.py`` ships), and the cap trained with **counterfactual
+tops**: each real marked top gets a top of the other class pasted over it (a
 disc a little wider than the donor's box, from the same group where it holds that class, never
 enlarged from a smaller top), so that a group's background comes with both labels. A fold
 leaves out every composite whose target or donor is from the group it answers.
