@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,10 @@ SCALING_BATCHES = (1, 4, 8, 32)
 
 
 def cli_throughput(folder: Path, count: int, engine: str, repeats: int, batch: int | None, workers: int) -> dict:
-    rates = []
+    rates, cores = [], []
     for _ in range(repeats):
         out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(
             [
@@ -57,10 +59,14 @@ def cli_throughput(folder: Path, count: int, engine: str, repeats: int, batch: i
             ],
             check=True,
         )
-        rates.append(count / (time.perf_counter() - start))
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rates.append(count / wall)
+        # The cores the command kept busy: a per-core rate compares it with the server (bench_serving).
+        cores.append((after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) / wall)
         assert sum(1 for _ in out.open()) == count
         out.unlink()
-    return summary(rates)
+    return {**summary(rates), "cores": summary(cores)}
 
 
 def decode_throughput(paths: list[Path], classifier: Classifier, workers: int, repeats: int) -> dict:
@@ -161,7 +167,7 @@ def main() -> None:
             "decode_only": decode_throughput(paths, litert, workers, repeats),
             "inference_only_litert": inference_throughput(litert, arrays, batch, workers, repeats),
             "inference_only_tensorflow": inference_throughput(tensorflow, arrays, 32, workers, repeats),
-            "baseline_resnet50_predict_loop": baseline_throughput(paths[: 50 if args.quick else 200], 1),
+            "baseline_resnet50_predict_loop": baseline_throughput(paths[: 50 if args.quick else 200], repeats),
         }
         if name == "camera_640x480":
             sub = paths[: min(count, 400)]

@@ -37,25 +37,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_serving import start, wrk  # noqa: E402
-from benchmarks.common import machine, make_photos, rss_kb, worker_pids, write_results  # noqa: E402
+from benchmarks.common import cpu_seconds, machine, make_photos, rss_kb, worker_pids, write_results  # noqa: E402
 from tests.server_process import NGINX, free_port, nginx_in_front  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TARGET_RPS = 1000
 HEADROOM = 0.7  # plan replicas to run at 70% of their measured rate: room for spikes and the autoscaler's lag
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of these processes so far (from /proc), in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def pids_named(name: str) -> list[int]:

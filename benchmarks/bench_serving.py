@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, machine, make_photos, rss_kb, worker_pids, write_results  # noqa: E402
+from benchmarks.common import ROOT, cpu_seconds, machine, make_photos, rss_kb, worker_pids, write_results  # noqa: E402
 from tests.server_process import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -80,7 +80,11 @@ def measure(name: str, command: list[str], env: dict, levels: list[int], duratio
         wrk(url, 2, 3, files)  # warm-up (first calls trace graphs, fill allocators): not reported
         results = {}
         for connections in levels:
+            used = cpu_seconds([proc.pid, *worker_pids(proc.pid)])
             results[str(connections)] = wrk(url, connections, duration, files)
+            # The server's own cores (its processes' CPU time over the load): wrk shares the machine.
+            used = cpu_seconds([proc.pid, *worker_pids(proc.pid)]) - used
+            results[str(connections)]["server_cores"] = round(used / results[str(connections)]["duration_s"], 3)
             print(f"{name} c={connections}: {results[str(connections)]}", file=sys.stderr)
         rss_end, rss_peak = rss_kb(worker)
     finally:

@@ -97,6 +97,19 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes so far (from /proc), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def write_results(results: dict, out: Path | None) -> None:
     """Print a benchmark's results as JSON, and write them to ``out`` when given (benchmarks/run reads them)."""
     text = json.dumps(results, indent=2)

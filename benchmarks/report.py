@@ -115,6 +115,7 @@ def main() -> None:
             f"At 32 clients it answers **{at32['requests_per_second'] / shared:.0%} of the shared-CPU bound** of "
             f"section 1 for phone photos ({shared:.1f} images/s), p99 **{at32['p99_ms'] / at32['p50_ms']:.2f}x** p50."
         )
+        lines += per_core_lines(phone["cli_litert"], at32)
     mem = serving["bottlecheck"]["worker_rss_mb"]
     base_mem = serving["baseline_flask_predict"]["worker_rss_mb"]
     p = startup["classify_peak_rss"]
@@ -151,6 +152,23 @@ def main() -> None:
         text = text.split("-->", 1)[1] if text.startswith("<!--") else text
         lines += ["", text.strip()]
     print("\n".join(lines))
+
+
+def per_core_lines(cli: dict, server: dict) -> list[str]:
+    """The server's requests/s per core it used against the CLI's images/s per core it used.
+
+    On one machine wrk takes some of the cores the server would have; per core of its own, the
+    server's rate is what a replica with its cores to itself would give.
+    """
+    if "server_cores" not in server or "cores" not in cli:  # results from before the CPU was recorded
+        return []
+    server_rate = server["requests_per_second"] / server["server_cores"]
+    cli_rate = cli["median"] / cli["cores"]["median"]
+    return [
+        f"Per core it serves {server_rate:.1f} requests/s (its processes kept {server['server_cores']:.2f} cores "
+        f"busy; wrk the rest) against the CLI's {cli_rate:.1f} images/s per core ({cli['cores']['median']:.2f} "
+        f"cores): **{server_rate / cli_rate:.2f}** of the CLI's per-core rate."
+    ]
 
 
 def capacity_section(data: dict) -> list[str]:

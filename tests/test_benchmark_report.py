@@ -129,3 +129,14 @@ def test_the_capacity_section_shows_each_hit_rate_the_measured_rate_and_the_plan
     assert "| 0% | 13 | 26 | 3.9 GB | 670.0 MB/s (5.36 Gbit/s) | 0.05 cores | 0.2 cores |" in lines
     assert "| 90% | 3 | 6 |" in text  # 1000 / (600 * 0.7) = 2.4
     assert "| 2 | 118.0, 130 / 230 |" in lines
+
+
+def test_the_serving_section_compares_the_server_and_the_cli_per_core_they_used():
+    from benchmarks.report import per_core_lines
+
+    cli = {"median": 90.0, "cores": {"median": 2.0}}  # 45 images/s a core
+    server = {"requests_per_second": 72.0, "server_cores": 1.8}  # 40 requests/s a core
+    (line,) = per_core_lines(cli, server)
+    assert "Per core it serves 40.0 requests/s" in line and "45.0 images/s per core" in line
+    assert line.endswith("**0.89** of the CLI's per-core rate.")
+    assert per_core_lines({"median": 90.0}, server) == []  # older results: no CPU recorded, no claim
