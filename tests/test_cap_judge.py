@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bottlecheck.training.judge import LinearCap, fit_linear_cap, judge_temperature
-from tests.helpers import needs_tensorflow
+from tests.helpers import needs_tensorflow, run_tflite
 
 
 def test_the_linear_cap_learns_features_of_any_scale_and_folds_their_standardisation():
@@ -96,14 +96,7 @@ def test_the_gated_judge_multiplies_the_base_gate_by_the_cap(tmp_path, pooling):
     np.testing.assert_allclose(out[:, 1] / (out[:, 0] + out[:, 1]), expected, atol=1e-4)
 
     export_tflite(judge, tmp_path / "judge.tflite")
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(tmp_path / "judge.tflite"))
-    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], crops.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], crops)
-    interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), out, atol=1e-4)
+    np.testing.assert_allclose(run_tflite(tmp_path / "judge.tflite", crops), out, atol=1e-4)
 
     rebuilt = build_gated_judge(judge, cap, 1.7, pooling)  # model 3 is a base in its turn: same gate
     np.testing.assert_allclose(rebuilt.predict(crops, verbose=0), out, atol=1e-5)

@@ -1,6 +1,6 @@
 """The shipped model on real crops of each kind the held-out photos score, and on two real cluttered tables.
 
-The crops were chosen by a rule before their answers were looked at: for each kind, the labelled
+The crops (``real_kinds.json``) were chosen by a rule before their answers were looked at: for each kind, the labelled
 photos of that kind in ``../shared/data`` ordered by the SHA-1 of their path, the first two not
 already chosen, and in each the largest marked top whose label is the photo's (a photo's largest
 top is its subject). Two of the fourteen were then dropped by eye because the marked box is not
@@ -15,6 +15,7 @@ without them).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,90 +28,23 @@ needs_shared_photos = pytest.mark.skipif(not (DATA / "real-sources").is_dir(), r
 WRONG_IN_3_3_0 = "3.3.0 answers this kind wrong (model/README.md, what it does not fix)"
 
 
-def _case(kind: str, photo: str, top: tuple[float, float, float], label: str, wrong_in_3_3_0: bool = False):
-    marks = [pytest.mark.xfail(strict=True, reason=WRONG_IN_3_3_0)] if wrong_in_3_3_0 else []
-    return pytest.param(kind, photo, top, label, marks=marks, id=f"{kind}: {Path(photo).name[:24]}")
+def _cases() -> list:
+    """``real_kinds.json``'s cases, those 3.3.0 answers wrong as strict expected failures."""
+    cases = json.loads((Path(__file__).resolve().parent / "real_kinds.json").read_text())["cases"]
+    return [
+        pytest.param(
+            c["kind"],
+            c["photo"],
+            tuple(c["top"]),
+            c["label"],
+            marks=[pytest.mark.xfail(strict=True, reason=WRONG_IN_3_3_0)] if c["wrong_in_3_3_0"] else [],
+            id=f"{c['kind']}: {Path(c['photo']).name[:24]}",
+        )
+        for c in cases
+    ]
 
 
-#: (kind, photo under ../shared/data, the marked top's centre x, y and side in the photo's pixels, label)
-CASES = [
-    _case(
-        "PET caps",
-        "real-sources/algeria-pet-home/closed/lalla_khedidja_269_jpg.rf.8d2e60f8889166e252e7a65faf729279.jpg",
-        (53.4, 422.8, 57.1),
-        "closed",
-    ),
-    _case(
-        "bare PET necks",
-        "real-sources/pet-darkbg-topdown/open/0001_a01b00c1d1e0f0g1h2_jpg.rf.822adea4ab4153aae42a251a6a9c1724.jpg",
-        (565.1, 167.5, 60.6),
-        "open",
-    ),
-    _case(
-        "bare PET necks",
-        "real-sources/algeria-pet-home/open/ariaf_113_jpg.rf.38166b34deceaa1812288a8e7fa25a06.jpg",
-        (307.3, 87.6, 70.4),
-        "open",
-        True,
-    ),
-    _case(
-        "bare lips side-on",
-        "real-sources/street-restaurants/open/429786574_1655269681878731_4603478629353286513_n.jpg",
-        (566.0, 294.0, 28.6),
-        "open",
-        True,
-    ),
-    _case(
-        "bare lips side-on",
-        "real-sources/liftpiloot-beerglass/open/liftpiloot__A0W5P2226KHZ.jpg",
-        (96.9, 42.4, 25.6),
-        "open",
-    ),
-    _case(
-        "coloured crowns",
-        "real-sources/beercooler/closed/beercooler__val-amstel-Amstel_GoldJPG.jpg",
-        (616.4, 161.4, 220.8),
-        "closed",
-    ),
-    _case(
-        "coloured crowns",
-        "real/closed/query_Moody_Tongue_Brewing_Company.png",
-        (141.5, 56.9, 53.1),
-        "closed",
-    ),
-    _case(
-        "foil necks",
-        "real-sources/liftpiloot-beerglass/closed/liftpiloot__LTKOZF708NNW.jpg",
-        (194.2, 23.2, 45.8),
-        "closed",
-        True,
-    ),
-    _case(
-        "foil necks",
-        "real-sources/beercooler/closed/beercooler__train-amstel-images36.jpg",
-        (188.6, 14.0, 21.0),
-        "closed",
-    ),
-    _case(
-        "lying or from above",
-        "real-sources/hk-glass-waste/open/hk-glass-waste__0-125-1--f5c2e6.jpg",
-        (521.8, 224.9, 55.4),
-        "open",
-    ),
-    _case(
-        "white/silver crowns on clear glass",
-        "real-sources/hk-glass-waste/closed/hk-glass-waste__-2023-05-17T221755-915-9f90c3.jpg",
-        (83.1, 183.1, 101.0),
-        "closed",
-        True,
-    ),
-    _case(
-        "white/silver crowns on clear glass",
-        "real-sources/hk-glass-waste/closed/hk-glass-waste__-51--6a15c7.jpg",
-        (594.0, 63.7, 184.7),
-        "closed",
-    ),
-]
+CASES = _cases()
 
 
 @pytest.fixture(scope="module")

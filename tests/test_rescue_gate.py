@@ -13,7 +13,7 @@ import pytest
 
 from bottlecheck import Classifier
 from bottlecheck.training.judge import LinearCap
-from tests.helpers import needs_tensorflow
+from tests.helpers import needs_tensorflow, run_tflite
 
 MODEL = Path(__file__).resolve().parent.parent / "model"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rendered_open_1.jpg"
@@ -47,14 +47,7 @@ def test_the_rescue_gate_is_a_fourth_output_beside_the_judges_three_and_a_rebuil
     assert np.ptp(out[:, 3]) > 0.01  # the gate tells these crops apart: a constant column would not pass
 
     export_tflite(rescued, tmp_path / "judge.tflite")
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(tmp_path / "judge.tflite"))
-    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], crops.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], crops)
-    interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), out, atol=1e-4)
+    np.testing.assert_allclose(run_tflite(tmp_path / "judge.tflite", crops), out, atol=1e-4)
 
     other_cap = LinearCap(rng.normal(0, 0.05, 320), -0.4)
     refit = build_gated_judge(rescued, other_cap, 1.0).predict(crops, verbose=0)
