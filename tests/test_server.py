@@ -117,6 +117,16 @@ def test_rate_limit_answers_429_with_retry_after(make_client):
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.parametrize("off", ["off", "OFF", ""])
+def test_rate_limit_off_leaves_limits_to_the_ingress(make_client, off):
+    """No limiter at all: no request is refused however many, and no X-RateLimit headers are sent."""
+    client = make_client(RATE_LIMIT=off)
+    responses = [post(client, ("a.jpg", JPEG)) for _ in range(5)]
+    assert [r.status_code for r in responses] == [200] * 5
+    assert not any(name.startswith("X-RateLimit") for r in responses for name in r.headers.keys())
+    assert client.application.extensions["bottlecheck.limiter"] is None
+
+
 def test_upload_too_large_is_413_json(make_client):
     client = make_client(MAX_UPLOAD_MB=0.01)
     response = post(client, ("big.jpg", b"\xff" * 20_000))

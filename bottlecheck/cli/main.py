@@ -330,7 +330,7 @@ def info(model_path: str | None, engine: str, as_json: bool) -> None:
     envvar="BOTTLECHECK_RATE_LIMIT",
     default=SERVER_DEFAULTS["RATE_LIMIT"],
     show_default=True,
-    help="Per API key, or per client address without keys.",
+    help="Per API key, or per client address without keys; off leaves limits to the ingress.",
 )
 @click.option(
     "--max-upload-mb",

@@ -75,7 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None, classifier: Classifier |
     app.register_blueprint(api)
     mount_review(app, classifier, settings)  # /review: REVIEW_RESULTS (a results file) or REVIEW_UPLOADS (a folder)
     limiter = app.extensions["bottlecheck.limiter"]
-    app.view_functions["api.classify"] = limiter.limit(settings["RATE_LIMIT"])(app.view_functions["api.classify"])
+    if limiter is not None:
+        app.view_functions["api.classify"] = limiter.limit(settings["RATE_LIMIT"])(app.view_functions["api.classify"])
     return app
 
 
@@ -105,6 +106,36 @@ def _route_of(app: Flask) -> str:
         rule, _ = adapter.match(method=next(iter(exc.valid_methods)), return_rule=True)
         return rule.rule
     return "unmatched"
+
+
+def rate_limited(settings: Mapping[str, Any]) -> bool:
+    """Whether ``RATE_LIMIT`` asks for limits: ``off`` (or empty) leaves them to the ingress.
+
+    A limiter whose limit no one reaches still costs every request its bookkeeping (2.9% of a
+    worker's samples under load in BENCHMARKS.md's profile); switched off, it is not built at all.
+    """
+    return str(settings["RATE_LIMIT"] or "").strip().lower() not in ("", "off", "none")
+
+
+def _limiter(app: Flask, settings: Mapping[str, Any]) -> Any:
+    """Flask-Limiter on ``app``: per API key, or per client address without keys; a lost Redis degrades."""
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    return Limiter(
+        lambda: f"key:{g.key_id}" if g.get("key_id") else f"ip:{get_remote_address()}",
+        app=app,
+        storage_uri=settings["RATE_LIMIT_STORAGE_URI"],
+        headers_enabled=True,
+        default_limits=[],
+        # A lost Redis must degrade, never fail requests: limits fall back to this worker's
+        # memory until the storage answers again (measured before: every request a 500).
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
+        if str(settings["RATE_LIMIT_STORAGE_URI"]).startswith(("redis", "rediss"))
+        else {},
+    )
 
 
 def _register_hooks(app: Flask, settings: Mapping[str, Any]) -> None:
@@ -138,23 +169,7 @@ def _register_hooks(app: Flask, settings: Mapping[str, Any]) -> None:
             response.headers.pop("Retry-After", None)
         return response
 
-    from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
-
-    app.extensions["bottlecheck.limiter"] = Limiter(
-        lambda: f"key:{g.key_id}" if g.get("key_id") else f"ip:{get_remote_address()}",
-        app=app,
-        storage_uri=settings["RATE_LIMIT_STORAGE_URI"],
-        headers_enabled=True,
-        default_limits=[],
-        # A lost Redis must degrade, never fail requests: limits fall back to this worker's
-        # memory until the storage answers again (measured before: every request a 500).
-        swallow_errors=True,
-        in_memory_fallback_enabled=True,
-        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
-        if str(settings["RATE_LIMIT_STORAGE_URI"]).startswith(("redis", "rediss"))
-        else {},
-    )
+    app.extensions["bottlecheck.limiter"] = _limiter(app, settings) if rate_limited(settings) else None
 
     @app.teardown_request
     def leave_flight(_exc: BaseException | None) -> None:
