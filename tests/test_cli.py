@@ -328,9 +328,10 @@ def test_tensorflow_engine_prints_no_start_up_banner(photo_dir):
 def test_serve_help_shows_its_defaults():
     help_text = " ".join(run("serve", "--help").output.split())  # as one line: click wraps long ones
     assert "--max-upload-mb FLOAT RANGE Request body limit in MB (413 above). [default: 20.0;" in help_text
-    assert "--rate-limit TEXT Per API key, or per client address without keys. [default: 600/minute;30/second]" in (
-        help_text
-    )
+    assert (
+        "--rate-limit TEXT Per API key, or per client address without keys; off leaves limits to the ingress. "
+        "[default: 600/minute;30/second]"
+    ) in help_text
     assert "(20.0)" not in help_text
 
 
