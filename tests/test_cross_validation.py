@@ -68,3 +68,39 @@ def test_the_chosen_pull_is_never_worse_on_unseen_folds_than_the_base_or_a_head_
         chosen = choice.scores[choice.pull]["balanced_accuracy"]
         assert chosen >= choice.scores[math.inf]["balanced_accuracy"]
         assert chosen >= choice.scores[0.0]["balanced_accuracy"]
+
+
+def test_photos_from_two_places_are_folded_by_place_so_a_cap_that_learns_one_place_loses():
+    """In place A the user's labels also follow feature 1, in place B its opposite (a scene's cue, not the
+    cap's); both follow feature 0, which the base's cap reads. Left out by place, a refit learns A's cue and
+    fails on B: the base's cap is kept, and the choice says it was made across places."""
+    rng = np.random.default_rng(3)
+    xs, labels, photos, places = [], [], [], []
+    for place, sign in (("A", 1.0), ("B", -1.0)):
+        x, is_open, photo_of_view = _photos(rng, 16, informative=0, noise=1.0)
+        x[:, 0] -= 1.0 * (2 * is_open - 1)  # feature 0 only half as telling as _photos makes it
+        x[:, 1] += sign * 3.0 * (2 * is_open - 1)
+        xs.append(x)
+        labels.append(is_open)
+        photos.append(photo_of_view + (0 if place == "A" else 100))
+        places.append(np.full(len(is_open), place))
+    x, is_open, photo_of_view, place_of_view = map(np.concatenate, (xs, labels, photos, places))
+    prior = LinearCap(np.array([2.0, 0, 0, 0, 0, 0]), 0.0)
+    choice = choose_pull(x, is_open, photo_of_view, np.ones(len(is_open)), prior, source_of_view=place_of_view)
+    assert choice.scheme == "source" and choice.folds == 2
+    assert math.isinf(choice.pull), choice.scores
+    assert choice.scores[0.0]["balanced_accuracy"] < choice.scores[math.inf]["balanced_accuracy"] - 0.2
+    assert "across the 2 data directories" in choice.describe()
+    assert choice.as_metadata()["folds_are"] == "data directories"
+
+
+def test_one_place_or_a_place_with_one_class_folds_by_photo():
+    rng = np.random.default_rng(4)
+    x, is_open, photo_of_view = _photos(rng, 20, informative=1)
+    prior = LinearCap(np.zeros(6), 0.0)
+    one_place = np.full(len(is_open), "A")
+    weights = np.ones(len(is_open))
+    assert choose_pull(x, is_open, photo_of_view, weights, prior, source_of_view=one_place).scheme == "photo"
+    lopsided = np.where(is_open == 1, "A", "B")  # each place holds one class: no fold could score both
+    choice = choose_pull(x, is_open, photo_of_view, np.ones(len(is_open)), prior, source_of_view=lopsided)
+    assert choice.scheme == "photo" and choice.folds == 5

@@ -314,7 +314,14 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
     features, labels = compute_judge_features(tops, TRAIN_VIEWS, seed, True, lambda _line: None, front)
     is_open = (labels == JUDGE_LABELS.index("open")).astype(int)
     weights = _class_weights(labels)
-    choice = choose_pull(features, is_open, np.repeat([c.index for c in tops], TRAIN_VIEWS), weights, prior)
+    choice = choose_pull(
+        features,
+        is_open,
+        np.repeat([c.index for c in tops], TRAIN_VIEWS),
+        weights,
+        prior,
+        source_of_view=np.repeat([c.group for c in tops], TRAIN_VIEWS),
+    )
     log(choice.describe())
     cap = fit_with_pull(features, is_open, weights, prior, choice.pull)
     log(f"the cap judge's cap: {pull_name(choice.pull)}, on {len(labels)} views of {len(tops)} tops; the gate is kept")

@@ -72,18 +72,23 @@ class PullChoice:
     scores: dict[float, dict[str, float]]
     folds: int
     photos: int
+    scheme: str = "photo"  # "photo": folds of photos; "source": one fold per data directory
 
     def describe(self) -> str:
         listed = "; ".join(f"{pull_name(pull)} {score['balanced_accuracy']:.3f}" for pull, score in self.scores.items())
-        return (
-            f"chose {pull_name(self.pull)} by {self.folds}-fold cross-validation on the {self.photos} training "
-            f"photos (balanced accuracy of tops on photos each fit never saw: {listed})"
+        folds = (
+            f"{self.folds}-fold cross-validation on the {self.photos} training photos"
+            if self.scheme == "photo"
+            else f"cross-validation across the {self.folds} data directories, each left out in turn"
         )
+        unseen = "photos" if self.scheme == "photo" else "directories"
+        return f"chose {pull_name(self.pull)} by {folds} (balanced accuracy of tops on {unseen} no fit saw: {listed})"
 
     def as_metadata(self) -> dict:
         return {
             "chosen": pull_name(self.pull),
             "folds": self.folds,
+            "folds_are": "photos" if self.scheme == "photo" else "data directories",
             "photos": self.photos,
             "balanced_accuracy": {pull_name(p): round(s["balanced_accuracy"], 4) for p, s in self.scores.items()},
             "log_loss": {pull_name(p): round(s["log_loss"], 4) for p, s in self.scores.items()},
@@ -97,15 +102,24 @@ def choose_pull(
     weights: np.ndarray,
     prior: LinearCap,
     pulls: tuple[float, ...] = PULLS,
+    source_of_view: np.ndarray | None = None,
 ) -> PullChoice:
     """The pull whose caps did best on the photos they never saw (:data:`PULLS`, least moved first on a tie).
 
     ``features`` and ``is_open`` are the training views (a top's views in a row), ``photo_of_view``
-    the photo each came from, ``weights`` their weights in the fit.
+    the photo each came from, ``weights`` their weights in the fit. With ``source_of_view`` (each
+    view's data directory) and two or more sources that each hold both classes, each fold is one
+    source: the choice is then made on places the fit never saw. Folds of one scene's photos
+    cannot see that a cap learned the scene (a refit that wins them lost on another scene of the
+    same bottles: the model card), so photos from two places make a better choice than from one.
     """
-    per_class = [len(set(photo_of_view[is_open == label].tolist())) for label in (0, 1)]
-    folds = max(2, min(MAX_FOLDS, *per_class))
-    fold = photo_folds(photo_of_view, is_open, folds)
+    by_source = _source_folds(source_of_view, is_open)
+    if by_source is not None:
+        fold, folds, scheme = by_source, int(by_source.max()) + 1, "source"
+    else:
+        per_class = [len(set(photo_of_view[is_open == label].tolist())) for label in (0, 1)]
+        folds = max(2, min(MAX_FOLDS, *per_class))
+        fold, scheme = photo_folds(photo_of_view, is_open, folds), "photo"
     scores: dict[float, dict[str, float]] = {}
     for pull in pulls:
         accuracy, loss = [], []
@@ -121,4 +135,16 @@ def choose_pull(
         scores[pull] = {"balanced_accuracy": float(np.mean(accuracy)), "log_loss": float(np.mean(loss))}
     best = max(scores.values(), key=lambda s: s["balanced_accuracy"])["balanced_accuracy"]
     chosen = next(pull for pull in pulls if scores[pull]["balanced_accuracy"] >= best - 1e-9)
-    return PullChoice(chosen, scores, folds, len(set(photo_of_view.tolist())))
+    return PullChoice(chosen, scores, folds, len(set(photo_of_view.tolist())), scheme)
+
+
+def _source_folds(source_of_view: np.ndarray | None, is_open: np.ndarray) -> np.ndarray | None:
+    """One fold per source, when at least two sources each hold both classes (else None: fold by photo)."""
+    if source_of_view is None:
+        return None
+    sources = sorted(set(source_of_view.tolist()))
+    whole = [s for s in sources if len(set(is_open[source_of_view == s].tolist())) == 2]
+    if len(whole) < 2 or len(whole) != len(sources):
+        return None
+    index = {s: k for k, s in enumerate(sources)}
+    return np.array([index[s] for s in source_of_view.tolist()])

@@ -13,6 +13,10 @@ below a cap fitted on those photos alone, on the user's other photos. For each f
 
 beside the base model itself. Balanced accuracy with ``unknown`` counted wrong, and ECE over the
 answered photos. About a minute an adaptation on 2 cores.
+
+``--scene-split TRAIN=TEST`` (repeatable) is the issue's scene split instead: the twenty photos
+from folder TRAIN, every photo of folder TEST scored (two folders of one repository group: the
+same kind of bottle in another place, e.g. ``pet-darkbg-topdown=pet-rvm-chamber``).
 """
 
 from __future__ import annotations
@@ -52,12 +56,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder", action="append", help=f"default: {', '.join(FOLDERS)}")
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--scene-split", action="append", default=[], metavar="TRAIN=TEST")
     args = parser.parse_args(argv)
     import_tensorflow()
     base = Classifier.load(engine="litert")
     results: dict = {}
-    for folder in args.folder or FOLDERS:
+    splits = [tuple(item.split("=", 1)) for item in args.scene_split] or [(f, f) for f in args.folder or FOLDERS]
+    for folder, scored in splits:
         examples = scan_image_folder(DATA / "real-sources" / folder, source=folder)
+        others = scan_image_folder(DATA / "real-sources" / scored, source=scored) if scored != folder else []
+        name = f"{folder} -> {scored}" if others else folder
         for draw in range(args.draws):
             rng = random.Random(draw)
             train, rest = [], []
@@ -66,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
                 rng.shuffle(of_label)
                 train += of_label[: args.per_class]
                 rest += of_label[args.per_class :]
-            data = args.work / f"{folder}-{draw}" / "data"
+            if others:  # the scene split: every photo of the other folder, none of this one's
+                rest = others
+            data = args.work / f"{name.replace(' -> ', '--')}-{draw}" / "data"
             for example in train:
                 link = data / example.label_name / Path(example.path).name
                 link.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                     link.symlink_to(Path(example.path).resolve())
             row = {"train": len(train), "rest": len(rest), "base": score(evaluate(base, rest)[0])}
             for way, pulls in WAYS.items():
-                out = args.work / f"{folder}-{draw}" / way.replace(" ", "-")
+                out = data.parent / way.replace(" ", "-")
                 original = adapt_judge.choose_pull
                 adapt_judge.choose_pull = functools.partial(cross_validation.choose_pull, pulls=pulls)  # type: ignore[assignment]
                 try:
@@ -86,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                 adapted = Classifier.load(out, engine="litert")
                 row[way] = score(evaluate(adapted, rest)[0])
                 row[way]["chosen"] = meta["training"]["calibration"].get("cross_validation", {}).get("chosen")
-            results[f"{folder} draw {draw}"] = row
-            print(folder, draw, json.dumps(row), flush=True)
+            results[f"{name} draw {draw}"] = row
+            print(name, draw, json.dumps(row), flush=True)
     (args.work / "adaptation.json").write_text(json.dumps(results, indent=1) + "\n")
     print("\n| folder, draw | base | chosen | pull 10 | head only | chosen pull |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
