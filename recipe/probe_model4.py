@@ -72,8 +72,10 @@ class Bench:
     def __init__(self, base: Classifier, cache: Path) -> None:
 
         self.photos = labelled_photos()
-        # Keyed by the photos it holds: a changed list (a verdict in annotations/) is computed afresh.
-        digest = hashlib.sha256("\n".join(str(p.path) for p in self.photos).encode()).hexdigest()[:10]
+        # Keyed by the model and the photos: another model's candidates and judge rows, or a changed list
+        # (a verdict in annotations/), are computed afresh.
+        key = "\n".join([base.artifact.checksum, *(str(p.path) for p in self.photos)])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         arrays, meta = cache / f"bench-{digest}.npz", cache / f"bench-{digest}.json"
         if not arrays.exists():
             cap, head = cap_features_model(), judge_features_model()

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from bottlecheck.artifact import write_metadata
 
-PROBE = "python -m recipe.probe_model4 --caps WORK/caps --cache WORK/m4 --report WORK/m4.json --variants"
+PROBE = (
+    "python -m recipe.probe_model4 --caps WORK/caps --cache WORK/m4 --model WORK/m320 --report WORK/m4.json --variants"
+)
 AS_SHIPPED = (
     "bottlecheck classify ../shared/data/real-sources ../shared/data/real --model WORK/model -f jsonl "
     "-o WORK/real.jsonl; python -m recipe.kinds_table WORK/real.jsonl --json WORK/kinds.json"
