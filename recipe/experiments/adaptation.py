@@ -16,7 +16,9 @@ answered photos. About a minute an adaptation on 2 cores.
 
 ``--scene-split TRAIN=TEST`` (repeatable) is the issue's scene split instead: the twenty photos
 from folder TRAIN, every photo of folder TEST scored (two folders of one repository group: the
-same kind of bottle in another place, e.g. ``pet-darkbg-topdown=pet-rvm-chamber``).
+same kind of bottle in another place, e.g. ``pet-darkbg-topdown=pet-rvm-chamber``). ``A+B=TEST``
+trains on twenty photos of each of A and B, each its own data directory (so ``bottlecheck train``
+folds by directory).
 """
 
 from __future__ import annotations
@@ -63,33 +65,40 @@ def main(argv: list[str] | None = None) -> None:
     results: dict = {}
     splits = [tuple(item.split("=", 1)) for item in args.scene_split] or [(f, f) for f in args.folder or FOLDERS]
     for folder, scored in splits:
-        examples = scan_image_folder(DATA / "real-sources" / folder, source=folder)
+        places = folder.split("+")  # A+B=TEST: twenty photos from each place, each its own data directory
+        examples = {place: scan_image_folder(DATA / "real-sources" / place, source=place) for place in places}
         others = scan_image_folder(DATA / "real-sources" / scored, source=scored) if scored != folder else []
         name = f"{folder} -> {scored}" if others else folder
         for draw in range(args.draws):
             rng = random.Random(draw)
-            train, rest = [], []
-            for label in ("open", "closed"):
-                of_label = sorted((e for e in examples if e.label_name == label), key=lambda e: e.path)
-                rng.shuffle(of_label)
-                train += of_label[: args.per_class]
-                rest += of_label[args.per_class :]
-            if others:  # the scene split: every photo of the other folder, none of this one's
+            train: dict[str, list] = {place: [] for place in places}
+            rest = []
+            for place in places:
+                for label in ("open", "closed"):
+                    of_label = sorted((e for e in examples[place] if e.label_name == label), key=lambda e: e.path)
+                    rng.shuffle(of_label)
+                    train[place] += of_label[: args.per_class]
+                    rest += of_label[args.per_class :]
+            if others:  # the scene split: every photo of the other folder, none of the trained ones'
                 rest = others
-            data = args.work / f"{name.replace(' -> ', '--')}-{draw}" / "data"
-            for example in train:
-                link = data / example.label_name / Path(example.path).name
-                link.parent.mkdir(parents=True, exist_ok=True)
-                if not link.exists():
-                    link.symlink_to(Path(example.path).resolve())
-            row = {"train": len(train), "rest": len(rest), "base": score(evaluate(base, rest)[0])}
+            run = args.work / f"{name.replace(' -> ', '--')}-{draw}"
+            data_dirs = []
+            for place, chosen in train.items():
+                data = run / "data" / place
+                data_dirs.append(str(data))
+                for example in chosen:
+                    link = data / example.label_name / Path(example.path).name
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    if not link.exists():
+                        link.symlink_to(Path(example.path).resolve())
+            row = {"train": sum(map(len, train.values())), "rest": len(rest), "base": score(evaluate(base, rest)[0])}
             for way, pulls in WAYS.items():
-                out = data.parent / way.replace(" ", "-")
+                out = run / way.replace(" ", "-")
                 original = adapt_judge.choose_pull
                 adapt_judge.choose_pull = functools.partial(cross_validation.choose_pull, pulls=pulls)  # type: ignore[assignment]
                 try:
                     meta = adapt_judge.adapt_judge(
-                        TrainConfig(data_dirs=[str(data)], out=str(out), seed=draw, version=way), lambda _line: None
+                        TrainConfig(data_dirs=data_dirs, out=str(out), seed=draw, version=way), lambda _line: None
                     )
                 finally:
                     adapt_judge.choose_pull = original  # type: ignore[assignment]
