@@ -131,6 +131,15 @@ def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
     return float(np.exp((low + high) / 2))
 
 
+def balanced_accuracy(labels: np.ndarray, p_open: np.ndarray, threshold: float = 0.5) -> float:
+    """The mean of the closed and open recalls, open meaning ``p_open >= threshold`` (a class absent: recall 0)."""
+    labels = np.asarray(labels, dtype=int)
+    predicted = np.asarray(p_open, dtype=float) >= threshold
+    return float(
+        np.mean([((predicted == bool(c)) & (labels == c)).sum() / max(1, (labels == c).sum()) for c in (0, 1)])
+    )
+
+
 def choose_threshold(labels: np.ndarray, p_open: np.ndarray, min_gain: float = 0.01) -> float:
     """The decision threshold for calibrated ``p_open``: 0.5 unless validation clearly says otherwise.
 
@@ -141,17 +150,10 @@ def choose_threshold(labels: np.ndarray, p_open: np.ndarray, min_gain: float = 0
     """
     labels = np.asarray(labels, dtype=int)
     p_open = np.asarray(p_open, dtype=float)
-
-    def balanced_accuracy(t: float) -> float:
-        predicted = p_open >= t
-        return float(
-            np.mean([((predicted == bool(c)) & (labels == c)).sum() / max(1, (labels == c).sum()) for c in (0, 1)])
-        )
-
-    at_half = balanced_accuracy(0.5)
+    at_half = balanced_accuracy(labels, p_open, 0.5)
     best, best_key = 0.5, (at_half, 0.0)
     for t in np.unique(np.round(p_open, 4)):
-        key = (balanced_accuracy(float(t)), -abs(float(t) - 0.5))
+        key = (balanced_accuracy(labels, p_open, float(t)), -abs(float(t) - 0.5))
         if key > best_key:
             best, best_key = float(t), key
     return best if best_key[0] >= at_half + min_gain else 0.5

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bottlecheck.evaluation.metrics import balanced_accuracy
 from bottlecheck.training.judge import LinearCap, fit_linear_cap
 
 #: The pulls towards the base's cap to choose among, least moved first: ``inf`` keeps the base's cap,
@@ -54,14 +55,6 @@ def photo_folds(photo_of_view: np.ndarray, is_open: np.ndarray, folds: int) -> n
         for rank, photo in enumerate(photos):
             fold_of_photo[photo] = rank % folds
     return np.array([fold_of_photo[p] for p in photo_of_view.tolist()])
-
-
-def balanced_accuracy(p_open: np.ndarray, is_open: np.ndarray) -> float:
-    """The mean of the open and closed recalls at 0.5 (of the one class present, if one is)."""
-    said_open = p_open >= 0.5
-    present = [label for label in (0, 1) if (is_open == label).any()]
-    recalls = [float((said_open == bool(label))[is_open == label].mean()) for label in present]
-    return float(np.mean(recalls))
 
 
 @dataclass
@@ -129,7 +122,7 @@ def choose_pull(
                 continue
             cap = fit_with_pull(features[train], is_open[train], weights[train], prior, pull)
             p_open = np.clip(1 / (1 + np.exp(-cap.logits(features[held]))), 1e-6, 1 - 1e-6)
-            accuracy.append(balanced_accuracy(p_open, is_open[held]))
+            accuracy.append(balanced_accuracy(is_open[held], p_open))  # a held fold holds both classes
             y = is_open[held]
             loss.append(float(-np.mean(y * np.log(p_open) + (1 - y) * np.log(1 - p_open))))
         scores[pull] = {"balanced_accuracy": float(np.mean(accuracy)), "log_loss": float(np.mean(loss))}
