@@ -104,6 +104,9 @@ class TopsClassifier(Classifier):
         rescue = judge_meta.get("rescue") or {}
         self.rescue_column = rescue.get("column")
         self.rescue_sure = float(rescue.get("sure", 1.0))
+        # One more temperature on each counted top's p(open | top), after the looks (tops 3.4.0 on): the
+        # cap is too sure on sources it never saw; monotone and fixed at 0.5, so only confidences move.
+        self.open_temperature = float((judge_meta.get("photo_calibration") or {}).get("temperature", 1.0))
         decision = artifact.metadata.get("decision", {})
         self.min_top = float(decision.get("min_top_probability", 0.5))
         self.decode_side = int(decision.get("decode_side", 900))
@@ -150,6 +153,7 @@ class TopsClassifier(Classifier):
             "judge": [self.judge_size, self.crop_span, self.judge_labels],
             "second_look": [self.second_spans, self.second_band, self.second_min_top, self.top_floor],
             "rescue": [self.rescue_column, self.rescue_sure],
+            "photo_calibration": self.open_temperature,
             "decision": [self.min_top, self.decode_side],
         }
 
@@ -344,6 +348,18 @@ class TopsClassifier(Classifier):
         """p(open | top) from one judge row: open's share of open and closed (the row also holds p(none))."""
         return float(row[self._open_i] / max(row[self._open_i] + row[self._closed_i], 1e-9))
 
+    def calibrated(self, p_open: float) -> float:
+        """A counted top's p(open | top) as reported: ``sigmoid(logit(p) / open_temperature)``.
+
+        Applied after every look, so the looks, the statuses (at threshold 0.5) and the order of the
+        tops are the judge's own; only how sure the answer says it is changes
+        (``recipe/fit_photo_calibration.py`` says why and by how much).
+        """
+        if self.open_temperature == 1.0:
+            return p_open
+        p = min(max(p_open, 1e-7), 1.0 - 1e-7)
+        return float(1.0 / (1.0 + np.exp(-np.log(p / (1.0 - p)) / self.open_temperature)))
+
     def _answer(self, photo: PreparedPhoto, placed: list, judged) -> dict[str, Any]:
         none_i = self._none_i
         to_photo = photo.size[0] / photo.image.width
@@ -355,7 +371,7 @@ class TopsClassifier(Classifier):
             candidates.append(p_top)
             if p_top < self.min_top:
                 continue
-            p_open = self.p_open_given_top(probabilities)
+            p_open = self.calibrated(self.p_open_given_top(probabilities))
             status, confidence = self.decide(p_open)  # one threshold rule for both kinds of model
             half = side * to_photo / 2
             tops.append(

@@ -6,6 +6,7 @@ of plain Python numbers; and an exported judge's temperature (needs TensorFlow).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -64,8 +65,12 @@ def test_two_closed_tops_at_0_99_and_0_60_make_a_photo_closed_at_0_60(classifier
     placed = [(50.0, 40.0, 20.0, 0.9), (150.0, 40.0, 20.0, 0.8)]
     answer = classifier._answer(photo, placed, iter(judged))
     assert answer["status"] == CLOSED and [t["status"] for t in answer["tops"]] == [CLOSED, CLOSED]
-    assert answer["confidence"] == pytest.approx(0.60, abs=1e-6)
-    assert answer["p_open"] == pytest.approx(0.40, abs=1e-6)
+    # Reported through the shipped photo calibration: p_open 0.40 at its temperature (3.4.0: 2.732).
+    judge = json.loads((MODEL / "metadata.json").read_text())["stages"]["judge"]
+    temperature = judge["photo_calibration"]["temperature"]
+    reported = 1 / (1 + math.exp(-math.log(0.40 / 0.60) / temperature))
+    assert answer["confidence"] == pytest.approx(1 - reported, abs=1e-6)
+    assert answer["p_open"] == pytest.approx(reported, abs=1e-6)
 
 
 def test_the_finders_score_is_the_one_in_the_models_metadata(classifier, tmp_path):
@@ -203,11 +208,13 @@ def with_second_look(
     counts_from: float | None = None,
 ) -> Classifier:
     """The bundled model with its judge's second look set to ``spans``, ``band``, ``min_top`` and ``top_floor``
-    (``spans`` None: no second look); ``counts_from``, if given, the decision's ``min_top_probability``."""
+    (``spans`` None: no second look); ``counts_from``, if given, the decision's ``min_top_probability``; no
+    photo calibration, so that each p_open is the judge's own."""
     copy = tmp_path / "model"
     shutil.copytree(MODEL, copy)
     metadata = json.loads((copy / "metadata.json").read_text())
     metadata["stages"]["judge"].pop("second_look", None)
+    metadata["stages"]["judge"].pop("photo_calibration", None)  # p_open as the judge's looks give it
     if spans is not None:
         look = {"spans": spans, "band": band, "min_top": min_top}
         metadata["stages"]["judge"]["second_look"] = look if top_floor is None else {**look, "top_floor": top_floor}

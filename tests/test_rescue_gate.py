@@ -64,6 +64,7 @@ def _classifier(tmp_path: Path, rescue: dict | None) -> Classifier:
     judge = metadata["stages"]["judge"]
     judge.pop("second_look", None)
     judge.pop("rescue", None)
+    judge.pop("photo_calibration", None)  # p_open as the rows give it
     if rescue is not None:
         judge["rescue"] = rescue
     (copy / "metadata.json").write_text(json.dumps(metadata))

@@ -422,7 +422,12 @@ def _cap_that_knows_nothing(model, out):
     # As 3.2.0: unsure tops judged again (every top here: the blank cap's p_open is 0.5 at any span), and the
     # candidates the gate doubts.
     second_look = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6, "top_floor": 0.35}
-    metadata["stages"]["judge"] = {**metadata["stages"]["judge"], "second_look": second_look}
+    # As 3.4.0: a photo calibration for the base's cap, which a refit cap must not inherit.
+    metadata["stages"]["judge"] = {
+        **metadata["stages"]["judge"],
+        "second_look": second_look,
+        "photo_calibration": {"temperature": 2.0},
+    }
     write_metadata(out, {**metadata, "version": "blank-cap"})
     return out, base
 
@@ -455,6 +460,9 @@ def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp
     # The adapted model answers as its base does, second look included (its validation figures were made so).
     assert load_artifact(out).stage("judge")["second_look"] == load_artifact(blank).stage("judge")["second_look"]
     assert Classifier.load(out, engine="litert").second_spans == (1.6, 4.0)
+    # The base's photo calibration was for the base's cap: the refit cap is calibrated on the user's photos.
+    assert "photo_calibration" not in load_artifact(out).stage("judge")
+    assert Classifier.load(out, engine="litert").open_temperature == 1.0
 
     crops = np.random.default_rng(0).integers(0, 256, size=(4, 128, 128, 3)).astype(np.float32)
     adapted_judge = keras.models.load_model(out / "judge.keras", compile=False)

@@ -199,6 +199,8 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     )
     if RESCUE_LAYER not in {layer.name for layer in judge.layers}:  # a judge rebuilt without it: no fourth output
         metadata["stages"]["judge"].pop("rescue", None)
+    if not calibration.get("base_cap_kept"):  # the base's correction of its cap on unseen sources (tops 3.4.0)
+        metadata["stages"]["judge"].pop("photo_calibration", None)  # is not the refit cap's: drop it
     identity = artifact_identity(artifact.name, config.version, base_version=artifact.version)
     metadata.update(
         version=identity["version"],
@@ -333,6 +335,7 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
             "temperature": 1.0,
             "validation_tops_per_class": per_class,
             "note": "the base's cap is kept as it is, and its calibration with it",
+            "base_cap_kept": True,
         }
     elif min(per_class) < MIN_CALIBRATION_PER_CLASS:
         calibration = {

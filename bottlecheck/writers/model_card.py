@@ -62,6 +62,16 @@ def _stage_facts(stage: dict[str, Any]) -> dict[str, Any]:
             if "rescue" in stage
             else {}
         ),
+        # The photo calibration (3.4): the temperature every reported p_open carries, and what it did.
+        **(
+            {
+                "photo_calibration": {
+                    k: v for k, v in stage["photo_calibration"].items() if k in ("temperature", "ece_answered_photos")
+                }
+            }
+            if "photo_calibration" in stage
+            else {}
+        ),
     }
 
 
@@ -86,7 +96,9 @@ def info_lines(facts: dict[str, Any], stages: dict[str, Any]) -> list[str]:
 
 
 def _stage_line(stage: dict[str, Any]) -> str:
-    details = ", ".join(f"{k} {v}" for k, v in stage.items() if k not in ("files", "second_look", "rescue"))
+    details = ", ".join(
+        f"{k} {v}" for k, v in stage.items() if k not in ("files", "second_look", "rescue", "photo_calibration")
+    )
     if "second_look" in stage:
         look = stage["second_look"]
         spans = " and ".join(f"{span:g}" for span in look["spans"])
@@ -103,6 +115,19 @@ def _stage_line(stage: dict[str, Any]) -> str:
             f"; then a candidate still under the line counts when the rescue gate (output {stage['rescue']['column']}) "
             f"gives p_top at least {stage['rescue']['sure']:g}"
         )
+    if "photo_calibration" in stage:
+        calibration = stage["photo_calibration"]
+        ece = calibration.get("ece_answered_photos", {})
+        details += (
+            f"; each counted top's p_open is reported at temperature {calibration['temperature']:g} after the looks "
+            "(statuses unchanged)"
+        )
+        if "unseen_groups_each_left_out" in ece:
+            details += (
+                f": ECE on real groups the cap never saw {ece['unseen_groups_before']:g} -> "
+                f"{ece['unseen_groups_each_left_out']:g} (each group left out), on the groups it was trained on "
+                f"{ece['groups_the_cap_trained_on_before']:g} -> {ece['groups_the_cap_trained_on_after']:g}"
+            )
     return details
 
 
