@@ -63,8 +63,8 @@ def score(photos: list[Photo], answers: dict[str, dict]) -> dict:
         "unknown": sum(a["status"] == "unknown" for p, a in mine if p.truth != "none"),
     }
     if answered:
-        truth = np.array([t for t, _ in answered], dtype=int)
-        out["ece"] = round(expected_calibration_error(truth, np.array([p for _, p in answered], dtype=float)), 3)
+        is_open = np.array([t for t, _ in answered], dtype=int)
+        out["ece"] = round(expected_calibration_error(is_open, np.array([p for _, p in answered], dtype=float)), 3)
     return out
 
 

@@ -58,12 +58,12 @@ from bottlecheck.training.judge import (
 
 from . import kinds_table
 from .crops import alike, cap_render_crops, marked
-from .real_photos import GROUPS, Photo, labelled_photos
+from .real_photos import GROUPS, OLDER_GROUPS, Photo, labelled_photos
 from .train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
 
 RECIPE = Path(__file__).resolve().parent
 SPANS = (2.5, 1.6, 4.0)
-OLDER = ("product-poster", "trashnet", "beer-office", "beer-checkins", "street-restaurants")
+OLDER = OLDER_GROUPS
 
 
 class Bench:

@@ -38,6 +38,8 @@ TRASHNET_CLOSED = {"glass77.jpg", "glass131.jpg"}
 # are unclear: the by-eye verdicts (annotations/real-other-review.json) replace the folder's label.
 OTHER_REVIEW = Path(__file__).resolve().parent / "annotations" / "real-other-review.json"
 GROUPS = ("product-poster", "trashnet", *dict.fromkeys(FOLDER_GROUPS.values()))
+#: The groups 3.x's cap was trained on (with the renders); the other six it never saw.
+OLDER_GROUPS = ("product-poster", "trashnet", "beer-office", "beer-checkins", "street-restaurants")
 
 KINDS = (
     "white/silver crowns on clear glass",

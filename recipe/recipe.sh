@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The shipped model (3.3.0), end to end: renders, the finder and gate (2.2.0's stages), the cap
+# The shipped model (3.4.0), end to end: renders, the finder and gate (2.2.0's stages), the cap
 # judge and the decision rule's second looks (3.2.0), the rescue gate learned from the real photos'
-# marked tops (3.3.0), the leave-one-group-out table it was chosen on, and the per-group, per-kind
-# table on every labelled real photo, both written into the model's metadata.
+# marked tops (3.3.0), the photo calibration fitted on the real groups the cap never saw (3.4.0),
+# the leave-one-group-out table they were chosen on, and the per-group, per-kind table on every
+# labelled real photo, both written into the model's metadata.
 #
 #   recipe/recipe.sh WORK_DIR                        # everything: renders ~8 h on 2 cores, training ~40 min
 #   recipe/recipe.sh WORK_DIR --finder-from model    # keep the shipped finder and gate: the cap renders
 #                                                    # (~40 min on one thread), the cap judge (~5 min), the
-#                                                    # rescue gate (~4 min) and the tables (~15 min)
+#                                                    # rescue gate (~4 min), the photo calibration
+#                                                    # (~1 min) and the tables (~15 min)
 #
 # Needs: apt-get install blender; pip install -e '.[train,test]'; ../shared/data (REAL_DATA and
-# REAL_SOURCES override it). The model is written to WORK_DIR/model, version 3.3.0. Checked on
+# REAL_SOURCES override it). The model is written to WORK_DIR/model, version 3.4.0. Checked on
 # 2026-12-06 with --finder-from model (and with 2.2.0's files from git, the same): the same cap,
 # each beer source left out to the third decimal (office 0.756, check-ins 0.564, street 0.882), but
 # the photo temperature fits at 1.91 where 3.2.0 ships 1.68 and product-poster left out gives 0.792
@@ -28,7 +30,7 @@ finder_from=
 shared=${SHARED_DATA:-../shared/data}
 real=${REAL_DATA:-$shared/real}
 real_sources=${REAL_SOURCES:-$shared/real-sources}
-version=3.3.0
+version=3.4.0
 mkdir -p "$work"
 
 # 1. Background plates (scikit-image sample photos and procedural plates; no bottles); the
@@ -76,8 +78,13 @@ python -m recipe.probe_model4 --caps "$work/caps" --cache "$work/m4" --model "$w
     --report "$work/m4.json" --variants | tee "$work/m4.md"
 python -m recipe.train_rescue_gate --base "$work/m320" --cache "$work/m4" --out "$work/model" --version "$version"
 
-# 6. Every labelled real photo, per repository group and per held-out kind, with the model itself
-#    (in-distribution: the rescue gate saw every group).
+# 6. The photo calibration: one temperature on each counted top's p(open | top), fitted on the
+#    answers to the real groups the cap never saw (statuses unchanged), then every labelled real
+#    photo per repository group and per held-out kind with the model itself (in-distribution: the
+#    rescue gate saw every group).
+bottlecheck classify "$real_sources" "$real" --model "$work/model" -f jsonl -o "$work/real-untempered.jsonl" -q
+python -m recipe.fit_photo_calibration "$work/real-untempered.jsonl" --write "$work/model" \
+    --json "$work/calibration.json" | tee "$work/calibration.md"
 bottlecheck classify "$real_sources" "$real" --model "$work/model" -f jsonl -o "$work/real.jsonl" -q
 python -m recipe.kinds_table "$work/real.jsonl" --json "$work/kinds.json" | tee "$work/kinds.md"
 

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         "left_out": {
             "command": PROBE,
             "note": f"each group answered by a rescue gate fitted without it; the finder, first gate and cap are "
-            f"{base}'s (trained on five older groups), so the base's row is in-distribution there",
+            f"{base}'s (trained on five older groups), so the base's row is in-distribution there; ECE is the "
+            "cap's own, before any photo calibration (stages.judge.photo_calibration)",
             "tables": left_out_rows(json.loads(args.left_out.read_text()), sure, base),
         },
         "as_shipped": {
