@@ -479,3 +479,57 @@ def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp
     assert all(abs(p.p_open - 0.5) < 1e-3 for p in before if p.p_open is not None)  # the blank cap: coin tosses
     right = sum(p.status == truth for p, (_, truth) in zip(answers, fresh, strict=True))
     assert right >= 10, [(p.status, truth) for p, (_, truth) in zip(answers, fresh, strict=True)]
+
+
+def test_train_on_a_base_with_a_rescue_gate_moves_it_towards_the_users_tops(tiny_model, tmp_path):
+    """A base whose rescue gate is sure of nothing (p(top) 0.018 on any crop) learns from ten photos of each
+    class that the tops there are tops: on fresh photos its p(top) rises on their tops and stays low on the
+    table beside them. The user's PET necks the render-trained gate turns down are counted this way."""
+    import keras
+    from click.testing import CliRunner
+
+    from bottlecheck import Classifier
+    from bottlecheck.artifact import load_artifact, write_metadata
+    from bottlecheck.cli.main import main
+    from bottlecheck.training.judge import LinearCap
+    from bottlecheck.training.model import export_tflite
+    from bottlecheck.training.tops_model import with_rescue_gate
+
+    blank, _ = _cap_that_knows_nothing(tiny_model, tmp_path / "blank")
+    judge = with_rescue_gate(
+        keras.models.load_model(blank / "judge.keras", compile=False), LinearCap(np.zeros(1280), -4.0)
+    )
+    judge.save(blank / "judge.keras")
+    export_tflite(judge, blank / "judge.tflite")
+    metadata = load_artifact(blank).metadata
+    metadata["stages"]["judge"]["rescue"] = {"column": 3, "sure": 0.95}
+    write_metadata(blank, metadata)
+    data = tmp_path / "data"
+    for label in ("open", "closed"):
+        (data / label).mkdir(parents=True)
+        for k in range(10):
+            photo = drawn_scene(random.Random(k + (100 if label == "open" else 0)), [label == "open"])[0]
+            (data / label / f"{k}.jpg").write_bytes(photo)
+    out = tmp_path / "adapted"
+    result = CliRunner().invoke(main, ["train", str(data), "--out", str(out), "--base", str(blank), "--version", "r"])
+    assert result.exit_code == 0, result.output
+    assert "rescue gate pulled towards the base's" in load_artifact(out).metadata["training"]["recipe"]
+
+    def rescue_p_top(model) -> tuple[float, float]:
+        """The rescue gate's mean p(top) on fresh photos' tops, and on the table below them."""
+        classifier = Classifier.load(model, engine="litert")
+        on_tops, on_table = [], []
+        for k in range(8):
+            rng = random.Random(900 + k)
+            data, tops = drawn_scene(rng, [k % 2 == 0])
+            path = tmp_path / f"fresh-{k}.jpg"
+            path.write_bytes(data)
+            photo = classifier.preprocess(str(path))
+            for x, y, side, _label in tops:
+                on_tops.append(classifier.judge_crops([classifier.crop(photo, x, y, side)])[0][3])
+                on_table.append(classifier.judge_crops([classifier.crop(photo, rng.uniform(60, 420), 320, side)])[0][3])
+        return float(np.mean(on_tops)), float(np.mean(on_table))
+
+    (base_tops, base_table), (tops, table) = rescue_p_top(blank), rescue_p_top(out)
+    assert base_tops < 0.05 and base_table < 0.05
+    assert tops > 0.3 and tops > table + 0.2, (tops, table)

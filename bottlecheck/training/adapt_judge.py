@@ -71,6 +71,8 @@ NONE_PER_PHOTO = 2
 FINETUNE_MIN_PER_CLASS = 8
 #: The last frozen block when the backbone learns: block 15 and the 1x1 head after it train.
 ADAPT_CUT = 14
+#: How hard the user's tops pull the base's rescue gate (tops 3.3.0 on) away from where it is: None keeps it.
+RESCUE_PULL: float | None = 10.0
 
 
 def find_top_crops(
@@ -356,7 +358,43 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
         }
     judge = build_gated_judge(base_judge, cap, float(calibration["temperature"]), pooling)
     calibration["cross_validation"] = choice.as_metadata()
-    return judge, calibration, f"the cap judge's gate kept; its cap: {pull_name(choice.pull)} ({choice.describe()})"
+    how = f"the cap judge's gate kept; its cap: {pull_name(choice.pull)} ({choice.describe()})"
+    rescue = _refit_rescue_gate(base_judge, train_crops, seed)
+    if rescue is not None:
+        kernel, bias = judge.get_layer(RESCUE_LAYER).get_weights()
+        judge.get_layer(RESCUE_LAYER).set_weights(
+            [rescue.kernel.reshape(kernel.shape).astype(kernel.dtype), np.array([rescue.bias], dtype=bias.dtype)]
+        )
+        how += f"; its rescue gate pulled towards the base's at L2 {RESCUE_PULL:g} by the user's tops and not-tops"
+        log(f"the rescue gate: refit on {len(train_crops)} crops, pulled towards the base's at L2 {RESCUE_PULL:g}")
+    return judge, calibration, how
+
+
+def _refit_rescue_gate(base_judge, crops: Sequence[Crop], seed: int):
+    """The base's rescue gate moved towards the user's photos: their tops are tops, the patches beside them not.
+
+    The first gate learned its tops from renders and turns down many real ones (a user's PET
+    necks: the photo is then ``unknown`` whatever the cap learns); the rescue gate counts a
+    turned-down candidate it is sure of. Pulled towards the base's (which knows real
+    not-tops: bowls, labels, glasses) at :data:`RESCUE_PULL`, twenty photos teach it what a top
+    looks like here without unlearning those. None when the base has no rescue gate or
+    :data:`RESCUE_PULL` is None.
+    """
+    if RESCUE_PULL is None or RESCUE_LAYER not in {layer.name for layer in base_judge.layers}:
+        return None
+    from bottlecheck.training.judge import LinearCap, fit_linear_cap, judge_features_model
+
+    front = judge_features_model()
+    copy_weights_by_name(base_judge, front)
+    kernel, bias = base_judge.get_layer(RESCUE_LAYER).get_weights()
+    prior = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
+    features, labels = compute_judge_features(crops, TRAIN_VIEWS, seed + 7, True, lambda _line: None, front)
+    is_top = (labels != JUDGE_LABELS.index("none")).astype(int)
+    counts = np.bincount(is_top, minlength=2).astype(float)
+    if counts.min() == 0:
+        return None
+    weights = len(is_top) / (2 * counts[is_top])  # tops and not-tops weigh alike
+    return fit_linear_cap(features, is_top, weights, RESCUE_PULL, prior=prior)
 
 
 def _class_weights(labels: np.ndarray) -> np.ndarray:

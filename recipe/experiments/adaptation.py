@@ -39,7 +39,12 @@ from bottlecheck.training import adapt_judge, cross_validation
 from ..real_photos import DATA
 
 FOLDERS = ("algeria-pet-home", "beercooler", "hk-glass-waste", "crushed-pet-topdown")
-WAYS = {"chosen": cross_validation.PULLS, "pull 10": (10.0,), "head only": (0.0,)}
+#: Each way: the cap's pulls cross-validation chooses among, and the rescue gate's pull (None: the base's kept).
+WAYS: dict[str, tuple[tuple[float, ...], float | None]] = {
+    "chosen": (cross_validation.PULLS, adapt_judge.RESCUE_PULL),
+    "pull 10": ((10.0,), adapt_judge.RESCUE_PULL),
+    "head only": ((0.0,), adapt_judge.RESCUE_PULL),
+}
 
 
 def score(report: dict) -> dict:
@@ -59,7 +64,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--scene-split", action="append", default=[], metavar="TRAIN=TEST")
+    parser.add_argument(
+        "--rescue-pulls",
+        nargs="*",
+        metavar="PULL",
+        help="instead of the three ways: the chosen cap with the rescue gate refit at each pull ('kept': the base's)",
+    )
     args = parser.parse_args(argv)
+    ways = WAYS
+    if args.rescue_pulls:
+        ways = {f"rescue {r}": (cross_validation.PULLS, None if r == "kept" else float(r)) for r in args.rescue_pulls}
     import_tensorflow()
     base = Classifier.load(engine="litert")
     results: dict = {}
@@ -92,27 +106,31 @@ def main(argv: list[str] | None = None) -> None:
                     if not link.exists():
                         link.symlink_to(Path(example.path).resolve())
             row = {"train": sum(map(len, train.values())), "rest": len(rest), "base": score(evaluate(base, rest)[0])}
-            for way, pulls in WAYS.items():
+            for way, (pulls, rescue_pull) in ways.items():
                 out = run / way.replace(" ", "-")
-                original = adapt_judge.choose_pull
+                original, original_rescue = adapt_judge.choose_pull, adapt_judge.RESCUE_PULL
                 adapt_judge.choose_pull = functools.partial(cross_validation.choose_pull, pulls=pulls)  # type: ignore[assignment]
+                adapt_judge.RESCUE_PULL = rescue_pull
                 try:
                     meta = adapt_judge.adapt_judge(
                         TrainConfig(data_dirs=data_dirs, out=str(out), seed=draw, version=way), lambda _line: None
                     )
                 finally:
                     adapt_judge.choose_pull = original  # type: ignore[assignment]
+                    adapt_judge.RESCUE_PULL = original_rescue
                 adapted = Classifier.load(out, engine="litert")
                 row[way] = score(evaluate(adapted, rest)[0])
                 row[way]["chosen"] = meta["training"]["calibration"].get("cross_validation", {}).get("chosen")
             results[f"{name} draw {draw}"] = row
             print(name, draw, json.dumps(row), flush=True)
     (args.work / "adaptation.json").write_text(json.dumps(results, indent=1) + "\n")
-    print("\n| folder, draw | base | chosen | pull 10 | head only | chosen pull |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    columns = ["base", *ways]
+    print("\n| folder, draw | " + " | ".join(columns) + " | unknown (base, ways) | chosen pull |")
+    print("| --- |" + " ---: |" * len(columns) + " --- | --- |")
     for name, row in results.items():
-        cells = " | ".join(f"{row[w]['balanced']}" for w in ("base", "chosen", "pull 10", "head only"))
-        print(f"| {name} ({row['rest']} photos) | {cells} | {row['chosen']['chosen']} |")
+        cells = " | ".join(f"{row[w]['balanced']}" for w in columns)
+        unknown = ", ".join(str(row[w]["unknown"]) for w in columns)
+        print(f"| {name} ({row['rest']} photos) | {cells} | {unknown} | {row[next(iter(ways))]['chosen']} |")
 
 
 if __name__ == "__main__":
