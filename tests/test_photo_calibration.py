@@ -99,3 +99,18 @@ def test_tempered_is_the_classifiers_map_and_the_fit_undoes_a_known_overconfiden
     too_sure = tempered(honest, 1 / 2.2)  # logits 2.2 times too large
     assert fit_temperature(is_open, too_sure) == pytest.approx(2.2, rel=0.1)
     assert fit_temperature(is_open, honest) == pytest.approx(1.0, rel=0.1)
+
+
+def test_info_says_what_temperature_every_reported_p_open_carries_and_what_it_did():
+    from click.testing import CliRunner
+
+    from bottlecheck.cli.main import main
+
+    calibration = json.loads((MODEL / "metadata.json").read_text())["stages"]["judge"]["photo_calibration"]
+    text = CliRunner().invoke(main, ["info"]).output
+    judge_line = next(line for line in text.splitlines() if line.startswith("stage judge:"))
+    assert f"reported at temperature {calibration['temperature']:g} after the looks" in judge_line
+    ece = calibration["ece_answered_photos"]
+    assert f"{ece['unseen_groups_before']:g} -> {ece['unseen_groups_each_left_out']:g}" in judge_line
+    shown = json.loads(CliRunner().invoke(main, ["info", "--json"]).output)["stages"]["judge"]["photo_calibration"]
+    assert shown["temperature"] == calibration["temperature"]
