@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -432,16 +433,12 @@ def _cap_that_knows_nothing(model, out):
     return out, base
 
 
-def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp_path):
-    """Model 3's kind of base: ten photos of each class teach its blank cap the caps; p(none) stays the base's."""
-    import keras
+def _trained_on_ten_of_each(base: Path, tmp_path: Path, version: str):
+    """``bottlecheck train`` on ``base`` with ten drawn photos of an open and ten of a closed bottle: (out, result)."""
     from click.testing import CliRunner
 
-    from bottlecheck import Classifier
-    from bottlecheck.artifact import load_artifact
     from bottlecheck.cli.main import main
 
-    blank, base_judge = _cap_that_knows_nothing(tiny_model, tmp_path / "blank")
     data = tmp_path / "data"
     for label in ("open", "closed"):
         (data / label).mkdir(parents=True)
@@ -449,8 +446,21 @@ def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp
             photo = drawn_scene(random.Random(k + (100 if label == "open" else 0)), [label == "open"])[0]
             (data / label / f"{k}.jpg").write_bytes(photo)
     out = tmp_path / "adapted"
-    result = CliRunner().invoke(main, ["train", str(data), "--out", str(out), "--base", str(blank), "--version", "c"])
+    args = ["train", str(data), "--out", str(out), "--base", str(base), "--version", version]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp_path):
+    """Model 3's kind of base: ten photos of each class teach its blank cap the caps; p(none) stays the base's."""
+    import keras
+
+    from bottlecheck import Classifier
+    from bottlecheck.artifact import load_artifact
+
+    blank, base_judge = _cap_that_knows_nothing(tiny_model, tmp_path / "blank")
+    out, result = _trained_on_ten_of_each(blank, tmp_path, "c")
     assert "the gate is kept" in result.output
     training = load_artifact(out).metadata["training"]
     # A blank cap is a coin toss on every fold: cross-validation must choose to move it, and say so.
@@ -486,11 +496,9 @@ def test_train_on_a_base_with_a_rescue_gate_moves_it_towards_the_users_tops(tiny
     class that the tops there are tops: on fresh photos its p(top) rises on their tops and stays low on the
     table beside them. The user's PET necks the render-trained gate turns down are counted this way."""
     import keras
-    from click.testing import CliRunner
 
     from bottlecheck import Classifier
     from bottlecheck.artifact import load_artifact, write_metadata
-    from bottlecheck.cli.main import main
     from bottlecheck.training.judge import LinearCap
     from bottlecheck.training.model import export_tflite
     from bottlecheck.training.tops_model import with_rescue_gate
@@ -504,15 +512,7 @@ def test_train_on_a_base_with_a_rescue_gate_moves_it_towards_the_users_tops(tiny
     metadata = load_artifact(blank).metadata
     metadata["stages"]["judge"]["rescue"] = {"column": 3, "sure": 0.95}
     write_metadata(blank, metadata)
-    data = tmp_path / "data"
-    for label in ("open", "closed"):
-        (data / label).mkdir(parents=True)
-        for k in range(10):
-            photo = drawn_scene(random.Random(k + (100 if label == "open" else 0)), [label == "open"])[0]
-            (data / label / f"{k}.jpg").write_bytes(photo)
-    out = tmp_path / "adapted"
-    result = CliRunner().invoke(main, ["train", str(data), "--out", str(out), "--base", str(blank), "--version", "r"])
-    assert result.exit_code == 0, result.output
+    out, result = _trained_on_ten_of_each(blank, tmp_path, "r")
     assert "rescue gate pulled towards the base's" in load_artifact(out).metadata["training"]["recipe"]
 
     def rescue_p_top(model) -> tuple[float, float]:
