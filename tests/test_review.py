@@ -151,6 +151,22 @@ def test_unknown_then_least_confident_then_a_sample_of_the_confident(tmp_path):
     assert [i.path for i in again] == [i.path for i in items]  # the same order on reopening
 
 
+def test_a_modest_model_still_has_its_most_confident_answers_sampled_early(tmp_path):
+    """No answer reaches 0.9 (a model calibrated for places it never saw): the most confident fifth are the
+    confident ones, a sample of them comes right after the doubtful, and the doubtful run least sure first."""
+    rows = [
+        {"path": _photo(tmp_path / f"p{k}.jpg"), "status": "open", "confidence": c, "tops": []}
+        for k, c in enumerate([0.55, 0.61, 0.83, 0.58, 0.79, 0.66, 0.72, 0.88, 0.69, 0.63])
+    ]
+    items = order(items_from_rows(rows, tmp_path / "results.jsonl"), sample=0.5)
+    confidences = {Path(i.path).stem: i.confidence for i in items}
+    kinds = [i.kind for i in items]
+    assert kinds == ["doubtful"] * 8 + ["sample", "confident"]
+    doubtful = [confidences[Path(i.path).stem] for i in items if i.kind == "doubtful"]
+    assert doubtful == sorted(doubtful) and max(doubtful) < 0.83
+    assert {Path(i.path).stem for i in items if i.kind != "doubtful"} == {"p2", "p7"}  # 0.83 and 0.88
+
+
 def test_csv_rows_are_read_by_their_header_and_relative_paths_beside_the_results(tmp_path):
     _photo(tmp_path / "run" / "a.jpg")
     results = tmp_path / "run" / "results.csv"

@@ -2,8 +2,8 @@
 
 A person has minutes, not hours: the photos whose answer is most likely wrong come first.
 ``unknown`` answers (the model saw no top it trusts), then the rest by confidence, least
-first, up to :data:`CONFIDENT`; then a sample of the confident ones (a model can be sure and
-wrong, and only a sample shows it); then the other confident ones; error rows last (nothing
+first, up to the confident line (:func:`confident_line`); then a sample of the confident ones (a
+model can be sure and wrong, and only a sample shows it); then the other confident ones; error rows last (nothing
 to look at but the reason). Rows whose photo is no longer on disk keep their place and are
 marked ``missing``: the page says so instead of failing.
 
@@ -14,6 +14,7 @@ uses; a clip's frame rows are left out (review is of photos: a frame has no file
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from bottlecheck.writers.rows import format_for_path, read_existing
 
 #: Answers at least this confident are "confident": only a sample of them comes early.
 CONFIDENT = 0.9
+#: When fewer answers than this share reach :data:`CONFIDENT`, the most confident this share are "confident".
+CONFIDENT_SHARE = 0.2
 #: The share of confident answers shown right after the doubtful ones.
 SAMPLE = 0.1
 
@@ -113,6 +116,19 @@ def items_from_rows(rows: list[dict[str, Any]], results: str | os.PathLike) -> l
     return list(found.values())
 
 
+def confident_line(confidences: list[float]) -> float:
+    """The confidence from which an answer is "confident": :data:`CONFIDENT`, or lower when few reach it.
+
+    A model calibrated for places it never saw (tops 3.4.0 on) is rarely 0.9 sure: with a fixed
+    line every answer would be "doubtful" and its most confident mistakes would come last. The
+    most confident :data:`CONFIDENT_SHARE` of the answers are then the confident ones.
+    """
+    if not confidences:
+        return CONFIDENT
+    ranked = sorted(confidences, reverse=True)
+    return min(CONFIDENT, ranked[max(0, math.ceil(len(ranked) * CONFIDENT_SHARE) - 1)])
+
+
 def order(items: list[Item], sample: float = SAMPLE, seed: int = 0) -> list[Item]:
     """``items`` in the order to review them, each with its ``kind`` set (see the module's docstring).
 
@@ -121,10 +137,11 @@ def order(items: list[Item], sample: float = SAMPLE, seed: int = 0) -> list[Item
     unknown = [i for i in items if i.status == "unknown"]
     errors = [i for i in items if i.status not in ("open", "closed", "unknown")]
     answered = [i for i in items if i.status in ("open", "closed")]
+    line = confident_line([i.confidence or 0.0 for i in answered])
     doubtful = sorted(
-        (i for i in answered if (i.confidence or 0.0) < CONFIDENT), key=lambda i: (i.confidence or 0.0, i.path)
+        (i for i in answered if (i.confidence or 0.0) < line), key=lambda i: (i.confidence or 0.0, i.path)
     )
-    confident = sorted((i for i in answered if (i.confidence or 0.0) >= CONFIDENT), key=lambda i: i.path)
+    confident = sorted((i for i in answered if (i.confidence or 0.0) >= line), key=lambda i: i.path)
     count = min(len(confident), round(len(confident) * sample)) if sample > 0 else 0
     if confident and sample > 0:
         count = max(count, 1)
