@@ -38,6 +38,7 @@ from PIL import Image
 from bottlecheck.artifact import TOPS, ModelArtifact
 from bottlecheck.classifier import Classifier
 from bottlecheck.engines import Engine, load_engine
+from bottlecheck.evaluation.metrics import tempered
 from bottlecheck.imaging import DEFAULT_MAX_PIXELS, ImageSource, decode_photo, letterbox
 from bottlecheck.labels import CLOSED, OPEN, UNKNOWN
 from bottlecheck.prediction import TOPS_FIELDS, BottleTop, Prediction
@@ -355,10 +356,7 @@ class TopsClassifier(Classifier):
         tops are the judge's own; only how sure the answer says it is changes
         (``recipe/fit_photo_calibration.py`` says why and by how much).
         """
-        if self.open_temperature == 1.0:
-            return p_open
-        p = min(max(p_open, 1e-7), 1.0 - 1e-7)
-        return float(1.0 / (1.0 + np.exp(-np.log(p / (1.0 - p)) / self.open_temperature)))
+        return p_open if self.open_temperature == 1.0 else float(tempered(p_open, self.open_temperature))
 
     def _answer(self, photo: PreparedPhoto, placed: list, judged) -> dict[str, Any]:
         none_i = self._none_i

@@ -33,19 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck.artifact import METADATA_FILE, write_metadata
-from bottlecheck.evaluation.metrics import expected_calibration_error
+from bottlecheck.evaluation import metrics
+from bottlecheck.evaluation.metrics import expected_calibration_error, logit, tempered
 
 from .kinds_table import key, read_answers
 from .real_photos import GROUPS, OLDER_GROUPS, Photo, labelled_photos
-
-#: Temperatures tried: a log grid from sharper (0.5) to much softer (6) than the cap's own.
-GRID = np.exp(np.linspace(np.log(0.5), np.log(6.0), 121))
-
-
-def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
-    """``sigmoid(logit(p) / temperature)``: what ``TopsClassifier`` does to each counted top's p(open | top)."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return 1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / temperature))
 
 
 def answered(photos: list[Photo], answers: dict[str, dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,8 +60,8 @@ def log_loss(is_open: np.ndarray, p: np.ndarray) -> float:
 
 
 def fit_temperature(is_open: np.ndarray, p_open: np.ndarray) -> float:
-    """The grid's temperature of least log loss (deterministic; a grid step is under 2%)."""
-    return float(GRID[int(np.argmin([log_loss(is_open, tempered(p_open, t)) for t in GRID]))])
+    """The one fitter (``bottlecheck.evaluation.metrics.fit_temperature``) on the answers' logits."""
+    return metrics.fit_temperature(is_open, logit(p_open))
 
 
 def calibration(photos: list[Photo], answers: dict[str, dict], cap_trained_on: tuple[str, ...]) -> dict:

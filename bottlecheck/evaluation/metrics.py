@@ -89,6 +89,18 @@ def classification_report(labels: np.ndarray, p_open: np.ndarray, threshold: flo
     }
 
 
+def tempered(p: Any, temperature: float) -> Any:
+    """``sigmoid(logit(p) / temperature)``: a probability under a temperature, as :func:`fit_temperature` fits
+    one on its logit (``p`` a number or an array; clipped off 0 and 1 so that its logit is finite)."""
+    return 1.0 / (1.0 + np.exp(-logit(p) / temperature))
+
+
+def logit(p: Any) -> np.ndarray:
+    """``log(p / (1 - p))``, ``p`` clipped as :func:`tempered` clips it."""
+    clipped = np.clip(np.asarray(p, dtype=float), 1e-7, 1.0 - 1e-7)
+    return np.log(clipped / (1.0 - clipped))
+
+
 #: The temperatures :func:`fit_temperature` searches: wide enough for a whole-photo model's
 #: logit (training clips it to its own range after) and for a judge's or the cap's logits.
 TEMPERATURE_SEARCH = (0.05, 20.0)
