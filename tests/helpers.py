@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -17,6 +19,25 @@ from PIL import Image, ImageDraw
 needs_tensorflow = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow: pip install '.[train]'"
 )
+
+
+#: The bundled model's directory.
+MODEL = Path(__file__).resolve().parent.parent / "model"
+
+
+def bundled_model_with(directory: Path, judge: dict, decision: dict | None = None) -> Path:
+    """A copy of the bundled model in ``directory``: its judge's metadata with ``judge``'s keys set (a value of
+    None removes the key), its decision's with ``decision``'s."""
+    shutil.copytree(MODEL, directory)
+    metadata = json.loads((directory / "metadata.json").read_text())
+    for key, value in judge.items():
+        if value is None:
+            metadata["stages"]["judge"].pop(key, None)
+        else:
+            metadata["stages"]["judge"][key] = value
+    metadata["decision"].update(decision or {})
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    return directory
 
 
 def bundled_fields() -> list[str]:

@@ -17,7 +17,7 @@ from PIL import Image
 from bottlecheck import Classifier
 from bottlecheck.artifact import load_artifact
 from bottlecheck.labels import CLOSED
-from tests.helpers import needs_tensorflow
+from tests.helpers import bundled_model_with, needs_tensorflow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODEL = Path(__file__).resolve().parent.parent / "model"
@@ -210,17 +210,15 @@ def with_second_look(
     """The bundled model with its judge's second look set to ``spans``, ``band``, ``min_top`` and ``top_floor``
     (``spans`` None: no second look); ``counts_from``, if given, the decision's ``min_top_probability``; no
     photo calibration, so that each p_open is the judge's own."""
-    copy = tmp_path / "model"
-    shutil.copytree(MODEL, copy)
-    metadata = json.loads((copy / "metadata.json").read_text())
-    metadata["stages"]["judge"].pop("second_look", None)
-    metadata["stages"]["judge"].pop("photo_calibration", None)  # p_open as the judge's looks give it
-    if spans is not None:
-        look = {"spans": spans, "band": band, "min_top": min_top}
-        metadata["stages"]["judge"]["second_look"] = look if top_floor is None else {**look, "top_floor": top_floor}
-    if counts_from is not None:
-        metadata["decision"]["min_top_probability"] = counts_from
-    (copy / "metadata.json").write_text(json.dumps(metadata))
+    look = None if spans is None else {"spans": spans, "band": band, "min_top": min_top}
+    if look is not None and top_floor is not None:
+        look["top_floor"] = top_floor
+    # p_open as the judge's looks give it: no photo calibration
+    copy = bundled_model_with(
+        tmp_path / "model",
+        {"second_look": look, "photo_calibration": None},
+        None if counts_from is None else {"min_top_probability": counts_from},
+    )
     return Classifier.load(copy, engine="litert", threshold=threshold)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +16,20 @@ import pytest
 
 from bottlecheck import Classifier
 from recipe.fit_photo_calibration import fit_temperature, tempered
+from tests.helpers import MODEL, bundled_model_with
 
-MODEL = Path(__file__).resolve().parent.parent / "model"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rendered_open_1.jpg"
 
 
 def _classifier(tmp_path: Path, temperature: float | None, band: float = 0.0) -> Classifier:
     """The bundled model with ``temperature`` as its photo calibration (none: without one); no rescue gate, and a
     second look only when ``band`` is given, so that rows pass as given."""
-    copy = tmp_path / f"model-{temperature}-{band}"
-    shutil.copytree(MODEL, copy)
-    metadata = json.loads((copy / "metadata.json").read_text())
-    judge = metadata["stages"]["judge"]
-    judge.pop("rescue", None)
-    judge.pop("photo_calibration", None)
-    judge["second_look"] = {"spans": [1.6, 4.0], "band": band, "min_top": 0.6} if band else {}
-    if temperature is not None:
-        judge["photo_calibration"] = {"temperature": temperature}
-    (copy / "metadata.json").write_text(json.dumps(metadata))
+    judge = {
+        "rescue": None,
+        "photo_calibration": None if temperature is None else {"temperature": temperature},
+        "second_look": {"spans": [1.6, 4.0], "band": band, "min_top": 0.6} if band else {},
+    }
+    copy = bundled_model_with(tmp_path / f"model-{temperature}-{band}", judge)
     return Classifier.load(copy, engine="litert")
 
 

@@ -5,7 +5,6 @@ train``), read by the decision rule at the right moment."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 from bottlecheck import Classifier
 from bottlecheck.training.judge import LinearCap
-from tests.helpers import needs_tensorflow, run_tflite
+from tests.helpers import bundled_model_with, needs_tensorflow, run_tflite
 
 MODEL = Path(__file__).resolve().parent.parent / "model"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rendered_open_1.jpg"
@@ -58,16 +57,8 @@ def test_the_rescue_gate_is_a_fourth_output_beside_the_judges_three_and_a_rebuil
 
 def _classifier(tmp_path: Path, rescue: dict | None) -> Classifier:
     """The bundled model without its second look (so that rows pass as given), with ``rescue`` as its rescue."""
-    copy = tmp_path / "model"
-    shutil.copytree(MODEL, copy)
-    metadata = json.loads((copy / "metadata.json").read_text())
-    judge = metadata["stages"]["judge"]
-    judge.pop("second_look", None)
-    judge.pop("rescue", None)
-    judge.pop("photo_calibration", None)  # p_open as the rows give it
-    if rescue is not None:
-        judge["rescue"] = rescue
-    (copy / "metadata.json").write_text(json.dumps(metadata))
+    # p_open as the rows give it: no photo calibration either
+    copy = bundled_model_with(tmp_path / "model", {"second_look": None, "rescue": rescue, "photo_calibration": None})
     return Classifier.load(copy, engine="litert")
 
 
@@ -111,12 +102,8 @@ def test_a_model_without_a_rescue_gate_ignores_a_fourth_column(tmp_path):
 def test_the_rescue_comes_after_the_gates_second_look_and_before_the_caps(tmp_path, monkeypatch):
     """Order matters: the gate's doubt is looked at first (a candidate its looks count is not rescued, and
     its p(top) is their mean); a rescued top whose cap is unsure gets the cap's second look like any other."""
-    copy = tmp_path / "model"
-    shutil.copytree(MODEL, copy)
-    metadata = json.loads((copy / "metadata.json").read_text())
-    metadata["stages"]["judge"]["second_look"] = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6, "top_floor": 0.35}
-    metadata["stages"]["judge"]["rescue"] = {"column": 3, "sure": 0.95}
-    (copy / "metadata.json").write_text(json.dumps(metadata))
+    look = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6, "top_floor": 0.35}
+    copy = bundled_model_with(tmp_path / "model", {"second_look": look, "rescue": {"column": 3, "sure": 0.95}})
     classifier = Classifier.load(copy, engine="litert")
     photo = classifier.preprocess(str(EXAMPLE))
     placed = [(100.0, 100.0, 30.0, 0.9), (150.0, 100.0, 30.0, 0.9)]
