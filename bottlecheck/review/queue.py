@@ -2,9 +2,9 @@
 
 A person has minutes, not hours: the photos whose answer is most likely wrong come first.
 ``unknown`` answers (the model saw no top it trusts), then the rest by confidence, least
-first, up to the confident line (:func:`confident_line`); then a sample of the confident ones (a
-model can be sure and wrong, and only a sample shows it); then the other confident ones; error rows last (nothing
-to look at but the reason). Rows whose photo is no longer on disk keep their place and are
+first, up to the confident line (:func:`confident_line`); then a sample of the confident ones
+(a model can be sure and wrong, and only a sample shows it); then the other confident ones;
+error rows last (nothing to look at but the reason). Rows whose photo is no longer on disk keep their place and are
 marked ``missing``: the page says so instead of failing.
 
 Rows are read with :func:`bottlecheck.writers.rows.read_existing`, the same reader ``--resume``
