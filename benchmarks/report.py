@@ -329,15 +329,27 @@ def stages_section(data: dict) -> list[str]:
         "second_look": "second look (unsure tops, doubtful candidates)",
         "writing": "writing the row",
     }
+    spread = data.get("ms_per_photo_range", {})
+    how = "each stage timed alone on one thread, milliseconds per photo"
+    if "passes" in data:
+        how = (
+            f"each stage timed alone on one thread, {data['batch']} photos at a time as `classify` runs them; "
+            f"milliseconds per photo, median (min-max) of {data['passes']} passes after a first"
+        )
+
+    def cell(stage: str) -> str:
+        low_high = spread.get(stage)
+        figure = f"{ms[stage]} ({low_high[0]}-{low_high[1]}; " if low_high else f"{ms[stage]} ("
+        return f"{figure}{share[stage]:.0%})"
+
     lines = [
-        "## 7. Where a photo's time goes, model 2 (`benchmarks/bench_stages.py`)",
+        f"## 7. Where a photo's time goes (`benchmarks/bench_stages.py`, {data.get('model', 'the bundled model')})",
         "",
-        f"{data['photos']} photos ({data['image']}), {data['tops_per_photo']} tops found per photo; each "
-        "stage timed alone on one thread, milliseconds per photo:",
+        f"{data['photos']} photos ({data['image']}), {data['tops_per_photo']} tops found per photo; {how}:",
         "",
         "| " + " | ".join(headers[k] for k in names) + " |",
         "| " + " | ".join("---" for _ in names) + " |",
-        "| " + " | ".join(f"{ms[k]} ({share[k]:.0%})" for k in names) + " |",
+        "| " + " | ".join(cell(k) for k in names) + " |",
         "",
         f"The judge costs {data['judge_ms_per_top']} ms a top. One thread does "
         f"{data['one_thread_images_per_second']} photos/s; the largest share is {largest} "
@@ -359,6 +371,10 @@ def stages_section(data: dict) -> list[str]:
             f"Of the decode column, {data['finder_view_ms_per_photo']} ms a photo is the finder's view (the "
             "decoded photo shrunk and padded); the rest is the JPEG decode itself.",
         ]
+    if "first_pass_decode_ms_per_photo" in data:
+        lines[-1] += (
+            f" The first pass (a warm-up, not counted) decoded at {data['first_pass_decode_ms_per_photo']} ms a photo."
+        )
     if "decode_options_ms" in data:
         options = data["decode_options_ms"]
         columns = list(next(iter(options.values())))
@@ -373,6 +389,14 @@ def stages_section(data: dict) -> list[str]:
                 f"| {name} | " + " | ".join(r(row[k]) if k in row else "-" for k in columns) + " |"
                 for name, row in options.items()
             ),
+        ]
+    difference = data.get("turbojpeg_largest_pixel_difference")
+    if difference is not None:
+        same = "the same pixels as" if difference == 0 else f"pixels up to {difference} levels from"
+        lines += [
+            "",
+            f"TurboJPEG's 1/2 decode gives {same} Pillow's on these photos (both wrap libjpeg-turbo); the "
+            "product needs it as a Pillow image, since the crops are cut from one.",
         ]
     return lines
 

@@ -60,6 +60,33 @@ def test_the_stages_section_shows_each_decode_option_and_the_finder_views_share(
     assert "| photo-like | 6.2 (2.2-2.6) | - |" in lines
 
 
+def test_the_stages_section_gives_each_stage_its_median_range_and_share_and_how_it_was_timed():
+    """Issue 39's figures: medians with ranges over passes, the first pass's decode, and TurboJPEG's pixels."""
+    ranges = {"decode": [13.5, 13.9], "finder": [11.9, 12.0], "crops": [2.9, 3.0], "judge": [12.3, 12.4]}
+    ranges |= {"writing": [0.05, 0.07]}
+    result = {
+        **stages_result(None),
+        "model": "bottlecheck-tops 3.4.0",
+        "batch": 4,
+        "passes": 5,
+        "ms_per_photo_range": ranges,
+        "finder_view_ms_per_photo": 1.11,
+        "first_pass_decode_ms_per_photo": 3.98,
+        "turbojpeg_largest_pixel_difference": 0,
+    }
+    text = "\n".join(stages_section(result))
+    assert "bottlecheck-tops 3.4.0" in text
+    assert "4 photos at a time as `classify` runs them; milliseconds per photo, median (min-max) of 5 passes" in text
+    assert "| 13.71 (13.5-13.9; 30%) | 11.94 (11.9-12.0; 26%) |" in text
+    assert "The first pass (a warm-up, not counted) decoded at 3.98 ms a photo." in text
+    assert "TurboJPEG's 1/2 decode gives the same pixels as Pillow's" in text
+    differing = "\n".join(stages_section({**result, "turbojpeg_largest_pixel_difference": 3}))
+    assert "gives pixels up to 3 levels from Pillow's" in differing
+    # a result from before the passes: one figure a stage, no range, no claim about TurboJPEG
+    old = "\n".join(stages_section(stages_result(None)))
+    assert "| 13.71 (30%) |" in old and "passes" not in old and "TurboJPEG" not in old
+
+
 def capacity_result() -> dict:
     """A result of ``benchmarks/bench_capacity.py`` in the shape it writes."""
 
