@@ -122,10 +122,15 @@ def _limiter(app: Flask, settings: Mapping[str, Any]) -> Any:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
+    from bottlecheck.server import limit_storage  # registers its scheme with limits
+
+    storage_uri = str(settings["RATE_LIMIT_STORAGE_URI"]).strip()
+    if storage_uri.startswith("memory://"):  # limits' own starts a thread every 10 ms under load
+        storage_uri = f"{limit_storage.SCHEME}://"
     return Limiter(
         lambda: f"key:{g.key_id}" if g.get("key_id") else f"ip:{get_remote_address()}",
         app=app,
-        storage_uri=settings["RATE_LIMIT_STORAGE_URI"],
+        storage_uri=storage_uri,
         headers_enabled=True,
         default_limits=[],
         # A lost Redis must degrade, never fail requests: limits fall back to this worker's
