@@ -112,7 +112,8 @@ def rate_limited(settings: Mapping[str, Any]) -> bool:
     """Whether ``RATE_LIMIT`` asks for limits: ``off`` (or empty) leaves them to the ingress.
 
     A limiter whose limit no one reaches still costs every request its bookkeeping (2.9% of a
-    worker's samples under load in BENCHMARKS.md's profile); switched off, it is not built at all.
+    worker's samples under load in BENCHMARKS.md's profile, most of it the timer threads that
+    :mod:`.limit_storage` now spares); switched off, it is not built at all.
     """
     return str(settings["RATE_LIMIT"] or "").strip().lower() not in ("", "off", "none")
 
