@@ -73,6 +73,57 @@ def test_two_closed_tops_at_0_99_and_0_60_make_a_photo_closed_at_0_60(classifier
     assert answer["p_open"] == pytest.approx(reported, abs=1e-6)
 
 
+def test_one_open_top_makes_a_photo_open_as_sure_as_its_most_open_top_and_each_box_is_its_square(classifier):
+    """Two open tops and a closed one: the photo speaks with the surest open top; boxes are the finder's squares."""
+    photo = classifier.preprocess(str(EXAMPLES / "rendered_closed_1.jpg"))
+    labels = classifier.judge_labels
+    judged = []
+    for p_open in (0.70, 0.95, 0.10):
+        probabilities = np.zeros(len(labels), dtype=np.float32)
+        probabilities[labels.index("open")], probabilities[labels.index("closed")] = p_open, 1 - p_open
+        judged.append(probabilities)
+    placed = [(50.0, 40.0, 20.0, 0.9), (150.0, 60.0, 30.0, 0.8), (250.0, 80.0, 16.0, 0.7)]
+    answer = classifier.answer_with(photo, placed, judged)
+    reported = [classifier.calibrated(p) for p in (0.70, 0.95, 0.10)]
+    assert answer["status"] == "open" and [t["status"] for t in answer["tops"]] == ["open", "open", CLOSED]
+    assert answer["p_open"] == pytest.approx(reported[1]) and answer["confidence"] == pytest.approx(reported[1])
+    to_photo = photo.size[0] / photo.image.width
+    for (x, y, side, _), top in zip(placed, answer["tops"], strict=True):
+        half = side * to_photo / 2
+        assert top["box"] == pytest.approx(
+            [x * to_photo - half, y * to_photo - half, x * to_photo + half, y * to_photo + half], abs=0.06
+        )
+    assert [t["score"] for t in answer["tops"]] == [0.9, 0.8, 0.7]  # the finder's, not the gate's p(top)
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_a_candidate_counts_as_a_top_from_the_gates_line_and_not_a_hair_below_it(classifier, above):
+    """p(top) at the model's min_top_probability counts; 0.01 below, the photo has no top and is unknown."""
+    photo = classifier.preprocess(str(EXAMPLES / "rendered_closed_1.jpg"))
+    labels = classifier.judge_labels
+    line = json.loads((MODEL / "metadata.json").read_text())["decision"]["min_top_probability"]
+    p_top = line if above else line - 0.01
+    probabilities = np.zeros(len(labels), dtype=np.float64)
+    probabilities[labels.index("none")] = 1 - p_top
+    probabilities[labels.index("closed")] = p_top
+    answer = classifier.answer_with(photo, [(50.0, 40.0, 20.0, 0.9)], [probabilities])
+    if above:
+        assert answer["status"] == CLOSED and answer["tops"][0]["p_top"] == pytest.approx(line)
+    else:
+        assert answer["status"] == "unknown" and answer["tops"] == []
+        assert answer["confidence"] == pytest.approx(1 - p_top)
+
+
+def test_a_phone_photo_is_decoded_at_the_jpeg_scale_that_covers_the_models_decode_side(classifier, tmp_path):
+    """The judge's crops are cut from this image: smaller, and every top is judged from fewer pixels."""
+    side = json.loads((MODEL / "metadata.json").read_text())["decision"]["decode_side"]
+    path = tmp_path / "phone.jpg"
+    Image.open(EXAMPLES / "rendered_closed_1.jpg").convert("RGB").resize((1080, 1920)).save(path, quality=90)
+    photo = classifier.preprocess(str(path))
+    assert photo.size == (1080, 1920)
+    assert side <= max(photo.image.size) < 2 * side  # 1/2 covers 900: 540x960, not 270x480 or the whole
+
+
 def test_the_finders_score_is_the_one_in_the_models_metadata(classifier, tmp_path):
     """A copied model directory with another min_score answers with it (and is cached apart)."""
     bundled = classifier.classify(EXAMPLES / "rendered_closed_2.jpg")
