@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bottlecheck.evaluation.metrics import (
     choose_threshold,
@@ -86,3 +87,13 @@ def test_an_adapted_models_figures_say_how_far_to_trust_them():
     )
     assert narrow["accuracy_95_interval"][0] > wide["accuracy_95_interval"][0]  # more photos, a narrower interval
     assert wide["same_scenes_as_training"] and "line-photos" in wide["note"] and "other scenes" in wide["note"]
+
+
+def test_ece_bins_are_a_twentieth_wide_from_0_5_at_the_default_threshold():
+    """Confidences 0.52 (right) and 0.58 (wrong) fall in two bins: |1 - 0.52| / 2 + |0 - 0.58| / 2 = 0.53.
+
+    In one bin of 0.5-0.6 (ten bins over 0..1) they would average out to |0.5 - 0.55| = 0.05.
+    """
+    labels = np.array([1, 1])
+    p_open = np.array([0.52, 0.42])  # the second says closed at 0.58 and is wrong
+    assert expected_calibration_error(labels, p_open) == pytest.approx(0.53)

@@ -49,6 +49,7 @@ def test_contract_single_file(client, classifier):
         expected = classifier.classify(content)
         assert body["Bottle_Status"] == expected.status
         assert body["Confidence"] == pytest.approx(expected.confidence, abs=1e-4)
+        assert body["Confidence"] == round(expected.confidence, 4)  # rounded as the writers round
         assert 0.5 <= body["Confidence"] <= 1
         assert response.headers["X-Request-ID"]
 
@@ -176,6 +177,17 @@ def test_cache_skips_inference_for_a_repeated_image(make_client, classifier):
     assert first == second and calls == [1]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "bottlecheck_cache_hits_total 1.0" in metrics
+
+
+def test_the_cache_forgets_the_answer_used_longest_ago_not_the_newest():
+    from bottlecheck.server.cache import LRUCache
+
+    cache = LRUCache(max_items=2)
+    cache.set("a", 1)
+    cache.set("b", 2)
+    assert cache.get("a") == 1  # a is now the most recently used
+    cache.set("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
 
 
 def test_with_the_cache_off_every_request_runs_the_model_and_nothing_is_hashed(make_client, monkeypatch):
