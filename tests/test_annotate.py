@@ -65,3 +65,23 @@ def test_labels_of_tops_side_by_side_do_not_cover_each_other(tmp_path):
     tops = tuple(BottleTop(box, "closed", 0.9, 0.1, 0.99, 0.8) for box in boxes)
     prediction = Prediction(str(path), "closed", 0.9, 0.1, bottles=6, open_tops=0, closed_tops=6, tops=tops)
     assert annotated(str(path), prediction).size[0] == 300
+
+
+def test_a_large_photo_is_drawn_shrunk_with_each_box_where_its_top_is_in_its_status_colour(tmp_path):
+    """A 3200 x 2000 photo is shown at 1600 x 1000: boxes in the photo's pixels are halved; red open, green closed."""
+    from bottlecheck.writers.annotate import COLOURS
+
+    path = tmp_path / "large.png"
+    Image.new("RGB", (3200, 2000), (127, 127, 127)).save(path)
+    tops = (
+        BottleTop((400.0, 800.0, 800.0, 1200.0), "open", 0.9, 0.9, 0.99, 0.8),
+        BottleTop((2000.0, 800.0, 2400.0, 1200.0), "closed", 0.8, 0.2, 0.99, 0.8),
+    )
+    prediction = Prediction(str(path), "open", 0.9, 0.9, bottles=2, open_tops=1, closed_tops=1, tops=tops)
+    image = np.asarray(annotated(str(path), prediction))
+    band = image.shape[0] - 1000
+    assert image.shape[1] == 1600 and band > 0
+    assert tuple(image[band // 2, 2]) == COLOURS["open"]  # the answer's band takes the photo's status colour
+    # The left edge of each box, halfway down it, at half the photo's coordinates; the photo's grey beside it.
+    assert tuple(image[band + 500, 201]) == COLOURS["open"] and tuple(image[band + 500, 1001]) == COLOURS["closed"]
+    assert tuple(image[band + 500, 220]) == (127, 127, 127) and tuple(image[band + 500, 399]) == COLOURS["open"]

@@ -54,6 +54,24 @@ def test_contract_single_file(client, classifier):
         assert response.headers["X-Request-ID"]
 
 
+@pytest.mark.parametrize(
+    ("example", "counts"),
+    [
+        ("rendered_open_2.jpg", {"bottles": 2, "open": 1, "closed": 1}),
+        ("rendered_closed_2.jpg", {"bottles": 6, "open": 0, "closed": 6}),
+    ],
+)
+def test_the_counts_and_bottles_say_how_many_tops_are_open_and_closed(client, classifier, example, counts):
+    """The API's per-top answer: a table with one open and one closed bottle, and a row of six capped ones."""
+    content = (Path(__file__).resolve().parent.parent / "examples" / example).read_bytes()
+    body = post(client, (example, content)).get_json()
+    expected = classifier.classify(content)
+    assert body["counts"] == counts
+    statuses = [b["status"] for b in body["bottles"]]
+    assert (statuses.count("open"), statuses.count("closed")) == (counts["open"], counts["closed"])
+    assert [b["box"] for b in body["bottles"]] == [list(top.box) for top in expected.tops or ()]
+
+
 def test_no_file_and_unreadable_file(client):
     response = client.post("/classify")
     body = response.get_json()
