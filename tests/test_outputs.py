@@ -232,3 +232,12 @@ def test_events_and_the_writers_round_by_the_one_rule():
     nested = {"confidence": 0.123456, "tops": [{"box": (1.23456, 2.0), "p_open": 0.55557}], "bottles": 3}
     assert rounded(nested) == {"confidence": 0.1235, "tops": [{"box": [1.2346, 2.0], "p_open": 0.5556}], "bottles": 3}
     assert _fields(nested, ("confidence", "tops", "bottles")) == rounded(nested)
+
+
+def test_a_photo_named_null_or_none_keeps_its_name_when_its_row_is_read_back():
+    """Empty-value words are None in every other column; a path is a file name, whatever it spells."""
+    from bottlecheck.prediction import Prediction
+
+    for name in ("null", "None"):
+        row = Prediction.from_row({"path": name, "status": "open", "confidence": "0.8", "p_open": "null"})
+        assert row.path == name and row.p_open is None and row.confidence == 0.8

@@ -184,6 +184,30 @@ def test_csv_rows_are_read_by_their_header_and_relative_paths_beside_the_results
 
 
 # ------------------------------------------------------------------ export
+def test_export_holds_back_each_labels_share_rounded_so_a_small_label_is_checked_too(tmp_path):
+    """7 open and 3 closed at a quarter: 2 open (1.75) and 1 closed (0.75) held back, not 1 and none."""
+    rows = [
+        {"path": _photo(tmp_path / "in" / f"p{k}.jpg"), "status": "open", "confidence": 0.7, "tops": []}
+        for k in range(10)
+    ]
+    labels = {row["path"]: {"label": "open" if k < 7 else "closed"} for k, row in enumerate(rows)}
+    done = export(order(items_from_rows(rows, tmp_path / "results.jsonl")), labels, tmp_path / "data", heldout=0.25)
+    assert sorted(h["label"] for h in done.heldout) == ["closed", "open", "open"]
+    assert done.written == {"open": 5, "closed": 2, "none": 0}
+
+
+def test_a_removed_box_is_the_models_box_within_a_pixel_of_rounding():
+    """The page sends boxes as the file rounds them: 10.4 is the same box as 10, 41.5 is not 40."""
+    from bottlecheck.review.export import final_tops
+    from bottlecheck.review.queue import Item
+
+    tops = [{"box": [10.4, 5.0, 20.0, 15.0]}, {"box": [41.5, 5.0, 50.0, 15.0]}]
+    item = Item(path="a.jpg", file="a.jpg", status="closed", confidence=0.6, tops=tops)
+    entry = {"removed": [[10, 5, 20, 15], [40, 5, 50, 15]], "added": [[0, 0, 8, 8]]}
+    assert final_tops(item, entry) == [[41.5, 5.0, 50.0, 15.0], [0.0, 0.0, 8.0, 8.0]]
+    assert final_tops(item, {"removed": [], "added": []}) is None  # uncorrected
+
+
 def test_export_writes_the_folders_train_reads_the_corrected_tops_and_a_held_back_part(tmp_path):
     rows = []
     for k in range(10):
