@@ -34,7 +34,7 @@ import numpy as np
 
 from bottlecheck.artifact import METADATA_FILE, write_metadata
 from bottlecheck.evaluation import metrics
-from bottlecheck.evaluation.metrics import expected_calibration_error, logit, tempered
+from bottlecheck.evaluation.metrics import expected_calibration_error, log_loss, logit, tempered
 
 from .kinds_table import key, read_answers
 from .real_photos import GROUPS, OLDER_GROUPS, Photo, labelled_photos
@@ -52,11 +52,6 @@ def answered(photos: list[Photo], answers: dict[str, dict]) -> tuple[np.ndarray,
         np.array([r[1] for r in rows], dtype=np.float64),
         np.array([r[2] for r in rows]),
     )
-
-
-def log_loss(is_open: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(is_open * np.log(p) + (1 - is_open) * np.log(1 - p)))
 
 
 def fit_temperature(is_open: np.ndarray, p_open: np.ndarray) -> float:

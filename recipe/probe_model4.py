@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck import Classifier
+from bottlecheck.evaluation.metrics import log_loss
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import (
     JUDGE_LABELS,
@@ -235,10 +236,9 @@ def main(argv: list[str] | None = None) -> None:
         grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
         losses = []
         for t in grid:
-            answered = [(truth[k], a["p_open"]) for k, a in with_cap(folds, p_top, t, GROUPS).items()]
-            y = np.array([t_ == "open" for t_, p in answered if p is not None], dtype=float)
-            p = np.clip(np.array([p for _, p in answered if p is not None]), 1e-6, 1 - 1e-6)
-            losses.append(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))))
+            answered = [(truth[k] == "open", a["p_open"]) for k, a in with_cap(folds, p_top, t, GROUPS).items()]
+            answered = [(is_open, p) for is_open, p in answered if p is not None]
+            losses.append(log_loss([is_open for is_open, _ in answered], [p for _, p in answered]))
         return float(grid[int(np.argmin(losses))])
 
     def left_out_caps(trained_on, pairs: tuple | None = None) -> dict[str, LinearCap]:

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from bottlecheck import Classifier, __version__
-from bottlecheck.evaluation.metrics import expected_calibration_error
+from bottlecheck.evaluation.metrics import expected_calibration_error, log_loss
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import (
     CAP_LAYER,
@@ -174,8 +174,7 @@ def photo_temperature(
                 if label in ("open", "closed") and answer["status"] != "unknown":
                     truth.append(label == "open")
                     p_open.append(answer["p_open"])
-        y, p = np.array(truth, dtype=float), np.clip(np.array(p_open), 1e-6, 1 - 1e-6)
-        losses.append(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))))
+        losses.append(log_loss(truth, p_open))
     return float(grid[int(np.argmin(losses))])
 
 

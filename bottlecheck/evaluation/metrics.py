@@ -95,6 +95,13 @@ def tempered(p: Any, temperature: float) -> Any:
     return 1.0 / (1.0 + np.exp(-logit(p) / temperature))
 
 
+def log_loss(is_open: Any, p_open: Any) -> float:
+    """The mean negative log-likelihood of 0/1 answers ``is_open`` under ``p_open`` (clipped 1e-6 off 0 and 1)."""
+    y = np.asarray(is_open, dtype=float)
+    p = np.clip(np.asarray(p_open, dtype=float), 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
 def logit(p: Any) -> np.ndarray:
     """``log(p / (1 - p))``, ``p`` clipped as :func:`tempered` clips it."""
     clipped = np.clip(np.asarray(p, dtype=float), 1e-7, 1.0 - 1e-7)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottlecheck.evaluation.metrics import balanced_accuracy
+from bottlecheck.evaluation.metrics import balanced_accuracy, log_loss
 from bottlecheck.training.judge import LinearCap, fit_linear_cap
 
 #: The pulls towards the base's cap to choose among, least moved first: ``inf`` keeps the base's cap,
@@ -123,8 +123,7 @@ def choose_pull(
             cap = fit_with_pull(features[train], is_open[train], weights[train], prior, pull)
             p_open = np.clip(1 / (1 + np.exp(-cap.logits(features[held]))), 1e-6, 1 - 1e-6)
             accuracy.append(balanced_accuracy(is_open[held], p_open))  # a held fold holds both classes
-            y = is_open[held]
-            loss.append(float(-np.mean(y * np.log(p_open) + (1 - y) * np.log(1 - p_open))))
+            loss.append(log_loss(is_open[held], p_open))
         scores[pull] = {"balanced_accuracy": float(np.mean(accuracy)), "log_loss": float(np.mean(loss))}
     best = max(scores.values(), key=lambda s: s["balanced_accuracy"])["balanced_accuracy"]
     chosen = next(pull for pull in pulls if scores[pull]["balanced_accuracy"] >= best - 1e-9)
