@@ -87,6 +87,9 @@ python -m recipe.fit_photo_calibration "$work/real-untempered.jsonl" --write "$w
     --json "$work/calibration.json" | tee "$work/calibration.md"
 bottlecheck classify "$real_sources" "$real" --model "$work/model" -f jsonl -o "$work/real.jsonl" -q
 python -m recipe.kinds_table "$work/real.jsonl" --json "$work/kinds.json" | tee "$work/kinds.md"
+#    Where those answers come from: on a marked top, on a marked not-top, or on no mark (the card's
+#    "Known limits").
+python -m recipe.boxes_table "$work/real.jsonl" --json "$work/boxes.json" | tee "$work/boxes.md"
 
 # 7. Both tables into the model's metadata (bottlecheck info and the model card show them).
 python -m recipe.record_tables "$work/model" --left-out "$work/m4.json" --as-shipped "$work/kinds.json"
