@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from .crops import ANNOTATIONS, RECIPE, group_of
-from .kinds_table import read_answers
+from .kinds_table import left_out_folds, read_answers
 from .real_photos import GROUPS
 
 #: Labels of a mark that is a top (unsure: a top whose status the marking could not give).
@@ -114,11 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     answers = read_answers(args.answers)
     marks = marks_by_photo()
-    for item in args.left_out:
-        group, _, file = item.partition("=")
-        if group not in GROUPS:
-            parser.error(f"unknown group {group!r}; groups: {', '.join(GROUPS)}")
-        fold = read_answers(Path(file))
+    for group, fold in left_out_folds(parser, args.left_out).items():
         for path, (photo_group, _marks) in marks.items():
             if photo_group == group:
                 answers.pop(path, None)

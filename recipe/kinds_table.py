@@ -110,6 +110,17 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def left_out_folds(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, dict[str, dict]]:
+    """``--left-out GROUP=FILE`` options as each group's answers from its fold (an unknown group is a usage error)."""
+    folds = {}
+    for item in items:
+        group, _, file = item.partition("=")
+        if group not in GROUPS:
+            parser.error(f"unknown group {group!r}; groups: {', '.join(GROUPS)}")
+        folds[group] = read_answers(Path(file))
+    return folds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("answers", type=Path, help="bottlecheck classify -f jsonl output covering every photo")
@@ -118,11 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     photos = labelled_photos()
     answers = read_answers(args.answers)
-    for item in args.left_out:
-        group, _, file = item.partition("=")
-        if group not in GROUPS:
-            parser.error(f"unknown group {group!r}; groups: {', '.join(GROUPS)}")
-        fold = read_answers(Path(file))
+    for group, fold in left_out_folds(parser, args.left_out).items():
         for p in photos:
             if p.group == group:
                 answers[key(p)] = fold[key(p)]
