@@ -67,7 +67,11 @@ def deciding_boxes(answer: dict) -> list[list[float]]:
 def where_answers_come_from(
     answers: dict[str, dict], marks: dict[str, tuple[str, list]], truth: dict[str, str]
 ) -> dict:
-    """Per group: answered photos, answered from no marked top (and right anyway), from a not-top."""
+    """Per group: answered photos, answered from no marked top (and right anyway), from a not-top.
+
+    ``cases`` lists the answers that rest on no marked top, each with its deciding boxes, to look at.
+    """
+    cases = []
     table = {
         g: {"answered": 0, "from_no_marked_top": 0, "right_from_no_marked_top": 0, "from_a_not_top": 0} for g in GROUPS
     }
@@ -85,9 +89,12 @@ def where_answers_come_from(
         if not any(on_mark(b, m) for b in boxes for m in tops):
             row["from_no_marked_top"] += 1
             row["right_from_no_marked_top"] += answer["status"] == truth.get(path)
+            cases.append(
+                {"path": path, "group": group, "status": answer["status"], "truth": truth.get(path), "boxes": boxes}
+            )
         row["from_a_not_top"] += any(on_mark(b, m) for b in boxes for m in not_tops)
     total = {k: sum(row[k] for row in table.values()) for k in next(iter(table.values()))}
-    return {"groups": table, "all": total}
+    return {"groups": table, "all": total, "cases": cases}
 
 
 def markdown(result: dict) -> str:
@@ -104,13 +111,60 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def draw_sheets(cases: list[dict], marks: dict[str, tuple[str, list]], out: Path, per_sheet: int = 36) -> list[Path]:
+    """Contact sheets of the answers that rest on no marked top: each photo shrunk, its deciding box in
+    red and its marked tops in green, beside the deciding box cut at 2.5 times its side."""
+    from PIL import Image, ImageDraw
+
+    from bottlecheck.imaging import decode_image
+    from bottlecheck.tops import cut_square
+
+    out.mkdir(parents=True, exist_ok=True)
+    tiles = []
+    for case in cases:
+        image = decode_image(case["path"])
+        box = case["boxes"][0]
+        whole = image.copy()
+        whole.thumbnail((128, 128))
+        scale = whole.width / image.width
+        draw = ImageDraw.Draw(whole)
+        for m in marks[case["path"]][1]:
+            if m["label"] in TOP_LABELS:
+                half = m["side"] / 2 * scale
+                draw.rectangle(
+                    (m["x"] * scale - half, m["y"] * scale - half, m["x"] * scale + half, m["y"] * scale + half),
+                    outline=(0, 255, 0),
+                )
+        draw.rectangle(tuple(v * scale for v in box), outline=(255, 0, 0), width=2)
+        side = max(box[2] - box[0], 4.0)
+        crop = cut_square(image, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side * 2.5, 128)
+        tile = Image.new("RGB", (256, 142), (255, 255, 255))
+        tile.paste(whole, (0, 0))
+        tile.paste(crop, (128, 0))
+        ImageDraw.Draw(tile).text(
+            (2, 129), f"{case['group'][:14]} {case['status']} (truth {case['truth']})", fill=(0, 0, 0)
+        )
+        tiles.append(tile)
+    sheets = []
+    for start in range(0, len(tiles), per_sheet):
+        chunk = tiles[start : start + per_sheet]
+        columns = 6
+        sheet = Image.new("RGB", (256 * columns, 142 * -(-len(chunk) // columns)), (255, 255, 255))
+        for i, tile in enumerate(chunk):
+            sheet.paste(tile, ((i % columns) * 256, (i // columns) * 142))
+        sheets.append(out / f"no-marked-top-{start // per_sheet:02d}.png")
+        sheet.save(sheets[-1])
+    return sheets
+
+
 def main(argv: list[str] | None = None) -> None:
     from .real_photos import labelled_photos
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("answers", type=Path, help="bottlecheck classify -f jsonl output")
     parser.add_argument("--left-out", action="append", default=[], metavar="GROUP=FILE")
-    parser.add_argument("--json", type=Path, help="write the table here too")
+    parser.add_argument("--json", type=Path, help="write the table here too (with the answers on no marked top)")
+    parser.add_argument("--sheets", type=Path, help="draw the answers on no marked top on contact sheets here")
     args = parser.parse_args(argv)
     answers = read_answers(args.answers)
     marks = marks_by_photo()
@@ -127,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
+    if args.sheets:
+        for sheet in draw_sheets(result["cases"], marks, args.sheets):
+            print(f"wrote {sheet}")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,25 @@ def test_unknown_answers_and_photos_marked_only_with_not_tops_are_left_out_of_th
     answers = {c: {"status": "unknown", "tops": []}, d: {"status": "open", "tops": [top([0, 0, 10, 10], "open", 0.9)]}}
 
     assert boxes_table.where_answers_come_from(answers, marks, {})["all"]["answered"] == 0
+
+
+def test_the_contact_sheet_shows_each_case_with_its_deciding_box_in_red_and_its_marked_tops_in_green(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "data" / "beer-office" / "closed" / "e.jpg"
+    photo.parent.mkdir(parents=True)
+    Image.new("RGB", (256, 128), (40, 40, 40)).save(photo, quality=95)
+    marks = marks_file(tmp_path, {"beer-office/closed/e.jpg": [{"x": 40, "y": 40, "side": 40, "label": "closed"}]})
+    path = next(iter(marks))
+    answers = {path: {"status": "open", "tops": [top([160, 40, 200, 80], "open", 0.6)]}}
+    result = boxes_table.where_answers_come_from(answers, marks, {path: "closed"})
+
+    sheets = boxes_table.draw_sheets(result["cases"], marks, tmp_path / "sheets")
+
+    assert [case["boxes"] for case in result["cases"]] == [[[160, 40, 200, 80]]]
+    sheet = Image.open(sheets[0]).convert("RGB")
+    assert len(sheets) == 1 and sheet.size == (6 * 256, 142)
+    # the photo is shrunk to 128 px wide: the deciding box's left edge at x 80, the mark's at x 10
+    assert sheet.getpixel((80, 30)) == (255, 0, 0)
+    assert sheet.getpixel((10, 15)) == (0, 255, 0)
+    assert sheet.getpixel((128 + 64, 64))[0] < 80  # the crop: the photo's grey, no box drawn on it
