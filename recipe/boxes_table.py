@@ -1,7 +1,7 @@
 """Where a model's answers come from: on a marked bottle top, or on something that is not one.
 
     bottlecheck classify ../shared/data/real-sources ../shared/data/real -f jsonl -o A.jsonl
-    python -m recipe.boxes_table A.jsonl [--left-out GROUP=FOLD.jsonl ...] [--json OUT.json]
+    python -m recipe.boxes_table A.jsonl [--left-out GROUP=FOLD.jsonl ...] [--json OUT.json] [--sheets DIR]
 
 A right answer from a box on a bowl is luck, and the balanced accuracy of ``recipe.kinds_table``
 cannot tell it from skill. This table reads each answered photo's boxes (``classify``'s JSONL)
