@@ -13,7 +13,11 @@ against the tops marked in ``recipe/annotations`` and counts, per repository gro
 - **from a not-top**: a deciding box lies on a mark that a person called not a top (a bowl, a
   label, a glass). The marks the recipe made by rule alone (``gate turned down``) were never
   checked by eye, so they are not used here;
-- **right from no marked top**: of the first, how many were right anyway.
+- **right from no marked top**: of the first, how many were right anyway;
+- **wrong on a marked top**: answers resting on a marked top that are wrong, the cap's misreadings
+  (or, in an open answer, another marked top misread open). Beside the wrong answers from no
+  marked top (the first count less the second), it splits the mistakes into false tops and
+  misread ones.
 
 A box is on a mark when its centre lies within half the mark's side of the mark's centre (or
 within one finder cell, 8 px, for a small mark). The marks were drawn from model 2.2.0's and
@@ -73,7 +77,14 @@ def where_answers_come_from(
     """
     cases = []
     table = {
-        g: {"answered": 0, "from_no_marked_top": 0, "right_from_no_marked_top": 0, "from_a_not_top": 0} for g in GROUPS
+        g: {
+            "answered": 0,
+            "from_no_marked_top": 0,
+            "right_from_no_marked_top": 0,
+            "from_a_not_top": 0,
+            "wrong_on_a_marked_top": 0,
+        }
+        for g in GROUPS
     }
     for path, (group, photo_marks) in marks.items():
         answer = answers.get(path)
@@ -86,7 +97,9 @@ def where_answers_come_from(
         not_tops = [m for m in photo_marks if m["label"] == "none" and m.get("how") != UNCHECKED]
         row = table[group]
         row["answered"] += 1
-        if not any(on_mark(b, m) for b in boxes for m in tops):
+        if any(on_mark(b, m) for b in boxes for m in tops):
+            row["wrong_on_a_marked_top"] += answer["status"] != truth.get(path)
+        else:
             row["from_no_marked_top"] += 1
             row["right_from_no_marked_top"] += answer["status"] == truth.get(path)
             cases.append(
@@ -99,14 +112,14 @@ def where_answers_come_from(
 
 def markdown(result: dict) -> str:
     lines = [
-        "| group | answered | from no marked top | right anyway | from a not-top |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| group | answered | from no marked top | right anyway | from a not-top | wrong on a marked top |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in [*result["groups"].items(), ("**all**", result["all"])]:
         if row["answered"]:
             lines.append(
                 f"| {name} | {row['answered']} | {row['from_no_marked_top']} | {row['right_from_no_marked_top']} "
-                f"| {row['from_a_not_top']} |"
+                f"| {row['from_a_not_top']} | {row['wrong_on_a_marked_top']} |"
             )
     return "\n".join(lines)
 

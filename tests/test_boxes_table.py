@@ -40,11 +40,16 @@ def test_an_open_answer_rests_on_its_most_open_top_and_counts_against_a_not_top_
         "from_no_marked_top": 1,
         "right_from_no_marked_top": 0,
         "from_a_not_top": 1,
+        "wrong_on_a_marked_top": 0,
     }
-    # The same answer with the cap the more open: it rests on the marked top.
+    # The same answer with the cap the more open: it rests on the marked top, and misreads it.
     answers[path]["tops"][0]["p_open"] = 0.9
-    result = boxes_table.where_answers_come_from(answers, marks, {path: "open"})
+    result = boxes_table.where_answers_come_from(answers, marks, {path: "closed"})
     assert result["all"]["from_no_marked_top"] == 0 and result["all"]["from_a_not_top"] == 0
+    assert result["all"]["wrong_on_a_marked_top"] == 1
+    # Had the photo been open, the same answer is right: no misreading.
+    result = boxes_table.where_answers_come_from(answers, marks, {path: "open"})
+    assert result["all"]["wrong_on_a_marked_top"] == 0
 
 
 def test_a_closed_answer_rests_on_all_its_tops_and_a_rule_made_none_is_not_a_known_not_top(tmp_path):
@@ -74,6 +79,7 @@ def test_a_closed_answer_rests_on_all_its_tops_and_a_rule_made_none_is_not_a_kno
         "from_no_marked_top": 1,
         "right_from_no_marked_top": 1,
         "from_a_not_top": 0,  # nobody looked at the rule-made mark
+        "wrong_on_a_marked_top": 0,
     }
 
 
