@@ -35,6 +35,7 @@ from pathlib import Path
 from .crops import ANNOTATIONS, RECIPE, group_of
 from .kinds_table import left_out_folds, read_answers
 from .real_photos import GROUPS
+from .sheets import save_sheets
 
 #: Labels of a mark that is a top (unsure: a top whose status the marking could not give).
 TOP_LABELS = ("open", "closed", "unsure")
@@ -47,7 +48,7 @@ def marks_by_photo(annotations=ANNOTATIONS, directory: Path = RECIPE / "annotati
     marks = {}
     for name, folder in annotations:
         document = json.loads((directory / name).read_text())
-        for rel, tops in document["images"].items():
+        for rel, tops in sorted(document["images"].items()):
             tops = tops if isinstance(tops, list) else tops["tops"]
             marks[str((folder / rel).resolve())] = (group_of(name, rel), tops)
     return marks
@@ -158,16 +159,7 @@ def draw_sheets(cases: list[dict], marks: dict[str, tuple[str, list]], out: Path
             (2, 129), f"{case['group'][:14]} {case['status']} (truth {case['truth']})", fill=(0, 0, 0)
         )
         tiles.append(tile)
-    sheets = []
-    for start in range(0, len(tiles), per_sheet):
-        chunk = tiles[start : start + per_sheet]
-        columns = 6
-        sheet = Image.new("RGB", (256 * columns, 142 * -(-len(chunk) // columns)), (255, 255, 255))
-        for i, tile in enumerate(chunk):
-            sheet.paste(tile, ((i % columns) * 256, (i // columns) * 142))
-        sheets.append(out / f"no-marked-top-{start // per_sheet:02d}.png")
-        sheet.save(sheets[-1])
-    return sheets
+    return save_sheets(tiles, out, "no-marked-top-", columns=6, rows=per_sheet // 6, trim=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,12 +31,13 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import ImageDraw
 
 from bottlecheck import Classifier
 from bottlecheck.tops import cut_square
 
 from .real_photos import DATA, FOLDER_GROUPS, labelled_photos
+from .sheets import save_sheets
 
 OLDER = ("beer-office", "beer-checkins", "street-restaurants")
 TILE, COLUMNS, ROWS = 112, 8, 6
@@ -168,17 +169,11 @@ def draw_sheets(images: dict[str, list[dict]], out: Path) -> None:
     for number, (name, m) in enumerate(marked):
         image = decode_image(str(DATA / "real-sources" / name))
         tile = cut_square(image, m["x"], m["y"], max(m["side"] * 2.5, 8), TILE)
-        tiles.append((tile, f"{number} {m['label'][0]}"))
-    per = COLUMNS * ROWS
-    for start in range(0, len(tiles), per):
-        sheet = Image.new("RGB", (COLUMNS * TILE, ROWS * TILE), (255, 255, 255))
-        draw = ImageDraw.Draw(sheet)
-        for i, (tile, text) in enumerate(tiles[start : start + per]):
-            x, y = (i % COLUMNS) * TILE, (i // COLUMNS) * TILE
-            sheet.paste(tile, (x, y))
-            draw.rectangle((x, y, x + 40, y + 12), fill=(0, 0, 0))
-            draw.text((x + 2, y + 1), text, fill=(255, 255, 0))
-        sheet.save(out / f"sheet{start // per:02d}.png")
+        draw = ImageDraw.Draw(tile)
+        draw.rectangle((0, 0, 40, 12), fill=(0, 0, 0))
+        draw.text((2, 1), f"{number} {m['label'][0]}", fill=(255, 255, 0))
+        tiles.append(tile)
+    save_sheets(tiles, out, "sheet", COLUMNS, ROWS)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from PIL import Image, ImageDraw
 from bottlecheck import Classifier
 from bottlecheck.tops import cut_square
 
+from .sheets import save_sheets
+
 TILE, COLUMNS, ROWS = 112, 8, 6
 
 
@@ -56,15 +58,13 @@ def main() -> None:
                     tiles.append((crop, f"{len(tiles)} {row['label'][0]} {score:.2f}"))
                 candidates[f"{folder.name}/{row['file']}"] = {"label": row["label"], "candidates": found}
     (args.out / "candidates.json").write_text(json.dumps(candidates, indent=1) + "\n")
-    per_sheet = COLUMNS * ROWS
-    for start in range(0, len(tiles), per_sheet):
-        sheet = Image.new("RGB", (TILE * COLUMNS, (TILE + 12) * ROWS))
-        draw = ImageDraw.Draw(sheet)
-        for k, (crop, caption) in enumerate(tiles[start : start + per_sheet]):
-            left, top = (k % COLUMNS) * TILE, (k // COLUMNS) * (TILE + 12)
-            sheet.paste(crop, (left, top))
-            draw.text((left + 2, top + TILE), caption, fill=(255, 255, 0))
-        sheet.save(args.out / f"sheet{start // per_sheet:02d}.png")
+    captioned = []
+    for crop, caption in tiles:
+        tile = Image.new("RGB", (TILE, TILE + 12))
+        tile.paste(crop, (0, 0))
+        ImageDraw.Draw(tile).text((2, TILE), caption, fill=(255, 255, 0))
+        captioned.append(tile)
+    save_sheets(captioned, args.out, "sheet", COLUMNS, ROWS, background=(0, 0, 0))
     print(f"{len(tiles)} candidates in {len(candidates)} photos; sheets in {args.out}")
 
 

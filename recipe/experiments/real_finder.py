@@ -42,11 +42,10 @@ import numpy as np
 
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.tops import decode_tops
-from bottlecheck.training.finder import STRIDE, augmented_view, encode_targets, feature_extractor
+from bottlecheck.training.finder import STRIDE, augmented_view, encode_targets, evaluate_finder, feature_extractor
 
 from .. import boxes_table, kinds_table
-from ..crops import ANNOTATIONS, RECIPE, group_of
+from ..crops import RECIPE
 from ..real_photos import DATA, GROUPS, labelled_photos
 
 MODEL = Path(__file__).resolve().parents[2] / "model"
@@ -58,23 +57,22 @@ DROPPED_SIDE = 80.0
 def scenes(checked_only: bool) -> list[dict]:
     """Every marked photo (and ``real/other``'s photos with no top): tops, ignored marks, not-tops."""
     review = json.loads((RECIPE / "annotations" / "real-sources-more-review.json").read_text())["review"]
+    sources = (DATA / "real-sources").resolve()
     out = []
-    for name, folder in ANNOTATIONS:
-        document = json.loads((RECIPE / "annotations" / name).read_text())
-        for rel, marks in sorted(document["images"].items()):
-            marks = marks if isinstance(marks, list) else marks["tops"]
-            tops, nones = [], []
-            for m in marks:
-                if m["label"] in ("open", "closed"):
-                    tops.append((m["x"], m["y"], m["side"], m["label"], True))
-                elif m["label"] != "none":
-                    tops.append((m["x"], m["y"], m["side"], m["label"], False))
-                elif not (checked_only and m.get("how") == boxes_table.UNCHECKED):
-                    nones.append((m["x"], m["y"], m["side"]))
-            for x, y, verdict in review.get(rel, []) if name == "real-sources-more-tops.json" else []:
-                if verdict == "left out":
-                    tops.append((x, y, DROPPED_SIDE, "left out", False))
-            out.append({"path": str(folder / rel), "group": group_of(name, rel), "tops": tops, "nones": nones})
+    for path, (group, marks) in boxes_table.marks_by_photo().items():
+        tops, nones = [], []
+        for m in marks:
+            if m["label"] in ("open", "closed"):
+                tops.append((m["x"], m["y"], m["side"], m["label"], True))
+            elif m["label"] != "none":
+                tops.append((m["x"], m["y"], m["side"], m["label"], False))
+            elif not (checked_only and m.get("how") == boxes_table.UNCHECKED):
+                nones.append((m["x"], m["y"], m["side"]))
+        rel = str(Path(path).relative_to(sources)) if Path(path).is_relative_to(sources) else None
+        for x, y, verdict in review.get(rel, []):
+            if verdict == "left out":
+                tops.append((x, y, DROPPED_SIDE, "left out", False))
+        out.append({"path": path, "group": group, "tops": tops, "nones": nones})
     other = json.loads((RECIPE / "annotations" / "real-other-review.json").read_text())["photos"]
     for path in sorted((DATA / "real" / "other").iterdir()):
         if path.suffix.lower() in (".jpg", ".jpeg", ".png") and path.name not in other:
@@ -127,22 +125,9 @@ def features(items: list[dict], views: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def finder_alone(outputs: np.ndarray, scene_of: np.ndarray, items: list[dict], min_score: float) -> dict:
-    """Recall of the marked tops and candidates a photo on the plain letterbox views."""
-    truth = hits = found = 0
-    for out, number in zip(outputs, scene_of, strict=True):
-        tops = items[number]["view_tops"]
-        predicted = decode_tops(out[..., 0], out[..., 1], out[..., 2:4], STRIDE, min_score, max_tops=16)
-        found += len(predicted)
-        truth += len(tops)
-        matched: set[int] = set()
-        for p in predicted:
-            for k, (cx, cy, side, _usable) in enumerate(tops):
-                reach = max(side / 2, STRIDE)
-                if k not in matched and abs(p.x - cx) <= reach and abs(p.y - cy) <= reach:
-                    matched.add(k)
-                    break
-        hits += len(matched)
-    return {"recall": round(hits / max(truth, 1), 3), "candidates_a_photo": round(found / max(len(scene_of), 1), 2)}
+    """Recall of the marked tops and candidates a photo on the plain letterbox views (at most 16 a map)."""
+    figures = evaluate_finder(outputs, [items[n]["view_tops"] for n in scene_of], min_score, max_tops=16)
+    return {"recall": figures["recall"], "candidates_a_photo": round(figures["found"] / max(len(scene_of), 1), 2)}
 
 
 def teacher_loss(weight: float):
