@@ -393,3 +393,23 @@ def test_the_shipped_model_looks_again_only_at_candidates_the_gate_doubts():
     answer = classifier.analyse([photo])[0]
     assert answer["status"] == "unknown"
     assert answer["confidence"] == pytest.approx(1.0 - max(firsts), abs=1e-6)
+
+
+def test_the_rows_a_second_look_returns_are_each_a_judges_distribution(tmp_path):
+    """``look_again`` hands its rows to ``answer_with`` and to the recipe's tools, which read them as the judge's
+    (closed, open, none) probabilities: each row it rewrites must still sum to 1, its none be 1 - p(top) and its
+    open share p(open | top). Every example candidate is looked at again (band 0.5, floor 0), so every row is
+    rewritten; a row holding p_open unscaled by p(top) would sum to more than 1 wherever p(top) < 1."""
+    classifier = with_second_look(tmp_path, [1.6, 4.0], 0.5, top_floor=0.0)
+    rewritten = 0
+    for path in sorted(EXAMPLES.glob("*.jpg")):
+        photo = classifier.preprocess(str(path))
+        placed = classifier.find_tops(photo)
+        first = classifier.judge_crops([classifier.crop(photo, x, y, side) for x, y, side, _ in placed])
+        for before, row in zip(first, classifier.look_again([photo], [placed], first), strict=True):
+            closed, opened, none = (float(v) for v in row[:3])
+            assert closed >= 0 and opened >= 0 and none >= 0, path.name
+            assert closed + opened + none == pytest.approx(1.0, abs=1e-6), path.name
+            assert opened / (opened + closed) == pytest.approx(classifier.p_open_given_top(row), abs=1e-9)
+            rewritten += not np.allclose(before[:3], row[:3])
+    assert rewritten >= 3  # the looks moved rows below p(top) 1: a wrong row would show
