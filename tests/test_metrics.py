@@ -31,6 +31,19 @@ def test_report_confusion_and_per_class():
     assert report["per_class"]["closed"]["recall"] == round(2 / 3, 4)
 
 
+def test_report_precision_and_balanced_accuracy_when_the_mistakes_are_lopsided():
+    """Two closed called open, one open called closed: precision and recall, accuracy and balanced accuracy
+    all differ, so none can stand in for another (the example above is symmetric and could not tell)."""
+    labels = np.array([0, 0, 0, 1, 1])
+    report = classification_report(labels, np.array([0.1, 0.6, 0.7, 0.9, 0.4]), 0.5)
+    assert report["confusion_matrix"]["values"] == [[1, 2], [1, 1]]
+    assert report["per_class"]["open"] == {"precision": round(1 / 3, 4), "recall": 0.5, "f1": 0.4, "support": 2}
+    assert report["per_class"]["closed"]["precision"] == 0.5
+    assert report["per_class"]["closed"]["recall"] == round(1 / 3, 4)
+    assert report["accuracy"] == 0.4
+    assert report["balanced_accuracy"] == round((1 / 3 + 1 / 2) / 2, 4)
+
+
 def test_ece_zero_when_confidence_matches_accuracy():
     # 10 predictions at confidence 0.8, 8 of them right.
     labels = np.array([1] * 8 + [0] * 2)

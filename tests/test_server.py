@@ -70,6 +70,9 @@ def test_the_counts_and_bottles_say_how_many_tops_are_open_and_closed(client, cl
     statuses = [b["status"] for b in body["bottles"]]
     assert (statuses.count("open"), statuses.count("closed")) == (counts["open"], counts["closed"])
     assert [b["box"] for b in body["bottles"]] == [list(top.box) for top in expected.tops or ()]
+    assert [b["confidence"] for b in body["bottles"]] == [
+        pytest.approx(top.confidence, abs=1e-4) for top in expected.tops or ()
+    ]
 
 
 def test_no_file_and_unreadable_file(client):

@@ -58,7 +58,7 @@ def classification_report(labels: np.ndarray, p_open: np.ndarray, threshold: flo
     p_open = np.asarray(p_open, dtype=float)
     predicted = (p_open >= threshold).astype(int)
     matrix = [[int(((labels == t) & (predicted == p)).sum()) for p in (0, 1)] for t in (0, 1)]
-    per_class = {}
+    per_class, recalls = {}, []
     for index, name in enumerate(LABELS):
         tp = matrix[index][index]
         fp = matrix[1 - index][index]
@@ -66,6 +66,7 @@ def classification_report(labels: np.ndarray, p_open: np.ndarray, threshold: flo
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        recalls.append(recall)
         per_class[name] = {
             "precision": round(precision, 4),
             "recall": round(recall, 4),
@@ -77,7 +78,7 @@ def classification_report(labels: np.ndarray, p_open: np.ndarray, threshold: flo
         "count": int(len(labels)),
         "threshold": round(float(threshold), 4),
         "accuracy": round(float((predicted == labels).mean()) if len(labels) else 0.0, 4),
-        "balanced_accuracy": round(float(np.mean([per_class[n]["recall"] for n in LABELS])), 4),
+        "balanced_accuracy": round(float(np.mean(recalls)), 4),  # of the recalls, not of their roundings
         "per_class": per_class,
         "confusion_matrix": {
             "rows": "true " + "/".join(LABELS),
