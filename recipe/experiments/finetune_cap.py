@@ -21,6 +21,12 @@ plain views (2.5 times the top): balanced open vs closed, a one-class source its
 linear figure is the baseline on the same views; the fine-tuned one must beat it by more than
 the spread between draws of the views (up to 0.07 on the mean, ``probe_backbones.py``) to count.
 Crop-level, like the probe: a winner still has to hold on photos, with a gate.
+
+``--all-groups`` (session 21) trains on every group's marked real tops (``recipe/annotations``:
+eleven repository groups, 1,076 tops) and the renders instead of the five older sources, so a
+``--leave-out`` may be any group of ``recipe.real_photos.GROUPS``; each fold also reports the
+ROC AUC of its left-out tops, since the linear cap's trouble on the newer groups is ranking
+(model/HISTORY.md, session 20).
 """
 
 from __future__ import annotations
@@ -34,11 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bottlecheck.evaluation.metrics import roc_auc
 from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import Crop, cap_features_model, fit_linear_cap, judge_view
 
-from ..crops import cap_render_crops
+from ..crops import cap_render_crops, marked
 from ..train_cap_judge import each_source_and_class_alike, top_crops
 
 
@@ -84,6 +91,11 @@ def balanced(logits: np.ndarray, is_open: np.ndarray) -> float:
     return float(np.mean([(said[is_open == c] == c).mean() for c in (False, True) if (is_open == c).any()]))
 
 
+def auc(logits: np.ndarray, is_open: np.ndarray) -> float | None:
+    value = roc_auc(is_open, logits)
+    return None if value is None else round(value, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--caps", type=Path, required=True)
@@ -99,12 +111,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--l2", type=float, default=1e-2, help="the linear probe's, as the recipe's")
     parser.add_argument("--every", type=int, default=1, help="keep every Nth top only (a quick trial run)")
+    parser.add_argument("--all-groups", action="store_true", help="every group's marked tops, not the older five")
+    parser.add_argument("--save", type=Path, help="keep each fold's fine-tuned network here (SOURCE.weights.h5)")
     args = parser.parse_args()
     tf = import_tensorflow()
     import keras
 
     unseen = [c for c in cap_render_crops([args.caps_eval], group="caps-unseen") if c.label in ("open", "closed")]
-    crops = (top_crops([args.caps]) + unseen)[:: args.every]
+    if args.all_groups:
+        trained = marked(("open", "closed")) + [
+            c for c in cap_render_crops([args.caps]) if c.label in ("open", "closed")
+        ]
+    else:
+        trained = top_crops([args.caps])
+    crops = (trained + unseen)[:: args.every]
     group = np.array([c.group for c in crops])
     is_open = np.array([c.label == "open" for c in crops])
     started = time.time()
@@ -116,8 +136,14 @@ def main() -> None:
 
     _, frozen = cap_network(args.train_from)
     started = time.time()
-    frozen_plain = frozen.predict(plain.astype(np.float32), batch_size=64, verbose=0)
-    frozen_train = frozen.predict(recipe_views.astype(np.float32), batch_size=64, verbose=0)
+    frozen_file = args.cache / f"frozen-s{args.seed}-v{args.views}-n{len(crops)}-from{args.train_from}.npz"
+    if not frozen_file.exists():
+        np.savez(
+            frozen_file,
+            plain=frozen.predict(plain.astype(np.float32), batch_size=64, verbose=0),
+            train=frozen.predict(recipe_views.astype(np.float32), batch_size=64, verbose=0),
+        )
+    frozen_plain, frozen_train = np.load(frozen_file)["plain"], np.load(frozen_file)["train"]
     print(f"frozen features in {time.time() - started:.0f} s", flush=True)
 
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "folds": {}}
@@ -128,6 +154,7 @@ def main() -> None:
         probe = fit_linear_cap(frozen_train[keep], is_open[kept].astype(int), weights, args.l2)
         scored = group == source
         row = {"linear": round(balanced(probe.logits(frozen_plain[scored]), is_open[scored]), 3)}
+        row["linear AUC"] = auc(probe.logits(frozen_plain[scored]), is_open[scored])
 
         keras.utils.set_random_seed(args.seed)
         model, _ = cap_network(args.train_from)
@@ -157,6 +184,7 @@ def main() -> None:
             )
             logits = model.predict(plain.astype(np.float32), batch_size=64, verbose=0)[:, 0]
             row[f"fine-tuned, epoch {epoch + 1}"] = round(balanced(logits[scored], is_open[scored]), 3)
+            row[f"fine-tuned, epoch {epoch + 1}, AUC"] = auc(logits[scored], is_open[scored])
             others = {
                 g: round(balanced(logits[group == g], is_open[group == g]), 3)
                 for g in sorted(set(group))
@@ -165,6 +193,9 @@ def main() -> None:
             row[f"epoch {epoch + 1}, the others (trained on but caps-unseen)"] = others
             print(source, epoch + 1, f"{time.time() - started:.0f} s", json.dumps(row), flush=True)
         row["seconds"] = round(time.time() - started)
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            model.save_weights(args.save / f"{source}.weights.h5")
         report["folds"][source] = row
         args.report.write_text(json.dumps(report, indent=1) + "\n")
     del tf

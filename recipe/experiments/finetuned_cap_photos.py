@@ -1,0 +1,146 @@
+"""Does a cap whose backbone was fine-tuned on every other group answer the left-out group's photos better?
+
+    python -m recipe.experiments.finetune_cap --all-groups --save W/nets --leave-out G ... (one fold a group)
+    python -m recipe.experiments.finetuned_cap_photos --cache R/m4 --model M320 --nets W/nets
+
+``finetune_cap --all-groups`` scores each fold on its left-out group's marked tops, crop by crop.
+A photo's answer also depends on which candidates count and on the cap's second look, so this
+answers the photos themselves: every candidate of a left-out group's photos is cut at the three
+spans and read by that group's fine-tuned network, in the product's rule as ``recipe.probe_model4``
+replays it (3.2.0's gate with its look, the rescue gate left out as in 3.3.0's draw 1, the cap's
+second look, a photo temperature fitted on the left-out answers). Beside it, the same photos with
+3.2.0's cap (3.4.0's answers less its calibration). Only the groups with a saved network are
+scored; their kinds are the kinds of those groups' photos.
+
+The gate is read from the frozen backbone as shipped: a fine-tuned backbone for the cap alone is
+a second backbone in the judge, which this measures but does not build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bottlecheck import Classifier
+from bottlecheck.tfquiet import import_tensorflow
+from bottlecheck.training.judge import LinearCap
+
+from .. import kinds_table
+from ..probe_model4 import SPANS, Bench, cap_looked_again, gate_looked_again, rescued
+from ..real_photos import GROUPS, KINDS
+from ..train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
+from .finetune_cap import cap_network
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def fold_logits(base: Classifier, bench: Bench, group: str, weights: Path, cache: Path) -> np.ndarray:
+    """The fine-tuned cap's logit of each of ``group``'s candidates at each span (rows as the bench's), cached."""
+    file = cache / f"{weights.name}.logits.npy"
+    if file.exists() and file.stat().st_mtime > weights.stat().st_mtime:
+        return np.load(file)
+    model, _ = cap_network(0)
+    model.load_weights(weights)
+    out = []
+    for photo, count in zip(bench.photos, bench.counts, strict=True):
+        if photo.group != group or not count:
+            continue
+        prepared = base.preprocess(str(photo.path))
+        placed = base.find_tops(prepared)  # type: ignore[attr-defined]
+        assert len(placed) == count, f"{photo.path}: the finder's candidates differ from the bench's"
+        crops = [
+            np.stack([base.crop(prepared, x, y, s, span) for x, y, s, _ in placed])  # type: ignore[attr-defined]
+            for span in SPANS
+        ]
+        out.append(np.stack([model.predict(c.astype(np.float32), verbose=0)[:, 0] for c in crops], axis=1))
+    logits = np.concatenate(out)
+    np.save(file, logits)
+    return logits
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
+    parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (the finder, gate and cap 3.4.0 keeps)")
+    parser.add_argument("--nets", type=Path, required=True, help="finetune_cap --save's folder")
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args(argv)
+    tf = import_tensorflow()
+
+    base = Classifier.load(args.model, engine="litert")
+    bench = Bench(base, args.cache)
+    photos = bench.photos
+    truth = {kinds_table.key(p): p.truth for p in photos}
+    done = [g for g in GROUPS if (args.nets / f"{g}.weights.h5").exists()]
+    print("groups with a fine-tuned fold:", ", ".join(done), flush=True)
+
+    judge = tf.keras.models.load_model(args.model / "judge.keras", compile=False)
+    kernel, bias = judge.get_layer("cap").get_weights()
+    shipped = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
+    logits = {s: shipped.logits(bench.arrays[f"cap{s}"]) for s in SPANS}
+    tuned = {s: np.full(len(bench.group), np.nan) for s in SPANS}
+    for g in done:
+        rows = bench.group == g
+        by_span = fold_logits(base, bench, g, args.nets / f"{g}.weights.h5", args.nets)
+        for i, s in enumerate(SPANS):
+            tuned[s][rows] = by_span[:, i]
+
+    crops_of_gate = gate_crops()
+    gate_group = np.repeat([c.group for c in crops_of_gate], VIEWS)
+    gate_x, gate_top = gate_features(crops_of_gate, args.cache, 0)
+    real_gate = np.zeros(len(bench.group))
+    for g in GROUPS:
+        gate = fit_rescue_gate(crops_of_gate, gate_x, gate_top, gate_group != g)
+        rows = bench.group == g
+        real_gate[rows] = sigmoid(gate.logits(bench.arrays["head"][rows]))
+    p_top = rescued(gate_looked_again(bench.p_top_shipped), real_gate, 0.95)
+
+    def answers(cap_logits: dict, t: float) -> dict:
+        by_span = {s: sigmoid(cap_logits[s] / t) for s in SPANS}
+        return bench.answers(p_top, cap_looked_again(by_span, p_top), done)
+
+    def temperature_of(cap_logits: dict) -> float:
+        grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
+        losses = []
+        for t in grid:
+            given = [(truth[k] == "open", a["p_open"]) for k, a in answers(cap_logits, t).items()]
+            y = np.array([o for o, p in given if p is not None], float)
+            q = np.clip([p for _, p in given if p is not None], 1e-6, 1 - 1e-6)
+            losses.append(float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))))
+        return float(grid[int(np.argmin(losses))])
+
+    mine = [p for p in photos if p.group in done]
+    results = {}
+    for name, cap_logits in (("3.2.0's cap (shipped)", logits), ("fine-tuned cap, its group left out", tuned)):
+        t = temperature_of(cap_logits)
+        given = answers(cap_logits, t)
+        by_group = {g: kinds_table.score([p for p in mine if p.group == g], given) for g in done}
+        by_kind = {k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS}
+        results[name] = {
+            "temperature": round(t, 2),
+            "groups": by_group,
+            "kinds": {k: v for k, v in by_kind.items() if v["photos"]},
+            "mean_over_groups": round(float(np.mean([v["balanced_accuracy"] for v in by_group.values()])), 3),
+            "all_answered_ece": kinds_table.score([p for p in mine if p.truth != "none"], given).get("ece"),
+        }
+    names = list(results)
+    print(f"\n| left out, balanced | {' | '.join(names)} |\n| --- |{' ---: |' * len(names)}")
+    for label, pick in [
+        *((g, lambda r, g=g: r["groups"][g]["balanced_accuracy"]) for g in done),
+        *((k, lambda r, k=k: r["kinds"][k]["balanced_accuracy"]) for k in results[names[0]]["kinds"]),
+        ("mean over these groups", lambda r: r["mean_over_groups"]),
+        ("ECE, answered photos", lambda r: r["all_answered_ece"]),
+        ("photo temperature", lambda r: r["temperature"]),
+    ]:
+        print(f"| {label} | {' | '.join(str(pick(results[n])) for n in names)} |")
+    if args.report:
+        args.report.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
