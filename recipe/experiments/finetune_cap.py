@@ -26,7 +26,11 @@ Crop-level, like the probe: a winner still has to hold on photos, with a gate.
 eleven repository groups, 1,076 tops) and the renders instead of the five older sources, so a
 ``--leave-out`` may be any group of ``recipe.real_photos.GROUPS``; each fold also reports the
 ROC AUC of its left-out tops, since the linear cap's trouble on the newer groups is ranking
-(model/HISTORY.md, session 20).
+(model/HISTORY.md, session 20). ``--not-tops`` also trains on the marks a person called not a
+top (bowls, routers, glasses, soju caps beside the lager; the rule-made ones are left out) as
+*not open*: in the product a photo is open when any counted top reads open, so a false top the
+gate lets through does no harm if the cap reads it closed. Each fold then also reports how many
+of its left-out group's not-tops read open.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from bottlecheck.imaging import decode_image
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import Crop, cap_features_model, fit_linear_cap, judge_view
 
-from ..crops import cap_render_crops, marked
+from ..boxes_table import UNCHECKED
+from ..crops import ANNOTATIONS, RECIPE, cap_render_crops, group_of, marked, photo_key
 from ..train_cap_judge import each_source_and_class_alike, top_crops
 
 
@@ -67,6 +72,18 @@ def views(crops: list[Crop], count: int, seed: int, hard: bool, cache: Path) -> 
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path, array)
     return array
+
+
+def checked_not_tops() -> list[Crop]:
+    """Every mark a person called not a top, by eye (``gate turned down`` marks were made by rule)."""
+    crops = []
+    for name, folder in ANNOTATIONS:
+        for rel, marks in sorted(json.loads((RECIPE / "annotations" / name).read_text())["images"].items()):
+            for mark in marks if isinstance(marks, list) else marks["tops"]:
+                if mark["label"] == "none" and mark.get("how") != UNCHECKED:
+                    where = (mark["x"], mark["y"], mark["side"])
+                    crops.append(Crop(str(folder / rel), *where, "none", photo_key(rel), group_of(name, rel)))
+    return crops
 
 
 def cap_network(train_from: int):
@@ -112,6 +129,7 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=1e-2, help="the linear probe's, as the recipe's")
     parser.add_argument("--every", type=int, default=1, help="keep every Nth top only (a quick trial run)")
     parser.add_argument("--all-groups", action="store_true", help="every group's marked tops, not the older five")
+    parser.add_argument("--not-tops", action="store_true", help="with --all-groups: by-eye not-tops as not open")
     parser.add_argument("--save", type=Path, help="keep each fold's fine-tuned network here (SOURCE.weights.h5)")
     args = parser.parse_args()
     tf = import_tensorflow()
@@ -122,11 +140,13 @@ def main() -> None:
         trained = marked(("open", "closed")) + [
             c for c in cap_render_crops([args.caps]) if c.label in ("open", "closed")
         ]
+        trained += checked_not_tops() if args.not_tops else []
     else:
         trained = top_crops([args.caps])
     crops = (trained + unseen)[:: args.every]
     group = np.array([c.group for c in crops])
-    is_open = np.array([c.label == "open" for c in crops])
+    label = np.array([c.label for c in crops])
+    is_open = label == "open"
     started = time.time()
     plain = views(crops, 0, 0, False, args.cache)
     recipe_views = views(crops, args.views, args.seed, False, args.cache)
@@ -152,9 +172,14 @@ def main() -> None:
         kept = of_view[keep]
         weights = each_source_and_class_alike(crops, kept)
         probe = fit_linear_cap(frozen_train[keep], is_open[kept].astype(int), weights, args.l2)
-        scored = group == source
+        scored = (group == source) & (label != "none")
+        not_tops = (group == source) & (label == "none")
         row = {"linear": round(balanced(probe.logits(frozen_plain[scored]), is_open[scored]), 3)}
         row["linear AUC"] = auc(probe.logits(frozen_plain[scored]), is_open[scored])
+        if not_tops.any():
+            row["linear, not-tops read open"] = (
+                f"{int((probe.logits(frozen_plain[not_tops]) >= 0).sum())}/{not_tops.sum()}"
+            )
 
         keras.utils.set_random_seed(args.seed)
         model, _ = cap_network(args.train_from)
@@ -185,6 +210,8 @@ def main() -> None:
             logits = model.predict(plain.astype(np.float32), batch_size=64, verbose=0)[:, 0]
             row[f"fine-tuned, epoch {epoch + 1}"] = round(balanced(logits[scored], is_open[scored]), 3)
             row[f"fine-tuned, epoch {epoch + 1}, AUC"] = auc(logits[scored], is_open[scored])
+            if not_tops.any():
+                row[f"epoch {epoch + 1}, not-tops read open"] = f"{int((logits[not_tops] >= 0).sum())}/{not_tops.sum()}"
             others = {
                 g: round(balanced(logits[group == g], is_open[group == g]), 3)
                 for g in sorted(set(group))
