@@ -1,7 +1,7 @@
 """Does a cap whose backbone was fine-tuned on every other group answer the left-out group's photos better?
 
     python -m recipe.experiments.finetune_cap --all-groups --save W/nets --leave-out G ... (one fold a group)
-    python -m recipe.experiments.finetuned_cap_photos --cache R/m4 --model M320 --nets W/nets
+    python -m recipe.experiments.finetuned_cap_photos --cache R/m4 --model M320 --nets W/nets [--caps R/caps]
 
 ``finetune_cap --all-groups`` scores each fold on its left-out group's marked tops, crop by crop.
 A photo's answer also depends on which candidates count and on the cap's second look, so this
@@ -9,8 +9,10 @@ answers the photos themselves: every candidate of a left-out group's photos is c
 spans and read by that group's fine-tuned network, in the product's rule as ``recipe.probe_model4``
 replays it (3.2.0's gate with its look, the rescue gate left out as in 3.3.0's draw 1, the cap's
 second look, a photo temperature fitted on the left-out answers). Beside it, the same photos with
-3.2.0's cap (3.4.0's answers less its calibration). Only the groups with a saved network are
-scored; their kinds are the kinds of those groups' photos.
+3.2.0's cap (3.4.0's answers less its calibration), which trained on the five older groups, and
+with ``--caps`` the fair figure for those: 3.2.0's recipe (a linear cap on the renders and the
+older groups' tops) refitted without the group it answers, as ``probe_model4``'s second row. Only
+the groups with a saved network are scored; their kinds are the kinds of those groups' photos.
 
 The gate is read from the frozen backbone as shipped: a fine-tuned backbone for the cap alone is
 a second backbone in the judge, which this measures but does not build.
@@ -26,11 +28,12 @@ import numpy as np
 
 from bottlecheck import Classifier
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training.judge import LinearCap
+from bottlecheck.training.judge import JUDGE_LABELS, LinearCap, fit_linear_cap
 
 from .. import kinds_table
+from ..crops import alike, cap_render_crops, marked
 from ..probe_model4 import SPANS, Bench, cap_looked_again, gate_looked_again, rescued
-from ..real_photos import GROUPS, KINDS
+from ..real_photos import GROUPS, KINDS, OLDER_GROUPS
 from ..train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
 from .finetune_cap import cap_network
 
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
     parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (the finder, gate and cap 3.4.0 keeps)")
     parser.add_argument("--nets", type=Path, required=True, help="finetune_cap --save's folder")
+    parser.add_argument("--caps", type=Path, action="append", help="render_caps.py output: adds 3.2.0's recipe")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     tf = import_tensorflow()
@@ -114,9 +118,25 @@ def main(argv: list[str] | None = None) -> None:
             losses.append(float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))))
         return float(grid[int(np.argmin(losses))])
 
+    columns = [("3.2.0's cap (shipped)", logits)]
+    if args.caps:  # probe_model4's cached views of the marked tops and renders (12 a top)
+        tops = marked(("open", "closed")) + [c for c in cap_render_crops(args.caps) if c.label in ("open", "closed")]
+        stored = np.load(args.cache / f"cap-v12-n{len(tops)}.npz")
+        cap_x, cap_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
+        cap_group = np.repeat([c.group for c in tops], 12)
+        recipe = {s: np.full(len(bench.group), np.nan) for s in SPANS}
+        for g in done:
+            keep = np.flatnonzero(np.isin(cap_group, [*OLDER_GROUPS, "caps-render"]) & (cap_group != g))
+            fold = fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), 1e-2)
+            rows = bench.group == g
+            for s in SPANS:
+                recipe[s][rows] = fold.logits(bench.arrays[f"cap{s}"][rows])
+        columns.append(("3.2.0's recipe, its group left out", recipe))
+    columns.append(("fine-tuned cap, its group left out", tuned))
+
     mine = [p for p in photos if p.group in done]
     results = {}
-    for name, cap_logits in (("3.2.0's cap (shipped)", logits), ("fine-tuned cap, its group left out", tuned)):
+    for name, cap_logits in columns:
         t = temperature_of(cap_logits)
         given = answers(cap_logits, t)
         by_group = {g: kinds_table.score([p for p in mine if p.group == g], given) for g in done}
