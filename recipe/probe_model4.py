@@ -39,6 +39,7 @@ import functools
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,32 @@ def rescued(p_top: np.ndarray, real_gate: np.ndarray, sure: float, count_line: f
     return np.where((p_top < count_line) & (real_gate >= sure), real_gate, p_top)
 
 
+def left_out_real_gate(bench: Bench, cache: Path, seed: int = 0) -> np.ndarray:
+    """The rescue gate's p(top) of each bench candidate, by the fold that never saw its group (views: ``seed``)."""
+    crops_of_gate = gate_crops()
+    gate_group = np.repeat([c.group for c in crops_of_gate], VIEWS)
+    gate_x, gate_top = gate_features(crops_of_gate, cache, seed)
+    p_top = np.zeros(len(bench.group))
+    for g in GROUPS:
+        gate = fit_rescue_gate(crops_of_gate, gate_x, gate_top, gate_group != g)
+        rows = bench.group == g
+        p_top[rows] = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
+    return p_top
+
+
+def best_temperature(answers_at: Callable[[float], dict], truth: dict[str, str]) -> float:
+    """The photo temperature (0.5 to 6, a log grid) whose answers have the least log loss over the answered photos.
+
+    ``answers_at(t)`` gives each photo's answer at temperature ``t``, keyed as ``truth``.
+    """
+    grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
+    losses = []
+    for t in grid:
+        answered = [(truth[k] == "open", a["p_open"]) for k, a in answers_at(t).items() if a["p_open"] is not None]
+        losses.append(log_loss([is_open for is_open, _ in answered], [p for _, p in answered]))
+    return float(grid[int(np.argmin(losses))])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--caps", type=Path, action="append", required=True, help="render_caps.py output (training)")
@@ -209,19 +236,6 @@ def main(argv: list[str] | None = None) -> None:
     cap_x, cap_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
     cap_group = np.repeat([c.group for c in tops], 12)
 
-    crops_of_gate = gate_crops()
-    gate_group = np.repeat([c.group for c in crops_of_gate], VIEWS)
-
-    def real_gate_of(seed: int) -> np.ndarray:
-        """The real gate's p(top) of each candidate, by the fold that never saw its group (views drawn by ``seed``)."""
-        gate_x, gate_top = gate_features(crops_of_gate, args.cache, seed)
-        p_top = np.zeros(len(bench.group))
-        for g in GROUPS:
-            gate = fit_rescue_gate(crops_of_gate, gate_x, gate_top, gate_group != g)
-            rows = bench.group == g
-            p_top[rows] = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
-        return p_top
-
     shipped_top = gate_looked_again(bench.p_top_shipped)
 
     def with_cap(folds: dict[str, LinearCap], p_top: np.ndarray, temperature: float, groups) -> dict:
@@ -233,13 +247,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def temperature_of(folds, p_top) -> float:
         """The photo temperature, cross-fitted: each group answered by the fold that never saw it."""
-        grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
-        losses = []
-        for t in grid:
-            answered = [(truth[k] == "open", a["p_open"]) for k, a in with_cap(folds, p_top, t, GROUPS).items()]
-            answered = [(is_open, p) for is_open, p in answered if p is not None]
-            losses.append(log_loss([is_open for is_open, _ in answered], [p for _, p in answered]))
-        return float(grid[int(np.argmin(losses))])
+        return best_temperature(lambda t: with_cap(folds, p_top, t, GROUPS), truth)
 
     def left_out_caps(trained_on, pairs: tuple | None = None) -> dict[str, LinearCap]:
         """A cap per group, fitted without it: ``trained_on``'s tops and the renders, plus ``pairs``
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     def gate_row(title: str, p_top: np.ndarray) -> None:
         results[title] = kinds_table.table(photos, bench.answers(p_top, cap_looked_again(bench.p_open_shipped, p_top)))
 
-    real_gate = real_gate_of(0)
+    real_gate = left_out_real_gate(bench, args.cache, 0)
 
     results: dict[str, dict] = {}
     shipped_open = cap_looked_again(bench.p_open_shipped, shipped_top)
@@ -281,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         np.maximum(real_gate, shipped_top),
     )
     if args.variants:  # session 16's rows: the rescuing gate, and the cap with counterfactual tops
-        for seed, gate_draw in ((0, real_gate), (1, real_gate_of(1))):
+        for seed, gate_draw in ((0, real_gate), (1, left_out_real_gate(bench, args.cache, 1))):
             for sure in (0.9, 0.95):
                 gate_row(
                     f"gate: 3.2.0's, rescued where the real gate is sure ({sure}, views seed {seed}); 3.2.0's cap",

@@ -32,9 +32,16 @@ from bottlecheck.training.judge import JUDGE_LABELS, LinearCap, fit_linear_cap
 
 from .. import kinds_table
 from ..crops import alike, cap_render_crops, marked
-from ..probe_model4 import SPANS, Bench, cap_looked_again, gate_looked_again, rescued
+from ..probe_model4 import (
+    SPANS,
+    Bench,
+    best_temperature,
+    cap_looked_again,
+    gate_looked_again,
+    left_out_real_gate,
+    rescued,
+)
 from ..real_photos import GROUPS, KINDS, OLDER_GROUPS
-from ..train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
 from .finetune_cap import cap_network
 
 
@@ -94,29 +101,11 @@ def main(argv: list[str] | None = None) -> None:
         for i, s in enumerate(SPANS):
             tuned[s][rows] = by_span[:, i]
 
-    crops_of_gate = gate_crops()
-    gate_group = np.repeat([c.group for c in crops_of_gate], VIEWS)
-    gate_x, gate_top = gate_features(crops_of_gate, args.cache, 0)
-    real_gate = np.zeros(len(bench.group))
-    for g in GROUPS:
-        gate = fit_rescue_gate(crops_of_gate, gate_x, gate_top, gate_group != g)
-        rows = bench.group == g
-        real_gate[rows] = sigmoid(gate.logits(bench.arrays["head"][rows]))
-    p_top = rescued(gate_looked_again(bench.p_top_shipped), real_gate, 0.95)
+    p_top = rescued(gate_looked_again(bench.p_top_shipped), left_out_real_gate(bench, args.cache), 0.95)
 
     def answers(cap_logits: dict, t: float) -> dict:
         by_span = {s: sigmoid(cap_logits[s] / t) for s in SPANS}
         return bench.answers(p_top, cap_looked_again(by_span, p_top), done)
-
-    def temperature_of(cap_logits: dict) -> float:
-        grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
-        losses = []
-        for t in grid:
-            given = [(truth[k] == "open", a["p_open"]) for k, a in answers(cap_logits, t).items()]
-            y = np.array([o for o, p in given if p is not None], float)
-            q = np.clip([p for _, p in given if p is not None], 1e-6, 1 - 1e-6)
-            losses.append(float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))))
-        return float(grid[int(np.argmin(losses))])
 
     columns = [("3.2.0's cap (shipped)", logits)]
     if args.caps:  # probe_model4's cached views of the marked tops and renders (12 a top)
@@ -137,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     mine = [p for p in photos if p.group in done]
     results = {}
     for name, cap_logits in columns:
-        t = temperature_of(cap_logits)
+        t = best_temperature(lambda t, c=cap_logits: answers(c, t), truth)
         given = answers(cap_logits, t)
         by_group = {g: kinds_table.score([p for p in mine if p.group == g], given) for g in done}
         by_kind = {k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS}

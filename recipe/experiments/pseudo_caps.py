@@ -38,9 +38,16 @@ from bottlecheck.training.judge import JUDGE_LABELS, LinearCap, cap_features_mod
 from .. import kinds_table
 from ..boxes_table import marks_by_photo, on_mark
 from ..crops import alike, cap_render_crops, marked
-from ..probe_model4 import SPANS, Bench, cap_looked_again, gate_looked_again, rescued
+from ..probe_model4 import (
+    SPANS,
+    Bench,
+    best_temperature,
+    cap_looked_again,
+    gate_looked_again,
+    left_out_real_gate,
+    rescued,
+)
 from ..real_photos import DATA, FOLDER_GROUPS, GROUPS
-from ..train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
 
 
 def SIGMOID(z: np.ndarray) -> np.ndarray:  # noqa: N802
@@ -164,15 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         x = np.concatenate([v[rows] for v in pool["x"]])
         return x, np.tile(opened[rows].astype(int), 4), np.tile(np.char.add(pool["group"][rows], ":pseudo"), 4)
 
-    crops_of_gate = gate_crops()
-    gate_group = np.repeat([c.group for c in crops_of_gate], VIEWS)
-    gate_x, gate_top = gate_features(crops_of_gate, args.cache, 0)
-    real_gate = np.zeros(len(bench.group))
-    for g in GROUPS:
-        gate = fit_rescue_gate(crops_of_gate, gate_x, gate_top, gate_group != g)
-        rows = bench.group == g
-        real_gate[rows] = SIGMOID(gate.logits(bench.arrays["head"][rows]))
-    p_top = rescued(gate_looked_again(bench.p_top_shipped), real_gate, 0.95)
+    p_top = rescued(gate_looked_again(bench.p_top_shipped), left_out_real_gate(bench, args.cache), 0.95)
 
     def answers(folds: dict[str, LinearCap], t: float = 1.0) -> dict:
         out = {}
@@ -182,16 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         return out
 
     def temperature_of(folds: dict[str, LinearCap]) -> float:
-        grid = np.exp(np.linspace(np.log(0.5), np.log(6.0), 30))
-        losses = []
-        for t in grid:
-            answered = [
-                (truth[k] == "open", a["p_open"]) for k, a in answers(folds, t).items() if a["p_open"] is not None
-            ]
-            y = np.array([o for o, _ in answered], float)
-            q = np.clip([q for _, q in answered], 1e-6, 1 - 1e-6)
-            losses.append(float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))))
-        return float(grid[int(np.argmin(losses))])
+        return best_temperature(lambda t: answers(folds, t), truth)
 
     def student(
         g: str, l2: float, marked_tops: bool, teacher: LinearCap | None, sure: float, sources: str
