@@ -185,6 +185,33 @@ def rescued(p_top: np.ndarray, real_gate: np.ndarray, sure: float, count_line: f
     return np.where((p_top < count_line) & (real_gate >= sure), real_gate, p_top)
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def cap_views(caps: list[Path], cache: Path) -> tuple[list[Crop], np.ndarray, np.ndarray, np.ndarray]:
+    """Every marked real top and cap render with its cap features, 12 views a top (cached in ``cache``).
+
+    Returns the tops, the views' features, whether each view is open (0/1) and each view's group.
+    """
+    tops = marked(("open", "closed")) + [c for c in cap_render_crops(caps) if c.label in ("open", "closed")]
+    cap_file = cache / f"cap-v12-n{len(tops)}.npz"
+    if not cap_file.exists():
+        view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
+        x, y = compute_judge_features(tops, 12, 0, True, print, cap_features_model(), view)
+        np.savez(cap_file, x=x, y=y)
+    stored = np.load(cap_file)
+    is_open = (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
+    return tops, stored["x"], is_open, np.repeat([c.group for c in tops], 12)
+
+
+def cap_of(model: Path) -> LinearCap:
+    """A model's cap, p(open | top), as a linear layer on the cap's features: its judge's ``cap`` layer."""
+    judge = import_tensorflow().keras.models.load_model(model / "judge.keras", compile=False)
+    kernel, bias = judge.get_layer("cap").get_weights()
+    return LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
+
+
 def left_out_real_gate(bench: Bench, cache: Path, seed: int = 0) -> np.ndarray:
     """The rescue gate's p(top) of each bench candidate, by the fold that never saw its group (views: ``seed``)."""
     crops_of_gate = gate_crops()
@@ -194,7 +221,7 @@ def left_out_real_gate(bench: Bench, cache: Path, seed: int = 0) -> np.ndarray:
     for g in GROUPS:
         gate = fit_rescue_gate(crops_of_gate, gate_x, gate_top, gate_group != g)
         rows = bench.group == g
-        p_top[rows] = 1 / (1 + np.exp(-gate.logits(bench.arrays["head"][rows])))
+        p_top[rows] = sigmoid(gate.logits(bench.arrays["head"][rows]))
     return p_top
 
 
@@ -226,22 +253,14 @@ def main(argv: list[str] | None = None) -> None:
     photos: list[Photo] = bench.photos
     truth = {kinds_table.key(p): p.truth for p in photos}
 
-    tops = marked(("open", "closed")) + [c for c in cap_render_crops(args.caps) if c.label in ("open", "closed")]
-    cap_file = args.cache / f"cap-v12-n{len(tops)}.npz"
-    if not cap_file.exists():
-        view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
-        x, y = compute_judge_features(tops, 12, 0, True, print, cap_features_model(), view)
-        np.savez(cap_file, x=x, y=y)
-    stored = np.load(cap_file)
-    cap_x, cap_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
-    cap_group = np.repeat([c.group for c in tops], 12)
+    tops, cap_x, cap_open, cap_group = cap_views(args.caps, args.cache)
 
     shipped_top = gate_looked_again(bench.p_top_shipped)
 
     def with_cap(folds: dict[str, LinearCap], p_top: np.ndarray, temperature: float, groups) -> dict:
         out = {}
         for g in groups:
-            by_span = {s: 1 / (1 + np.exp(-folds[g].logits(bench.arrays[f"cap{s}"]) / temperature)) for s in SPANS}
+            by_span = {s: sigmoid(folds[g].logits(bench.arrays[f"cap{s}"]) / temperature) for s in SPANS}
             out.update(bench.answers(p_top, cap_looked_again(by_span, p_top), [g]))
         return out
 

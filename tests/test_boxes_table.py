@@ -16,18 +16,23 @@ def marks_file(tmp_path, images):
     return boxes_table.marks_by_photo(annotations=(("marks.json", tmp_path / "data"),), directory=tmp_path)
 
 
-def test_an_open_answer_rests_on_its_most_open_top_and_counts_against_a_not_top_a_person_marked(tmp_path):
-    """The bottle's cap is marked closed at (100, 100); a lamp at (300, 100) was called not a top by eye.
-    The model counts both and reads the lamp as the more open: the answer comes from the lamp."""
-    marks = marks_file(
+def a_cap_and_a_none(tmp_path, photo: str, cap: str, how: str) -> dict:
+    """One photo's marks: a top marked ``cap`` at (100, 100) and a not-top at (300, 100), marked ``how``."""
+    return marks_file(
         tmp_path,
         {
-            "beer-office/closed/a.jpg": [
-                {"x": 100, "y": 100, "side": 40, "label": "closed"},
-                {"x": 300, "y": 100, "side": 40, "label": "none", "how": "by eye: not a top"},
+            photo: [
+                {"x": 100, "y": 100, "side": 40, "label": cap},
+                {"x": 300, "y": 100, "side": 40, "label": "none", "how": how},
             ]
         },
     )
+
+
+def test_an_open_answer_rests_on_its_most_open_top_and_counts_against_a_not_top_a_person_marked(tmp_path):
+    """The bottle's cap is marked closed at (100, 100); a lamp at (300, 100) was called not a top by eye.
+    The model counts both and reads the lamp as the more open: the answer comes from the lamp."""
+    marks = a_cap_and_a_none(tmp_path, "beer-office/closed/a.jpg", "closed", "by eye: not a top")
     path = next(iter(marks))
     answers = {
         path: {"status": "open", "tops": [top([80, 80, 120, 120], "open", 0.55), top([280, 80, 320, 120], "open", 0.7)]}
@@ -53,15 +58,7 @@ def test_an_open_answer_rests_on_its_most_open_top_and_counts_against_a_not_top_
 
 
 def test_a_closed_answer_rests_on_all_its_tops_and_a_rule_made_none_is_not_a_known_not_top(tmp_path):
-    marks = marks_file(
-        tmp_path,
-        {
-            "beercooler/closed/b.jpg": [
-                {"x": 100, "y": 100, "side": 40, "label": "closed"},
-                {"x": 300, "y": 100, "side": 40, "label": "none", "how": "gate turned down"},
-            ]
-        },
-    )
+    marks = a_cap_and_a_none(tmp_path, "beercooler/closed/b.jpg", "closed", "gate turned down")
     path = next(iter(marks))
     on_the_cap = top([80, 80, 120, 120], "closed", 0.1)
     off_the_cap = top([280, 80, 320, 120], "closed", 0.2)

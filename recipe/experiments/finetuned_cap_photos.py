@@ -28,25 +28,24 @@ import numpy as np
 
 from bottlecheck import Classifier
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training.judge import JUDGE_LABELS, LinearCap, fit_linear_cap
+from bottlecheck.training.judge import fit_linear_cap
 
 from .. import kinds_table
-from ..crops import alike, cap_render_crops, marked
+from ..crops import alike
 from ..probe_model4 import (
     SPANS,
     Bench,
     best_temperature,
     cap_looked_again,
+    cap_of,
+    cap_views,
     gate_looked_again,
     left_out_real_gate,
     rescued,
+    sigmoid,
 )
 from ..real_photos import GROUPS, KINDS, OLDER_GROUPS
 from .finetune_cap import cap_network
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
 
 
 def fold_logits(base: Classifier, bench: Bench, group: str, weights: Path, cache: Path) -> np.ndarray:
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--caps", type=Path, action="append", help="render_caps.py output: adds 3.2.0's recipe")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
-    tf = import_tensorflow()
+    import_tensorflow()
 
     base = Classifier.load(args.model, engine="litert")
     bench = Bench(base, args.cache)
@@ -90,9 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     done = [g for g in GROUPS if (args.nets / f"{g}.weights.h5").exists()]
     print("groups with a fine-tuned fold:", ", ".join(done), flush=True)
 
-    judge = tf.keras.models.load_model(args.model / "judge.keras", compile=False)
-    kernel, bias = judge.get_layer("cap").get_weights()
-    shipped = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
+    shipped = cap_of(args.model)
     logits = {s: shipped.logits(bench.arrays[f"cap{s}"]) for s in SPANS}
     tuned = {s: np.full(len(bench.group), np.nan) for s in SPANS}
     for g in done:
@@ -109,10 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
     columns = [("3.2.0's cap (shipped)", logits)]
     if args.caps:  # probe_model4's cached views of the marked tops and renders (12 a top)
-        tops = marked(("open", "closed")) + [c for c in cap_render_crops(args.caps) if c.label in ("open", "closed")]
-        stored = np.load(args.cache / f"cap-v12-n{len(tops)}.npz")
-        cap_x, cap_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
-        cap_group = np.repeat([c.group for c in tops], 12)
+        _, cap_x, cap_open, cap_group = cap_views(args.caps, args.cache)
         recipe = {s: np.full(len(bench.group), np.nan) for s in SPANS}
         for g in done:
             keep = np.flatnonzero(np.isin(cap_group, [*OLDER_GROUPS, "caps-render"]) & (cap_group != g))

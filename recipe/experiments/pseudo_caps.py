@@ -33,25 +33,24 @@ import numpy as np
 
 from bottlecheck import Classifier
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training.judge import JUDGE_LABELS, LinearCap, cap_features_model, fit_linear_cap, judge_features_model
+from bottlecheck.training.judge import LinearCap, cap_features_model, fit_linear_cap, judge_features_model
 
 from .. import kinds_table
 from ..boxes_table import marks_by_photo, on_mark
-from ..crops import alike, cap_render_crops, marked
+from ..crops import alike
 from ..probe_model4 import (
     SPANS,
     Bench,
     best_temperature,
     cap_looked_again,
+    cap_of,
+    cap_views,
     gate_looked_again,
     left_out_real_gate,
     rescued,
+    sigmoid,
 )
 from ..real_photos import DATA, FOLDER_GROUPS, GROUPS
-
-
-def SIGMOID(z: np.ndarray) -> np.ndarray:  # noqa: N802
-    return 1 / (1 + np.exp(-z))
 
 
 def unlabelled_photos(data: Path = DATA) -> list[tuple[Path, str]]:
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", type=Path)
     parser.add_argument("--sure", type=float, action="append", help="agreement needed (default 0.8 and 0.9)")
     args = parser.parse_args(argv)
-    tf = import_tensorflow()
+    import_tensorflow()
 
     base = Classifier.load(args.model, engine="litert")
     bench = Bench(base, args.cache)
@@ -133,13 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     unmarked, photo_truth = np.array(unmarked), np.array(photo_truth)
 
     # The marked tops and renders (probe_model4's cached 12 views a top).
-    tops = marked(("open", "closed")) + [c for c in cap_render_crops(args.caps) if c.label in ("open", "closed")]
-    stored = np.load(args.cache / f"cap-v12-n{len(tops)}.npz")
-    cap_x, cap_open = stored["x"], (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
-    cap_group = np.repeat([c.group for c in tops], 12)
-    judge = tf.keras.models.load_model(args.model / "judge.keras", compile=False)
-    kernel, bias = judge.get_layer("cap").get_weights()
-    prior = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
+    _, cap_x, cap_open, cap_group = cap_views(args.caps, args.cache)
+    prior = cap_of(args.model)
 
     # Every pool candidate: four views' features, the shipped gate's p(top) after its look, its group.
     pool = {
@@ -161,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         teacher: LinearCap, left_out: str, sure: float, sources: str
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The pool's tops every view agrees on, outside ``left_out``: (features of the four views, labels, groups)."""
-        p = np.stack([SIGMOID(teacher.logits(x)) for x in pool["x"]])
+        p = np.stack([sigmoid(teacher.logits(x)) for x in pool["x"]])
         opened, closed = (p >= sure).all(axis=0), (p <= 1 - sure).all(axis=0)
         take = (pool["group"] != left_out) & (pool["p_top"] >= 0.5) & pool["unmarked"] & (opened | closed)
         take &= ~(opened & (pool["photo_truth"] == "closed"))
@@ -176,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     def answers(folds: dict[str, LinearCap], t: float = 1.0) -> dict:
         out = {}
         for g in GROUPS:
-            by_span = {s: SIGMOID(folds[g].logits(bench.arrays[f"cap{s}"]) / t) for s in SPANS}
+            by_span = {s: sigmoid(folds[g].logits(bench.arrays[f"cap{s}"]) / t) for s in SPANS}
             out.update(bench.answers(p_top, cap_looked_again(by_span, p_top), [g]))
         return out
 
