@@ -14,6 +14,10 @@ with ``--caps`` the fair figure for those: 3.2.0's recipe (a linear cap on the r
 older groups' tops) refitted without the group it answers, as ``probe_model4``'s second row. Only
 the groups with a saved network are scored; their kinds are the kinds of those groups' photos.
 
+``--blend W`` (session 22) adds the recipe's and the fine-tuned cap's logits weighed (1 - W) and W,
+and the surer of the two (the larger logit in size): the fine-tuned cap where it is surer, the
+recipe's open glass kept where it is not.
+
 The gate is read from the frozen backbone as shipped: a fine-tuned backbone for the cap alone is
 a second backbone in the judge, which this measures but does not build.
 """
@@ -78,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (the finder, gate and cap 3.4.0 keeps)")
     parser.add_argument("--nets", type=Path, required=True, help="finetune_cap --save's folder")
     parser.add_argument("--caps", type=Path, action="append", help="render_caps.py output: adds 3.2.0's recipe")
+    parser.add_argument(
+        "--blend", type=float, action="append", help="with --caps: the logits (1 - W) recipe's + W fine-tuned"
+    )
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     import_tensorflow()
@@ -116,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
                 recipe[s][rows] = fold.logits(bench.arrays[f"cap{s}"][rows])
         columns.append(("3.2.0's recipe, its group left out", recipe))
     columns.append(("fine-tuned cap, its group left out", tuned))
+    if args.caps and args.blend:
+        for w in args.blend:
+            columns.append((f"blend {w}", {s: (1 - w) * recipe[s] + w * tuned[s] for s in SPANS}))
+        surer = {s: np.where(np.abs(tuned[s]) > np.abs(recipe[s]), tuned[s], recipe[s]) for s in SPANS}
+        columns.append(("surer of the two", surer))
 
     mine = [p for p in photos if p.group in done]
     results = {}
