@@ -1,0 +1,138 @@
+"""Would another rule from a photo's tops to its answer serve real photos better? Chosen with each group left out.
+
+    python -m recipe.experiments.photo_rules --caps R/caps --caps-eval R/caps-eval --views-cache W/ft \
+        --cache R/m4 --model M320 --out W/judges [--report W/rules.json]
+
+The product's rule: a photo is open when any top the gate counts reads open. Session 22 found
+(``finetune_judge``) that most of the candidates the gate counts in closed photos on no marked top
+are unmarked tops, not false ones: a beer cooler or a collection box holds many capped bottles
+and nobody marked them all. A photo of n capped tops is then answered right only if all n read
+closed, so a cap that errs on one top in ten errs on most crowded photos. Rules that weigh the
+tops instead:
+
+* ``any, p_open >= t``: the product's rule with a surer bar (t 0.5 is the product's);
+* ``share >= r``: open when at least a share r of the counted tops read open;
+* ``largest``: the counted top with the largest box decides (the bottle in front);
+* ``mean``: the counted tops' p_open, weighed by p(top), at 0.5.
+
+Each is applied to the same candidates, gates and caps as ``finetune_judge`` (every group
+answered by stages that never saw it), and to 3.2.0's cap as 3.4.0 ships it. The rule is chosen
+with each group left out: the rule best on the mean of the other groups answers the group, so
+the last row is a figure no group chose. Balanced accuracy only: a rule other than ``any``
+would need its own photo calibration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bottlecheck import Classifier
+from bottlecheck.tfquiet import import_tensorflow
+
+from .. import kinds_table
+from ..probe_model4 import SPANS, Bench, best_temperature, cap_looked_again, cap_of, sigmoid
+from ..real_photos import GROUPS, KINDS
+from .finetune_judge import variants
+from .pseudo_caps import candidate_features
+
+#: A rule: (counted tops' p_open, their p(top), their box sides) -> open?
+Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
+
+RULES: dict[str, Rule] = {
+    **{f"any, p_open >= {t}": (lambda o, _t, _s, t=t: bool((o >= t).any())) for t in (0.5, 0.6, 0.7, 0.8)},
+    **{f"share >= {r}": (lambda o, _t, _s, r=r: bool((o >= 0.5).mean() >= r)) for r in (0.25, 0.5)},
+    "largest": lambda o, _t, s: bool(o[np.argmax(s)] >= 0.5),
+    "mean": lambda o, t, _s: bool(np.average(o, weights=t) >= 0.5),
+}
+
+
+def answers(bench: Bench, p_top: np.ndarray, p_open: np.ndarray, side: np.ndarray, rule: Rule, groups) -> dict:
+    """Each photo's status under ``rule`` (a top counts at p(top) 0.5; unknown when none counts)."""
+    out = {}
+    for p, start, n in zip(bench.photos, bench.starts, bench.counts, strict=True):
+        if p.group not in groups:
+            continue
+        counted = p_top[start : start + n] >= 0.5
+        if not counted.any():
+            out[kinds_table.key(p)] = {"status": "unknown", "p_open": None}
+            continue
+        rows = slice(start, start + n)
+        is_open = rule(p_open[rows][counted], p_top[rows][counted], side[rows][counted])
+        out[kinds_table.key(p)] = {"status": "open" if is_open else "closed", "p_open": None}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--caps", type=Path, required=True, help="render_caps.py output (training)")
+    parser.add_argument("--caps-eval", type=Path, required=True, help="render_caps.py's unseen renders")
+    parser.add_argument("--views-cache", type=Path, required=True, help="finetune_cap's --cache (the views)")
+    parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
+    parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (its finder, gate and cap)")
+    parser.add_argument("--out", type=Path, required=True, help="finetune_judge's folds (GROUP.npz)")
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args(argv)
+    import_tensorflow()
+
+    base = Classifier.load(args.model, engine="litert")
+    bench = Bench(base, args.cache)
+    done = [g for g in GROUPS if (args.out / f"{g}.npz").exists()]
+    side = candidate_features(base, [p.path for p in bench.photos], args.cache, "labelled", every_span=False)["box"]
+    side = side[:, 2]
+    assert len(side) == len(bench.group), "the candidates' boxes differ from the bench's"
+    truth = {kinds_table.key(p): p.truth for p in bench.photos}
+    gates, caps = variants(args, bench, done)
+    shipped = cap_of(args.model)
+    caps["3.2.0's cap (as shipped)"] = {s: shipped.logits(bench.arrays[f"cap{s}"]) for s in SPANS}
+    chosen = [
+        ("3.4.0's gates", "3.2.0's cap (as shipped)"),
+        ("3.4.0's gates", "recipe's cap"),
+        ("rescued by the tuned gate", "tuned cap"),
+        ("rescued by the tuned gate", "blend 0.25"),
+    ]
+    mine = [p for p in bench.photos if p.group in done]
+    report: dict = {}
+    for gate_name, cap_name in chosen:
+        p_top, logits = gates[gate_name], caps[cap_name]
+
+        def p_open_at(t: float, p_top=p_top, logits=logits) -> np.ndarray:
+            return cap_looked_again({s: sigmoid(logits[s] / t) for s in SPANS}, p_top)
+
+        t = best_temperature(lambda t, p_top=p_top: bench.answers(p_top, p_open_at(t), done), truth)
+        p_open = p_open_at(t)
+        table = {}
+        for name, rule in RULES.items():
+            given = answers(bench, p_top, p_open, side, rule, done)
+            table[name] = {
+                **{g: kinds_table.score([p for p in mine if p.group == g], given) for g in done},
+                **{k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS},
+            }
+        picks, left_out = {}, {}
+        for g in done:
+            others = [h for h in done if h != g]
+            picks[g] = max(RULES, key=lambda r: np.mean([table[r][h]["balanced_accuracy"] for h in others]))
+            left_out.update(answers(bench, p_top, p_open, side, RULES[picks[g]], [g]))
+        table["chosen with its group left out"] = {
+            **{g: kinds_table.score([p for p in mine if p.group == g], left_out) for g in done},
+            **{k: kinds_table.score([p for p in mine if k in p.kinds], left_out) for k in KINDS},
+        }
+        kinds = [k for k in KINDS if table["largest"][k]["photos"]]
+        print(f"\n### {gate_name}; {cap_name} (T {t:.2f}); picks: {json.dumps(picks)}\n")
+        columns = [*done, *kinds]
+        print(f"| rule | mean | {' | '.join(columns)} |\n| --- |{' ---: |' * (1 + len(columns))}")
+        for name, row in table.items():
+            mean = round(float(np.mean([row[g]["balanced_accuracy"] for g in done])), 3)
+            cells = [mean, *(row[c]["balanced_accuracy"] for c in columns)]
+            print(f"| {name} | {' | '.join(str(c) for c in cells)} |")
+        report[f"{gate_name}; {cap_name}"] = {"temperature": round(t, 2), "picks": picks, "table": table}
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
