@@ -62,6 +62,7 @@ from ..probe_model4 import (
 from ..real_photos import GROUPS, KINDS, OLDER_GROUPS
 from ..train_cap_judge import each_source_and_class_alike
 from .finetune_cap import checked_not_tops, views
+from .finetuned_cap_photos import candidate_crops
 
 VIEWS, EPOCHS, LR, BATCH, L2 = 8, 2, 1e-4, 32, 1e-2
 
@@ -134,22 +135,8 @@ def train_fold(group_out: str, crops: list, hard: np.ndarray, frozen: dict, base
     packed = np.stack([is_open, is_top, cap_weight, gate_weight], axis=1)[order].astype(np.float32)
     model.fit(hard[keep][order].astype(np.float32), packed, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=True)
 
-    logits = []
-    for photo, count in zip(bench.photos, bench.counts, strict=True):
-        if photo.group != group_out or not count:
-            continue
-        prepared = base.preprocess(str(photo.path))
-        placed = base.find_tops(prepared)  # type: ignore[attr-defined]
-        assert len(placed) == count, f"{photo.path}: the finder's candidates differ from the bench's"
-        by_span = [
-            model.predict(
-                np.stack([base.crop(prepared, x, y, s, span) for x, y, s, _ in placed]).astype(np.float32),  # type: ignore[attr-defined]
-                verbose=0,
-            )
-            for span in SPANS
-        ]
-        logits.append(np.stack(by_span, axis=1))  # (candidates, spans, [cap, gate])
-    both = np.concatenate(logits)
+    by_photo = candidate_crops(base, bench, group_out)
+    both = np.concatenate([np.stack([model.predict(c, verbose=0) for c in crops], axis=1) for crops in by_photo])
     return {"cap": both[:, :, 0], "gate": both[:, :, 1]}
 
 

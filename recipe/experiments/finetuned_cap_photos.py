@@ -52,6 +52,20 @@ from ..real_photos import GROUPS, KINDS, OLDER_GROUPS
 from .finetune_cap import cap_network
 
 
+def candidate_crops(base: Classifier, bench: Bench, group: str):
+    """Each of ``group``'s photos with candidates: their crops at each span (float32), in the bench's order."""
+    for photo, count in zip(bench.photos, bench.counts, strict=True):
+        if photo.group != group or not count:
+            continue
+        prepared = base.preprocess(str(photo.path))
+        placed = base.find_tops(prepared)  # type: ignore[attr-defined]
+        assert len(placed) == count, f"{photo.path}: the finder's candidates differ from the bench's"
+        yield [
+            np.stack([base.crop(prepared, x, y, s, span) for x, y, s, _ in placed]).astype(np.float32)  # type: ignore[attr-defined]
+            for span in SPANS
+        ]
+
+
 def fold_logits(base: Classifier, bench: Bench, group: str, weights: Path, cache: Path) -> np.ndarray:
     """The fine-tuned cap's logit of each of ``group``'s candidates at each span (rows as the bench's), cached."""
     file = cache / f"{weights.name}.logits.npy"
@@ -59,18 +73,10 @@ def fold_logits(base: Classifier, bench: Bench, group: str, weights: Path, cache
         return np.load(file)
     model, _ = cap_network(0)
     model.load_weights(weights)
-    out = []
-    for photo, count in zip(bench.photos, bench.counts, strict=True):
-        if photo.group != group or not count:
-            continue
-        prepared = base.preprocess(str(photo.path))
-        placed = base.find_tops(prepared)  # type: ignore[attr-defined]
-        assert len(placed) == count, f"{photo.path}: the finder's candidates differ from the bench's"
-        crops = [
-            np.stack([base.crop(prepared, x, y, s, span) for x, y, s, _ in placed])  # type: ignore[attr-defined]
-            for span in SPANS
-        ]
-        out.append(np.stack([model.predict(c.astype(np.float32), verbose=0)[:, 0] for c in crops], axis=1))
+    out = [
+        np.stack([model.predict(c, verbose=0)[:, 0] for c in crops], axis=1)
+        for crops in candidate_crops(base, bench, group)
+    ]
     logits = np.concatenate(out)
     np.save(file, logits)
     return logits

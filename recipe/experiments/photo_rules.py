@@ -1,7 +1,7 @@
 """Would another rule from a photo's tops to its answer serve real photos better? Chosen with each group left out.
 
-    python -m recipe.experiments.photo_rules --caps R/caps --caps-eval R/caps-eval --views-cache W/ft \
-        --cache R/m4 --model M320 --out W/judges [--report W/rules.json]
+    python -m recipe.experiments.photo_rules --caps R/caps --cache R/m4 --model M320 --out W/judges \
+        [--report W/rules.json]
 
 The product's rule: a photo is open when any top the gate counts reads open. Session 22 found
 (``finetune_judge``) that most of the candidates the gate counts in closed photos on no marked top
@@ -69,9 +69,7 @@ def answers(bench: Bench, p_top: np.ndarray, p_open: np.ndarray, side: np.ndarra
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--caps", type=Path, required=True, help="render_caps.py output (training)")
-    parser.add_argument("--caps-eval", type=Path, required=True, help="render_caps.py's unseen renders")
-    parser.add_argument("--views-cache", type=Path, required=True, help="finetune_cap's --cache (the views)")
+    parser.add_argument("--caps", type=Path, required=True, help="render_caps.py output (the recipe's cap)")
     parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
     parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (its finder, gate and cap)")
     parser.add_argument("--out", type=Path, required=True, help="finetune_judge's folds (GROUP.npz)")
@@ -92,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [
         ("3.4.0's gates", "3.2.0's cap (as shipped)"),
         ("3.4.0's gates", "recipe's cap"),
+        ("rescued by the tuned gate", "recipe's cap"),
         ("rescued by the tuned gate", "tuned cap"),
         ("rescued by the tuned gate", "blend 0.25"),
     ]
