@@ -1,7 +1,7 @@
 """Would another rule from a photo's tops to its answer serve real photos better? Chosen with each group left out.
 
     python -m recipe.experiments.photo_rules --caps R/caps --cache R/m4 --model M320 --out W/judges \
-        [--report W/rules.json]
+        [--nets W/nets] [--report W/rules.json]
 
 The product's rule: a photo is open when any top the gate counts reads open. Session 22 found
 (``finetune_judge``) that most of the candidates the gate counts in closed photos on no marked top
@@ -19,7 +19,8 @@ Each is applied to the same candidates, gates and caps as ``finetune_judge`` (ev
 answered by stages that never saw it), and to 3.2.0's cap as 3.4.0 ships it. The rule is chosen
 with each group left out: the rule best on the mean of the other groups answers the group, so
 the last row is a figure no group chose. Balanced accuracy only: a rule other than ``any``
-would need its own photo calibration.
+would need its own photo calibration. ``--nets`` adds session 21's cap, fine-tuned alone
+(``finetune_cap --all-groups --save``), on the groups that have both folds.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .. import kinds_table
 from ..probe_model4 import SPANS, Bench, best_temperature, cap_looked_again, cap_of, sigmoid
 from ..real_photos import GROUPS, KINDS
 from .finetune_judge import variants
+from .finetuned_cap_photos import fold_logits
 from .pseudo_caps import candidate_features
 
 #: A rule: (counted tops' p_open, their p(top), their box sides) -> open?
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
     parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (its finder, gate and cap)")
     parser.add_argument("--out", type=Path, required=True, help="finetune_judge's folds (GROUP.npz)")
+    parser.add_argument("--nets", type=Path, help="finetune_cap --save's folder: adds its cap (where both folds are)")
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     import_tensorflow()
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     base = Classifier.load(args.model, engine="litert")
     bench = Bench(base, args.cache)
     done = [g for g in GROUPS if (args.out / f"{g}.npz").exists()]
+    if args.nets:  # only the groups with both folds
+        done = [g for g in done if (args.nets / f"{g}.weights.h5").exists()]
     side = candidate_features(base, [p.path for p in bench.photos], args.cache, "labelled", every_span=False)["box"]
     side = side[:, 2]
     assert len(side) == len(bench.group), "the candidates' boxes differ from the bench's"
@@ -87,12 +92,20 @@ def main(argv: list[str] | None = None) -> None:
     gates, caps = variants(args, bench, done)
     shipped = cap_of(args.model)
     caps["3.2.0's cap (as shipped)"] = {s: shipped.logits(bench.arrays[f"cap{s}"]) for s in SPANS}
+    if args.nets:
+        alone = {s: np.full(len(bench.group), np.nan) for s in SPANS}
+        for g in done:
+            by_span = fold_logits(base, bench, g, args.nets / f"{g}.weights.h5", args.nets)
+            for i, s in enumerate(SPANS):
+                alone[s][bench.group == g] = by_span[:, i]
+        caps["cap fine-tuned alone"] = alone
     chosen = [
         ("3.4.0's gates", "3.2.0's cap (as shipped)"),
         ("3.4.0's gates", "recipe's cap"),
         ("rescued by the tuned gate", "recipe's cap"),
         ("rescued by the tuned gate", "tuned cap"),
         ("rescued by the tuned gate", "blend 0.25"),
+        *((g, "cap fine-tuned alone") for g in ("3.4.0's gates", "rescued by the tuned gate") if args.nets),
     ]
     mine = [p for p in bench.photos if p.group in done]
     report: dict = {}
