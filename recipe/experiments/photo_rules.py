@@ -13,6 +13,8 @@ tops instead:
 * ``any, p_open >= t``: the product's rule with a surer bar (t 0.5 is the product's);
 * ``share >= r``: open when at least a share r of the counted tops read open;
 * ``largest``: the counted top with the largest box decides (the bottle in front);
+* ``any of the tops >= r the largest``: the product's rule among the counted tops at least r
+  times the largest one's side (the bottles in front, not the caps behind them);
 * ``mean``: the counted tops' p_open, weighed by p(top), at 0.5.
 
 Each is applied to the same candidates, gates and caps as ``finetune_judge`` (every group
@@ -49,6 +51,10 @@ RULES: dict[str, Rule] = {
     **{f"any, p_open >= {t}": (lambda o, _t, _s, t=t: bool((o >= t).any())) for t in (0.5, 0.6, 0.7, 0.8)},
     **{f"share >= {r}": (lambda o, _t, _s, r=r: bool((o >= 0.5).mean() >= r)) for r in (0.25, 0.5)},
     "largest": lambda o, _t, s: bool(o[np.argmax(s)] >= 0.5),
+    **{
+        f"any of the tops >= {r} the largest": (lambda o, _t, s, r=r: bool((o[s >= r * s.max()] >= 0.5).any()))
+        for r in (0.5, 0.75)
+    },
     "mean": lambda o, t, _s: bool(np.average(o, weights=t) >= 0.5),
 }
 
