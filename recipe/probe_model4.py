@@ -225,6 +225,36 @@ def left_out_real_gate(bench: Bench, cache: Path, seed: int = 0) -> np.ndarray:
     return p_top
 
 
+def left_out_caps(views: tuple, trained_on, groups, pairs: tuple | None = None) -> dict[str, LinearCap]:
+    """A cap per group of ``groups``, fitted without it: ``trained_on``'s tops and the renders.
+
+    ``views`` is :func:`cap_views`' features, labels and groups; ``pairs`` (features, labels,
+    target groups, donor groups) adds the counterfactual tops whose target and donor are other groups.
+    """
+    cap_x, cap_open, cap_group = views
+    folds = {}
+    for g in groups:
+        keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
+        x, y, kept_groups = cap_x[keep], cap_open[keep], cap_group[keep]
+        if pairs is not None:
+            pair_x, pair_open, target, donor = pairs
+            more = np.flatnonzero((target != g) & (donor != g))
+            x, y = np.concatenate([x, pair_x[more]]), np.concatenate([y, pair_open[more]])
+            kept_groups = np.concatenate([kept_groups, target[more]])
+        folds[g] = fit_linear_cap(x, y, alike(kept_groups, y), 1e-2)
+    return folds
+
+
+def left_out_logits(bench: Bench, folds: dict[str, LinearCap]) -> dict[float, np.ndarray]:
+    """Each candidate's cap logit at each span, by its group's fold (NaN where its group has none)."""
+    out = {s: np.full(len(bench.group), np.nan) for s in SPANS}
+    for g, fold in folds.items():
+        rows = bench.group == g
+        for s in SPANS:
+            out[s][rows] = fold.logits(bench.arrays[f"cap{s}"][rows])
+    return out
+
+
 def best_temperature(answers_at: Callable[[float], dict], truth: dict[str, str]) -> float:
     """The photo temperature (0.5 to 6, a log grid) whose answers have the least log loss over the answered photos.
 
@@ -268,23 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         """The photo temperature, cross-fitted: each group answered by the fold that never saw it."""
         return best_temperature(lambda t: with_cap(folds, p_top, t, GROUPS), truth)
 
-    def left_out_caps(trained_on, pairs: tuple | None = None) -> dict[str, LinearCap]:
-        """A cap per group, fitted without it: ``trained_on``'s tops and the renders, plus ``pairs``
-        (features, labels, target groups, donor groups) whose target and donor are other groups."""
-        folds = {}
-        for g in GROUPS:
-            keep = np.flatnonzero(np.isin(cap_group, [*trained_on, "caps-render"]) & (cap_group != g))
-            x, y, groups = cap_x[keep], cap_open[keep], cap_group[keep]
-            if pairs is not None:
-                pair_x, pair_open, target, donor = pairs
-                more = np.flatnonzero((target != g) & (donor != g))
-                x, y = np.concatenate([x, pair_x[more]]), np.concatenate([y, pair_open[more]])
-                groups = np.concatenate([groups, target[more]])
-            folds[g] = fit_linear_cap(x, y, alike(groups, y), 1e-2)
-        return folds
-
     def cap_rows(title: str, trained_on, pairs: tuple | None = None) -> None:
-        folds = left_out_caps(trained_on, pairs)
+        folds = left_out_caps((cap_x, cap_open, cap_group), trained_on, GROUPS, pairs)
         temperature = temperature_of(folds, shipped_top)
         results[title.format(T=f"{temperature:.2f}")] = kinds_table.table(
             photos, with_cap(folds, shipped_top, temperature, GROUPS)

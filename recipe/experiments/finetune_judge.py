@@ -55,14 +55,16 @@ from ..probe_model4 import (
     cap_looked_again,
     cap_views,
     gate_looked_again,
+    left_out_caps,
+    left_out_logits,
     left_out_real_gate,
     rescued,
     sigmoid,
 )
-from ..real_photos import GROUPS, KINDS, OLDER_GROUPS
+from ..real_photos import GROUPS, OLDER_GROUPS
 from ..train_cap_judge import each_source_and_class_alike
 from .finetune_cap import checked_not_tops, views
-from .finetuned_cap_photos import candidate_crops
+from .finetuned_cap_photos import candidate_crops, summary
 
 VIEWS, EPOCHS, LR, BATCH, L2 = 8, 2, 1e-4, 32, 1e-2
 
@@ -150,13 +152,7 @@ def variants(args: argparse.Namespace, bench: Bench, done: list[str]) -> tuple[d
             for i, s in enumerate(SPANS):
                 tuned[k][s][bench.group == g] = stored[k][:, i]
 
-    _, cap_x, cap_open, cap_group = cap_views([args.caps], args.cache)
-    recipe = {s: np.full(n, np.nan) for s in SPANS}
-    for g in done:
-        keep = np.flatnonzero(np.isin(cap_group, [*OLDER_GROUPS, "caps-render"]) & (cap_group != g))
-        fold = fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), L2)
-        for s in SPANS:
-            recipe[s][bench.group == g] = fold.logits(bench.arrays[f"cap{s}"][bench.group == g])
+    recipe = left_out_logits(bench, left_out_caps(cap_views([args.caps], args.cache)[1:], OLDER_GROUPS, done))
 
     shipped_top = gate_looked_again(bench.p_top_shipped)
     as_shipped = rescued(shipped_top, left_out_real_gate(bench, args.cache), 0.95)
@@ -182,7 +178,6 @@ def score(args: argparse.Namespace, bench: Bench, done: list[str]) -> dict:
     """Every variant's answers to the done groups' photos, per group and kind."""
     truth = {kinds_table.key(p): p.truth for p in bench.photos}
     gates, caps = variants(args, bench, done)
-    mine = [p for p in bench.photos if p.group in done]
     results = {}
     for gate_name, p_top in gates.items():
         for cap_name, cap_logits in caps.items():
@@ -192,16 +187,7 @@ def score(args: argparse.Namespace, bench: Bench, done: list[str]) -> dict:
                 return bench.answers(p_top, cap_looked_again(by_span, p_top), done)
 
             t = best_temperature(answers, truth)
-            given = answers(t)
-            by_group = {g: kinds_table.score([p for p in mine if p.group == g], given) for g in done}
-            by_kind = {k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS}
-            results[f"{gate_name}; {cap_name}"] = {
-                "temperature": round(t, 2),
-                "groups": by_group,
-                "kinds": {k: v for k, v in by_kind.items() if v["photos"]},
-                "mean_over_groups": round(float(np.mean([v["balanced_accuracy"] for v in by_group.values()])), 3),
-                "all_answered_ece": kinds_table.score([p for p in mine if p.truth != "none"], given).get("ece"),
-            }
+            results[f"{gate_name}; {cap_name}"] = summary(bench.photos, done, answers(t), t)
     return results
 
 
@@ -220,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
 
     base = Classifier.load(args.model, engine="litert")
     bench = Bench(base, args.cache)
-    if args.leave_out:
+    to_train = [g for g in args.leave_out if not (args.out / f"{g}.npz").exists()]
+    if to_train:
         crops = training_crops(args.caps, args.caps_eval)
         hard = views(crops, VIEWS, 0, True, args.views_cache)
         frozen_file = args.views_cache / f"judge-frozen-v{VIEWS}-n{len(crops)}.npz"
@@ -233,9 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"frozen features in {time.time() - started:.0f} s", flush=True)
         frozen = dict(np.load(frozen_file))
         args.out.mkdir(parents=True, exist_ok=True)
-        for g in args.leave_out:
-            if (args.out / f"{g}.npz").exists():
-                continue
+        for g in to_train:
             started = time.time()
             np.savez(args.out / f"{g}.npz", **train_fold(g, crops, hard, frozen, base, bench))
             print(f"{g}: {time.time() - started:.0f} s", flush=True)

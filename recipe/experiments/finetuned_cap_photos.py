@@ -32,10 +32,8 @@ import numpy as np
 
 from bottlecheck import Classifier
 from bottlecheck.tfquiet import import_tensorflow
-from bottlecheck.training.judge import fit_linear_cap
 
 from .. import kinds_table
-from ..crops import alike
 from ..probe_model4 import (
     SPANS,
     Bench,
@@ -44,6 +42,8 @@ from ..probe_model4 import (
     cap_of,
     cap_views,
     gate_looked_again,
+    left_out_caps,
+    left_out_logits,
     left_out_real_gate,
     rescued,
     sigmoid,
@@ -64,6 +64,20 @@ def candidate_crops(base: Classifier, bench: Bench, group: str):
             np.stack([base.crop(prepared, x, y, s, span) for x, y, s, _ in placed]).astype(np.float32)  # type: ignore[attr-defined]
             for span in SPANS
         ]
+
+
+def summary(photos: list, groups: list[str], given: dict, temperature: float) -> dict:
+    """``given``'s scores on ``groups``' photos: per group and kind, their mean over groups and ECE."""
+    mine = [p for p in photos if p.group in groups]
+    by_group = {g: kinds_table.score([p for p in mine if p.group == g], given) for g in groups}
+    by_kind = {k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS}
+    return {
+        "temperature": round(temperature, 2),
+        "groups": by_group,
+        "kinds": {k: v for k, v in by_kind.items() if v["photos"]},
+        "mean_over_groups": round(float(np.mean([v["balanced_accuracy"] for v in by_group.values()])), 3),
+        "all_answered_ece": kinds_table.score([p for p in mine if p.truth != "none"], given).get("ece"),
+    }
 
 
 def fold_logits(base: Classifier, bench: Bench, group: str, weights: Path, cache: Path) -> np.ndarray:
@@ -119,14 +133,7 @@ def main(argv: list[str] | None = None) -> None:
 
     columns = [("3.2.0's cap (shipped)", logits)]
     if args.caps:  # probe_model4's cached views of the marked tops and renders (12 a top)
-        _, cap_x, cap_open, cap_group = cap_views(args.caps, args.cache)
-        recipe = {s: np.full(len(bench.group), np.nan) for s in SPANS}
-        for g in done:
-            keep = np.flatnonzero(np.isin(cap_group, [*OLDER_GROUPS, "caps-render"]) & (cap_group != g))
-            fold = fit_linear_cap(cap_x[keep], cap_open[keep], alike(cap_group[keep], cap_open[keep]), 1e-2)
-            rows = bench.group == g
-            for s in SPANS:
-                recipe[s][rows] = fold.logits(bench.arrays[f"cap{s}"][rows])
+        recipe = left_out_logits(bench, left_out_caps(cap_views(args.caps, args.cache)[1:], OLDER_GROUPS, done))
         columns.append(("3.2.0's recipe, its group left out", recipe))
     columns.append(("fine-tuned cap, its group left out", tuned))
     if args.caps and args.blend:
@@ -135,20 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         surer = {s: np.where(np.abs(tuned[s]) > np.abs(recipe[s]), tuned[s], recipe[s]) for s in SPANS}
         columns.append(("surer of the two", surer))
 
-    mine = [p for p in photos if p.group in done]
     results = {}
     for name, cap_logits in columns:
         t = best_temperature(lambda t, c=cap_logits: answers(c, t), truth)
-        given = answers(cap_logits, t)
-        by_group = {g: kinds_table.score([p for p in mine if p.group == g], given) for g in done}
-        by_kind = {k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS}
-        results[name] = {
-            "temperature": round(t, 2),
-            "groups": by_group,
-            "kinds": {k: v for k, v in by_kind.items() if v["photos"]},
-            "mean_over_groups": round(float(np.mean([v["balanced_accuracy"] for v in by_group.values()])), 3),
-            "all_answered_ece": kinds_table.score([p for p in mine if p.truth != "none"], given).get("ece"),
-        }
+        results[name] = summary(photos, done, answers(cap_logits, t), t)
     names = list(results)
     print(f"\n| left out, balanced | {' | '.join(names)} |\n| --- |{' ---: |' * len(names)}")
     for label, pick in [
