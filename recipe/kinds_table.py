@@ -54,7 +54,9 @@ def score(photos: list[Photo], answers: dict[str, dict]) -> dict:
             recall[truth] = round(sum(right(p, a) for p, a in of_truth) / len(of_truth), 3)
     topped = [v for k, v in recall.items() if k != "none"]
     answered = [
-        (p.truth == "open", a["p_open"]) for p, a in mine if p.truth != "none" and a["status"] in ("open", "closed")
+        (p.truth == "open", a["p_open"])
+        for p, a in mine
+        if p.truth != "none" and a["status"] in ("open", "closed") and a["p_open"] is not None
     ]
     out: dict = {
         "photos": len(photos),

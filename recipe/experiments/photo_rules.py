@@ -15,13 +15,21 @@ tops instead:
 * ``largest``: the counted top with the largest box decides (the bottle in front);
 * ``any of the tops >= r the largest``: the product's rule among the counted tops at least r
   times the largest one's side (the bottles in front, not the caps behind them);
-* ``mean``: the counted tops' p_open, weighed by p(top), at 0.5.
+* ``mean``: the counted tops' p_open, weighed by p(top), at 0.5;
+* ``any, bar 0.5 + k x (1 - side / largest)``: the product's rule with a surer bar the smaller
+  a top is than the largest (a soft form of the last two but one; "the largest open top against
+  the largest closed" is the same rule as ``any of the tops >= r the largest``);
+* ``learned on the other groups``: a logistic rule over ``photo_features`` (the tops' most and
+  least open logit, the largest top's, the mean, the share open, how many, the largest open
+  top's size and surest p(top)), fitted on the other groups' photos for each group; its output
+  is the photo's p(open), so it has an ECE of its own.
 
 Each is applied to the same candidates, gates and caps as ``finetune_judge`` (every group
 answered by stages that never saw it), and to 3.2.0's cap as 3.4.0 ships it. The rule is chosen
 with each group left out: the rule best on the mean of the other groups answers the group, so
-the last row is a figure no group chose. Balanced accuracy only: a rule other than ``any``
-would need its own photo calibration. ``--nets`` adds session 21's cap, fine-tuned alone
+the last row is a figure no group chose (the learned rules are not among the choices: they
+are fitted without the group already). The hand rules give no p(open), so their ECE is blank:
+a rule other than ``any`` would need its own photo calibration. ``--nets`` adds session 21's cap, fine-tuned alone
 (``finetune_cap --all-groups --save``), on the groups that have both folds.
 """
 
@@ -36,6 +44,7 @@ import numpy as np
 
 from bottlecheck import Classifier
 from bottlecheck.tfquiet import import_tensorflow
+from bottlecheck.training.judge import fit_linear_cap
 
 from .. import kinds_table
 from ..probe_model4 import SPANS, Bench, best_temperature, cap_looked_again, cap_of, sigmoid
@@ -56,6 +65,12 @@ RULES: dict[str, Rule] = {
         for r in (0.5, 0.75)
     },
     "mean": lambda o, t, _s: bool(np.average(o, weights=t) >= 0.5),
+    **{
+        f"any, bar 0.5 + {k} x (1 - side / largest)": (
+            lambda o, _t, s, k=k: bool((o >= 0.5 + k * (1 - s / s.max())).any())
+        )
+        for k in (0.2, 0.4)
+    },
 }
 
 
@@ -72,6 +87,62 @@ def answers(bench: Bench, p_top: np.ndarray, p_open: np.ndarray, side: np.ndarra
         rows = slice(start, start + n)
         is_open = rule(p_open[rows][counted], p_top[rows][counted], side[rows][counted])
         out[kinds_table.key(p)] = {"status": "open" if is_open else "closed", "p_open": None}
+    return out
+
+
+def photo_features(o: np.ndarray, t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """What a learned rule sees of a photo's counted tops (p_open, p(top), box sides)."""
+    o = np.clip(o, 1e-4, 1 - 1e-4)
+    logit = np.log(o / (1 - o))
+    opened = o >= 0.5
+    largest = int(np.argmax(s))
+    return np.array(
+        [
+            logit.max(),
+            logit.min(),
+            logit[largest],
+            float(np.average(logit, weights=t)),
+            opened.mean(),
+            np.log(len(o)),
+            s[opened].max() / s.max() if opened.any() else 0.0,
+            t[opened].max() if opened.any() else 0.0,
+        ]
+    )
+
+
+def learned_answers(bench: Bench, p_top: np.ndarray, p_open: np.ndarray, side: np.ndarray, groups, l2: float) -> dict:
+    """Each group's photos answered by a logistic rule over ``photo_features`` fitted on the other groups.
+
+    Each group's open and its closed photos weigh the same in the fit, so that no one group's
+    mix of classes sets the rule. Its output is the photo's p(open), so the rule is calibrated
+    on the other groups too (the ECE column means something here, unlike the hand rules').
+    """
+    rows = []
+    for p, start, n in zip(bench.photos, bench.starts, bench.counts, strict=True):
+        counted = p_top[start : start + n] >= 0.5
+        if not counted.any():
+            rows.append((p, None))
+            continue
+        cut = slice(start, start + n)
+        rows.append((p, photo_features(p_open[cut][counted], p_top[cut][counted], side[cut][counted])))
+    out = {}
+    for g in groups:
+        train = [(p, f) for p, f in rows if f is not None and p.group != g and p.truth in ("open", "closed")]
+        y = np.array([p.truth == "open" for p, _ in train])
+        w = np.ones(len(train))
+        for h in {p.group for p, _ in train}:
+            for truth in (True, False):
+                mine = np.array([p.group == h for p, _ in train]) & (y == truth)
+                w[mine] = 1.0 / mine.sum() if mine.any() else 0.0
+        rule = fit_linear_cap(np.stack([f for _, f in train]), y, w, l2=l2)
+        for p, f in rows:
+            if p.group != g:
+                continue
+            if f is None:
+                out[kinds_table.key(p)] = {"status": "unknown", "p_open": None}
+                continue
+            q = float(sigmoid(rule.logits(f[None])[0]))
+            out[kinds_table.key(p)] = {"status": "open" if q >= 0.5 else "closed", "p_open": q}
     return out
 
 
@@ -129,6 +200,14 @@ def main(argv: list[str] | None = None) -> None:
             table[name] = {
                 **{g: kinds_table.score([p for p in mine if p.group == g], given) for g in done},
                 **{k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS},
+                "all": kinds_table.score(mine, given),
+            }
+        for l2 in (1e-2, 1e-1):
+            given = learned_answers(bench, p_top, p_open, side, done, l2)
+            table[f"learned on the other groups (l2 {l2:g})"] = {
+                **{g: kinds_table.score([p for p in mine if p.group == g], given) for g in done},
+                **{k: kinds_table.score([p for p in mine if k in p.kinds], given) for k in KINDS},
+                "all": kinds_table.score(mine, given),
             }
         picks, left_out = {}, {}
         for g in done:
@@ -138,14 +217,15 @@ def main(argv: list[str] | None = None) -> None:
         table["chosen with its group left out"] = {
             **{g: kinds_table.score([p for p in mine if p.group == g], left_out) for g in done},
             **{k: kinds_table.score([p for p in mine if k in p.kinds], left_out) for k in KINDS},
+            "all": kinds_table.score(mine, left_out),
         }
         kinds = [k for k in KINDS if table["largest"][k]["photos"]]
         print(f"\n### {gate_name}; {cap_name} (T {t:.2f}); picks: {json.dumps(picks)}\n")
         columns = [*done, *kinds]
-        print(f"| rule | mean | {' | '.join(columns)} |\n| --- |{' ---: |' * (1 + len(columns))}")
+        print(f"| rule | mean | {' | '.join(columns)} | ECE |\n| --- |{' ---: |' * (2 + len(columns))}")
         for name, row in table.items():
             mean = round(float(np.mean([row[g]["balanced_accuracy"] for g in done])), 3)
-            cells = [mean, *(row[c]["balanced_accuracy"] for c in columns)]
+            cells = [mean, *(row[c]["balanced_accuracy"] for c in columns), row["all"].get("ece", "-")]
             print(f"| {name} | {' | '.join(str(c) for c in cells)} |")
         report[f"{gate_name}; {cap_name}"] = {"temperature": round(t, 2), "picks": picks, "table": table}
     if args.report:
