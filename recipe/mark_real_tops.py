@@ -20,7 +20,10 @@ eye, and the rules lean to leaving a candidate out rather than guessing:
 Then every open or closed mark was checked by eye on contact sheets (``--sheets DIR`` draws
 them) and the verdicts kept in ``annotations/real-sources-more-review.json``, which ``--review``
 applies: a mark that is no top (a bowl, a label, a loose cap) becomes ``none``, an unclear one
-is dropped. The older three folders keep their by-eye marks (``real-sources-tops.json``).
+is dropped. The nones nobody had looked at were checked by eye where they decide most, in the
+photos model 3.4.0 answers ``unknown`` (``annotations/real-sources-nones-review.json``: 38 of
+416 are tops, capped or bare, and take what they show). The older three folders keep their
+by-eye marks (``real-sources-tops.json``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ from .real_photos import DATA, FOLDER_GROUPS, labelled_photos
 from .sheets import save_sheets
 
 OLDER = ("beer-office", "beer-checkins", "street-restaurants")
+#: The by-eye verdicts: on the open and closed marks (every one), then on the nones in photos answered unknown.
+REVIEWS = tuple(
+    Path(__file__).resolve().parent / "annotations" / name
+    for name in ("real-sources-more-review.json", "real-sources-nones-review.json")
+)
 TILE, COLUMNS, ROWS = 112, 8, 6
 
 
@@ -104,15 +112,23 @@ def mark(classifier: Classifier, photo, boxes: list, none_below: float) -> list[
 
 
 def reviewed(marks: list[dict], verdicts: list[list]) -> list[dict]:
-    """``marks`` with the by-eye verdicts applied: 'not a top' makes a mark none, 'left out' drops it."""
+    """``marks`` with the by-eye verdicts applied.
+
+    On an open or closed mark, 'not a top' makes it none and 'left out' drops it. On a none the
+    gate turned down, 'open' or 'closed' makes it a top of that label: the gate turns down real
+    tops too (bare PET necks, caps side-on), and a rule-made none that is a top teaches the
+    rescue gate to refuse it.
+    """
     by_place = {(round(x, 1), round(y, 1)): verdict for x, y, verdict in verdicts}
     out = []
     for m in marks:
-        verdict = by_place.get((m["x"], m["y"]), "right") if m["label"] in ("open", "closed") else "right"
-        if verdict == "not a top":
-            out.append({**m, "label": "none", "how": m["how"] + "; by eye: not a top"})
-        elif verdict == "right":
+        verdict = by_place.get((m["x"], m["y"]), "right")
+        if m["label"] == "none" and verdict in ("open", "closed"):
+            out.append({**m, "label": verdict, "how": m["how"] + f"; by eye: {verdict} top"})
+        elif m["label"] not in ("open", "closed") or verdict == "right":
             out.append(m)
+        elif verdict == "not a top":
+            out.append({**m, "label": "none", "how": m["how"] + "; by eye: not a top"})
     return out
 
 
@@ -125,13 +141,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--review",
         type=Path,
-        default=Path(__file__).resolve().parent / "annotations" / "real-sources-more-review.json",
-        help="the by-eye verdicts to apply ('none' for no review)",
+        action="append",
+        help="by-eye verdicts to apply, repeatable (default: annotations/' two review files; 'none': no review)",
     )
     args = parser.parse_args(argv)
     classifier = Classifier.load(args.model, engine="litert")
     images: dict[str, list[dict]] = {}
-    verdicts = None if str(args.review) == "none" else json.loads(args.review.read_text())["review"]
+    verdicts: dict[str, list] | None = None
+    if [str(r) for r in args.review or []] != ["none"]:
+        verdicts = defaultdict(list)
+        for review in args.review or REVIEWS:
+            for name, places in json.loads(review.read_text())["review"].items():
+                verdicts[name] += places
     box_cache = {folder: boxes_of(DATA / "real-sources" / folder) for folder in FOLDER_GROUPS}
     for photo in labelled_photos():
         if photo.folder not in FOLDER_GROUPS or photo.folder in OLDER:
@@ -146,8 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     document = {
         "about": "Tops in the nine newer folders of ../shared/data/real-sources, marked by rule from the source's "
         "boxes and model 3.2.0's finder candidates and gate (recipe/mark_real_tops.py: its docstring gives the rules), "
-        "then every open or closed mark checked by eye (real-sources-more-review.json). "
-        "label open/closed: a top with its photo's label; none: a candidate the gate turned down, on no box; unsure: "
+        "then every open or closed mark checked by eye (real-sources-more-review.json), and the nones in photos "
+        "answered unknown by 3.4.0 (real-sources-nones-review.json). "
+        "label open/closed: a top with its photo's label (a none the nones review found a top: what it shows); none: a "
+        "candidate the gate turned down, on no box; unsure: "
         "a boxed top in an open photo with several tops (not trained on).",
         "source": "real-sources",
         "counts": {f"{folder}/{label}": n for (folder, label), n in sorted(counts.items())},
