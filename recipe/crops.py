@@ -29,7 +29,7 @@ import functools
 import json
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,21 @@ def views_digest() -> str:
     import inspect
 
     return f"{zlib.crc32(inspect.getsource(judge_view).encode()):08x}"
+
+
+def places_digest(crops: Sequence[Crop]) -> str:
+    """A short digest of where the crops are cut (not their labels): cached features of the same places are reused.
+
+    A view does not depend on its crop's label, so relabelled marks keep their features; the
+    labels are always read from the crops, never from a cache.
+    """
+    places = "\n".join(f"{c.path}|{c.x:.1f}|{c.y:.1f}|{c.side:.1f}" for c in crops)
+    return f"{zlib.crc32(places.encode()):08x}"
+
+
+def marks_digest(crops: Sequence[Crop]) -> str:
+    """A short digest of the crops' places and labels: for caches that keep the labels beside the features."""
+    return f"{zlib.crc32((places_digest(crops) + ''.join(c.label for c in crops)).encode()):08x}"
 
 
 def photo_key(name: str) -> int:

@@ -59,7 +59,7 @@ from bottlecheck.training.judge import (
 )
 
 from . import kinds_table
-from .crops import alike, cap_render_crops, marked
+from .crops import alike, cap_render_crops, marked, places_digest
 from .real_photos import GROUPS, OLDER_GROUPS, Photo, labelled_photos
 from .train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
 
@@ -195,14 +195,13 @@ def cap_views(caps: list[Path], cache: Path) -> tuple[list[Crop], np.ndarray, np
     Returns the tops, the views' features, whether each view is open (0/1) and each view's group.
     """
     tops = marked(("open", "closed")) + [c for c in cap_render_crops(caps) if c.label in ("open", "closed")]
-    cap_file = cache / f"cap-v12-n{len(tops)}.npz"
+    cap_file = cache / f"cap-v12-{places_digest(tops)}-n{len(tops)}.npz"
     if not cap_file.exists():
         view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
-        x, y = compute_judge_features(tops, 12, 0, True, print, cap_features_model(), view)
-        np.savez(cap_file, x=x, y=y)
-    stored = np.load(cap_file)
-    is_open = (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
-    return tops, stored["x"], is_open, np.repeat([c.group for c in tops], 12)
+        x, _ = compute_judge_features(tops, 12, 0, True, print, cap_features_model(), view)
+        np.savez(cap_file, x=x)
+    is_open = np.repeat([c.label == "open" for c in tops], 12).astype(int)
+    return tops, np.load(cap_file)["x"], is_open, np.repeat([c.group for c in tops], 12)
 
 
 def cap_of(model: Path) -> LinearCap:

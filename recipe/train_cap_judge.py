@@ -65,7 +65,7 @@ from bottlecheck.training.judge import (
     judge_view,
 )
 
-from .crops import FAMILIES, REAL_SOURCES, cap_render_crops, marked_crops, views_digest
+from .crops import FAMILIES, REAL_SOURCES, cap_render_crops, marked_crops, marks_digest, views_digest
 from .photo_bench import PhotoBench, candidate_crops, gate_with, photo_metrics, photo_sets
 from .real_photos import DATA
 
@@ -268,7 +268,7 @@ def main() -> None:
     def features_of(seed: int) -> list[np.ndarray]:
         """One seed's training views and the plain crops' features, cached (they cost minutes)."""
         cache = args.cache / (
-            f"{views_digest()}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}"
+            f"{views_digest()}-{marks_digest(crops)}-v{args.views}-lr{args.low_res_share}-h{args.hue_share}-n{len(crops)}"
             f"-u{len(unseen)}-s{seed}{'' if args.pooling == 'mean' else '-' + args.pooling.replace('+', '_')}"
             f"{f'-lite{args.cap_backbone}' if args.cap_backbone else ''}.npz"
         )

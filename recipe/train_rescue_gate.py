@@ -35,7 +35,6 @@ from bottlecheck import __version__
 from bottlecheck.artifact import write_metadata
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import (
-    JUDGE_LABELS,
     Crop,
     LinearCap,
     compute_judge_features,
@@ -43,7 +42,7 @@ from bottlecheck.training.judge import (
     judge_features_model,
 )
 
-from .crops import ANNOTATIONS, alike, marked
+from .crops import ANNOTATIONS, alike, marked, places_digest
 
 #: Views of each marked crop (jittered as the judge's training views), their draw, and the pull to zero.
 VIEWS, SEED, L2 = 4, 0, 1e-2
@@ -57,15 +56,19 @@ def gate_crops() -> list[Crop]:
 
 
 def gate_features(crops: list[Crop], cache: Path, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    """The pooled 1x1 head's features of :data:`VIEWS` views of each crop, and 1 where it is a top (cached)."""
-    name = f"gate-v{VIEWS}-n{len(crops)}" + (f"-seed{seed}" if seed else "") + ".npz"
+    """The pooled 1x1 head's features of :data:`VIEWS` views of each crop, and 1 where it is a top.
+
+    The features are cached by the crops' places; whether each is a top comes from the crops
+    themselves, so a mark relabelled by eye is never read with its old label.
+    """
+    name = f"gate-v{VIEWS}-{places_digest(crops)}-n{len(crops)}" + (f"-seed{seed}" if seed else "") + ".npz"
     path = cache / name
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        x, y = compute_judge_features(crops, VIEWS, seed, True, print, judge_features_model())
-        np.savez(path, x=x, y=y)
-    stored = np.load(path)
-    return stored["x"], (stored["y"] != JUDGE_LABELS.index("none")).astype(int)
+        x, _ = compute_judge_features(crops, VIEWS, seed, True, print, judge_features_model())
+        np.savez(path, x=x)
+    is_top = np.repeat([c.label != "none" for c in crops], VIEWS).astype(int)
+    return np.load(path)["x"], is_top
 
 
 def fit_rescue_gate(crops: list[Crop], x: np.ndarray, is_top: np.ndarray, keep: np.ndarray | None = None) -> LinearCap:

@@ -206,3 +206,27 @@ def test_the_recorded_rows_are_the_base_and_each_draw_at_the_models_own_sure():
     }
     with pytest.raises(SystemExit):
         left_out_rows(report, 0.8, "3.2.0")
+
+
+def test_the_gates_cached_features_are_keyed_by_place_and_its_labels_come_from_the_marks(tmp_path):
+    """A by-eye review relabels marks without moving them: their features may be reused, but a
+    label read back from the cache would train the gate on what the review corrected."""
+    from dataclasses import replace
+
+    from bottlecheck.training.judge import Crop
+    from recipe.crops import places_digest
+    from recipe.train_rescue_gate import VIEWS, gate_features
+
+    before = [Crop("a.jpg", 10.0, 20.0, 30.0, "none", 1, "g"), Crop("a.jpg", 50.0, 60.0, 30.0, "open", 1, "g")]
+    after = [replace(before[0], label="closed"), before[1]]
+    moved = [replace(before[0], x=11.0), before[1]]
+    assert places_digest(before) == places_digest(after) != places_digest(moved)
+
+    features = np.arange(2 * VIEWS * 3, dtype=np.float32).reshape(2 * VIEWS, 3)
+    np.savez(tmp_path / f"gate-v{VIEWS}-{places_digest(before)}-n2.npz", x=features)
+
+    x, is_top = gate_features(after, tmp_path)  # found in the cache: nothing is computed
+
+    np.testing.assert_array_equal(x, features)
+    assert is_top.tolist() == [1] * VIEWS + [1] * VIEWS
+    assert gate_features(before, tmp_path)[1].tolist() == [0] * VIEWS + [1] * VIEWS
