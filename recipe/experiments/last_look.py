@@ -1,0 +1,131 @@
+"""A last look in the photos 3.4.0 leaves unknown, by a gate that never learned the unchecked not-tops.
+
+    python -m recipe.experiments.last_look --cache R/m4 --model M320 [--report W/last-look.json]
+
+Of the 3,771 marks the rescue gate learns from, 2,085 are nones made by rule and never looked
+at: a candidate 3.2.0's gate turned down, on no source box (``recipe/mark_real_tops.py``). They
+teach the rescue gate to refuse what 3.2.0's render-trained gate refused. Session 23 looked at
+the 416 of them in the photos 3.4.0 answers ``unknown``: 38 were tops (bare PET necks, caps
+seen side-on), now marked (``annotations/real-sources-nones-review.json``); the rest are
+crumpled PET, labels and ground. A gate fitted on the real tops against the *checked*
+not-tops only (the by-eye ones) knows real tops better, but alone answers close-ups with no
+top in frame and white and silver crowns read open (``model/HISTORY.md``).
+
+So it gets only the last word, where nothing else has spoken: in a photo where no candidate
+counts after 3.4.0's rule (its gate, its second looks, its rescue gate), a candidate counts
+when this gate is at least ``sure`` of a top and 3.4.0's rescue gate at least ``guard``. Every
+photo 3.4.0 answers is answered as before, so no kind can fall except "no top in frame"
+(an ``unknown`` that is right); the question is how many of the unknown photos it answers,
+and how well.
+
+Both gates are fitted with each repository group left out, on two draws of the views (seeds 0
+and 1), and the photos answered as ``TopsClassifier`` would (the probe's replay; the 3.4.0 rows
+equal ``probe_model4 --variants``' rescue rows at 0.95). Seconds, from the probe's cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bottlecheck import Classifier
+from bottlecheck.tfquiet import import_tensorflow
+
+from .. import kinds_table
+from ..boxes_table import UNCHECKED
+from ..probe_model4 import Bench, cap_looked_again, gate_looked_again, rescued, sigmoid
+from ..real_photos import DATA, GROUPS
+from ..train_rescue_gate import SURE, VIEWS, fit_rescue_gate, gate_crops, gate_features
+
+#: (sure, guard) pairs measured: the last-look gate's bar and 3.4.0's rescue gate's.
+SETTINGS = ((0.9, 0.8), (0.95, 0.5), (0.95, 0.8), (0.95, 0.9), (0.98, 0.8))
+#: 3.4.0's rescue gate alone, with a lower bar where nothing counts (no second gate).
+LOWER_BARS = (0.8, 0.9)
+
+
+def rule_made(crops: list) -> tuple[np.ndarray, np.ndarray]:
+    """Which gate crops are unchecked rule-made nones, and which were such nones until the review made them tops."""
+    root = (DATA / "real-sources").resolve()
+    unchecked, relabelled = set(), set()
+    for name, marks in json.loads(
+        (Path(__file__).resolve().parents[1] / "annotations" / "real-sources-more-tops.json").read_text()
+    )["images"].items():
+        for m in marks:
+            place = (str((root / name).resolve()), round(m["x"], 1), round(m["y"], 1))
+            if m["label"] == "none" and m.get("how") == UNCHECKED:
+                unchecked.add(place)
+            elif m["label"] != "none" and m.get("how", "").startswith(f"{UNCHECKED}; by eye: "):
+                relabelled.add(place)
+    places = [(str(Path(c.path).resolve()), round(c.x, 1), round(c.y, 1)) for c in crops]
+    return np.array([p in unchecked for p in places]), np.array([p in relabelled for p in places])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
+    parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (its finder, gate and cap)")
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args(argv)
+    import_tensorflow()
+
+    bench = Bench(Classifier.load(args.model, engine="litert"), args.cache)
+    crops = gate_crops()
+    unchecked, relabelled = rule_made(crops)
+    group = np.repeat([c.group for c in crops], VIEWS)
+    first_gate = gate_looked_again(bench.p_top_shipped)
+    photo_of = np.repeat(np.arange(len(bench.starts)), bench.counts)
+
+    def left_out(x: np.ndarray, is_top: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        p_top = np.zeros(len(bench.group))
+        for g in GROUPS:
+            gate = fit_rescue_gate(crops, x, is_top, keep & (group != g))
+            rows = bench.group == g
+            p_top[rows] = sigmoid(gate.logits(bench.arrays["head"][rows]))
+        return p_top
+
+    def table(p_top: np.ndarray) -> dict:
+        return kinds_table.table(bench.photos, bench.answers(p_top, cap_looked_again(bench.p_open_shipped, p_top)))
+
+    results: dict[str, dict] = {}
+    for seed in (0, 1):
+        x, is_top = gate_features(crops, args.cache, seed)
+        as_trained = np.where(np.repeat(relabelled, VIEWS), 0, is_top)  # 3.4.0's rescue gate knew them as nones
+        rescue = left_out(x, as_trained, np.ones(len(is_top), dtype=bool))
+        last = left_out(x, is_top, ~np.repeat(unchecked, VIEWS))
+        shipped = rescued(first_gate, rescue, SURE)
+        nothing_counts = np.bincount(photo_of, weights=shipped >= 0.5, minlength=len(bench.starts))[photo_of] == 0
+        results[f"3.4.0 (seed {seed})"] = table(shipped)
+        for bar in LOWER_BARS:
+            looked = nothing_counts & (rescue >= bar)
+            results[f"3.4.0's rescue gate at {bar} where nothing counts (seed {seed})"] = table(
+                np.where(looked, rescue, shipped)
+            )
+        for sure, guard in SETTINGS:
+            looked = nothing_counts & (last >= sure) & (rescue >= guard)
+            results[f"last look {sure}, guard {guard} (seed {seed})"] = table(np.where(looked, last, shipped))
+
+    print(f"{unchecked.sum()} unchecked rule-made nones of {len(crops)} marks; {relabelled.sum()} made tops by eye")
+    kinds = list(results["3.4.0 (seed 0)"]["kinds"])
+    print(f"\n| rule | mean | glass | PET | {' | '.join(kinds)} | unknown | ECE | below 3.4.0 |")
+    print(f"| --- |{' ---: |' * (len(kinds) + 5)} --- |")
+    for name, t in results.items():
+        base = results[f"3.4.0 (seed {name[-2]})"]
+        below = [
+            f"{k} {base[part][k]['balanced_accuracy']} -> {t[part][k]['balanced_accuracy']}"
+            for part in ("kinds", "groups")
+            for k in base[part]
+            if t[part][k]["balanced_accuracy"] < base[part][k]["balanced_accuracy"]
+        ]
+        unknown = sum(row["unknown"] for row in t["groups"].values())
+        cells = [t["mean_over_groups"], t["glass"]["balanced_accuracy"], t["pet"]["balanced_accuracy"]]
+        cells += [t["kinds"][k]["balanced_accuracy"] for k in kinds] + [unknown, t["all_answered_ece"]]
+        print(f"| {name} | {' | '.join(str(c) for c in cells)} | {'; '.join(below) or 'none'} |")
+    if args.report:
+        args.report.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
