@@ -105,6 +105,12 @@ class TopsClassifier(Classifier):
         rescue = judge_meta.get("rescue") or {}
         self.rescue_column = rescue.get("column")
         self.rescue_sure = float(rescue.get("sure", 1.0))
+        # A third gate (tops 3.5.0 on), heard only in a photo where nothing counts after the rescue: a
+        # candidate counts when it (column last_look["column"]) is at least "sure" and the rescue gate "guard".
+        last_look = judge_meta.get("last_look") or {}
+        self.last_look_column = last_look.get("column")
+        self.last_look_sure = float(last_look.get("sure", 1.0))
+        self.last_look_guard = float(last_look.get("guard", 1.0))
         # One more temperature on each counted top's p(open | top), after the looks (tops 3.4.0 on): the
         # cap is too sure on sources it never saw; monotone and fixed at 0.5, so only confidences move.
         self.open_temperature = float((judge_meta.get("photo_calibration") or {}).get("temperature", 1.0))
@@ -154,6 +160,7 @@ class TopsClassifier(Classifier):
             "judge": [self.judge_size, self.crop_span, self.judge_labels],
             "second_look": [self.second_spans, self.second_band, self.second_min_top, self.top_floor],
             "rescue": [self.rescue_column, self.rescue_sure],
+            "last_look": [self.last_look_column, self.last_look_sure, self.last_look_guard],
             "photo_calibration": self.open_temperature,
             "decision": [self.min_top, self.decode_side],
         }
@@ -252,12 +259,15 @@ class TopsClassifier(Classifier):
         Between the two, a judge with a rescue gate (tops 3.3.0 on) gets its say: a candidate still
         turned down (p(top) under ``min_top``) counts with the rescue gate's p(top) when that is at
         least ``rescue_sure``. The rescue gate reads the look at ``crop_span`` only, as it was
-        measured (``recipe/probe_model4.py``: ``rescued``). Every other row is
-        returned as it came; a model with neither returns them all.
+        measured (``recipe/probe_model4.py``: ``rescued``). Then, in a photo where still no
+        candidate counts, a judge with a last look (tops 3.5.0 on) counts each candidate its third
+        gate is at least ``last_look_sure`` of while the rescue gate is at least ``last_look_guard``
+        (``recipe/experiments/last_look.py``). Every other row is returned as it came; a model with
+        none of these returns them all.
         """
         rows = list(probabilities)
         if not self.second_spans:
-            return self._rescued(rows)
+            return self._last_looked(found, self._rescued(rows))
         none_i = self._none_i
         places = [(photo, top) for photo, placed in zip(photos, found, strict=True) for top in placed]
         looks: dict[int, list[np.ndarray]] = {}  # a candidate's rows at second_spans, once cut
@@ -277,7 +287,7 @@ class TopsClassifier(Classifier):
             for i in doubted:
                 p_none = float(np.mean([row[none_i] for row in [rows[i], *looks[i]]]))
                 rows[i] = self._row(self.p_open_given_top(rows[i]), 1.0 - p_none, rows[i])
-        rows = self._rescued(rows)
+        rows = self._last_looked(found, self._rescued(rows))
         if self.second_band <= 0:
             return rows
         unsure = [
@@ -303,6 +313,23 @@ class TopsClassifier(Classifier):
             else row
             for row in rows
         ]
+
+    def _last_looked(self, found: list[list], rows: list[np.ndarray]) -> list[np.ndarray]:
+        """``rows`` with the last look taken in each photo of ``found`` where no candidate counts."""
+        if self.last_look_column is None or self.rescue_column is None:
+            return rows
+        column, guard, none_i = self.last_look_column, self.rescue_column, self._none_i
+        start = 0
+        for placed in found:
+            mine = range(start, start + len(placed))
+            start += len(placed)
+            if any(1.0 - rows[i][none_i] >= self.min_top for i in mine):
+                continue
+            for i in mine:
+                row = rows[i]
+                if row[column] >= self.last_look_sure and row[guard] >= self.last_look_guard:
+                    rows[i] = self._row(self.p_open_given_top(row), float(row[column]), row)
+        return rows
 
     def _row(self, p_open: float, p_top: float, like: np.ndarray) -> np.ndarray:
         """A judge row like ``like`` (its extra columns kept) holding p(open | top) ``p_open`` and p(top) ``p_top``."""

@@ -78,6 +78,43 @@ def fit_rescue_gate(crops: list[Crop], x: np.ndarray, is_top: np.ndarray, keep: 
     return fit_linear_cap(x[keep], is_top[keep], alike(groups[keep], is_top[keep]), L2)
 
 
+def write_with_gate(base: Path, out_dir: Path, add, gate: LinearCap, version: str) -> tuple[dict, dict]:
+    """``base``'s model written to ``out_dir``, its judge given one more gate column by ``add`` (``with_rescue_gate``,
+    ``with_last_look``); returns the base's metadata and the new model's (named ``version``) for the caller to fill in.
+    The finder's files are copied as they are."""
+    import keras
+
+    from bottlecheck.training.model import artifact_identity, export_tflite
+
+    meta = json.loads((base / "metadata.json").read_text())
+    judge = keras.models.load_model(base / meta["stages"]["judge"]["files"]["keras"], compile=False)
+    judge = add(judge, gate)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("finder.keras", "finder.tflite"):
+        shutil.copy2(base / name, out_dir / name)
+    judge.save(out_dir / "judge.keras")
+    export_tflite(judge, out_dir / "judge.tflite")
+    out = copy.deepcopy(meta)
+    out.update(artifact_identity(meta["name"], version))
+    return meta, out
+
+
+def gate_record(recipe: str, base_meta: dict, crops: list[Crop], started: float) -> dict:
+    """How a gate column was learned, for the model's ``training`` metadata: its recipe, base, crops and fit."""
+    return {
+        "recipe": recipe,
+        "base": f"{base_meta['name']} {base_meta['version']}",
+        "crops": {f"{g}/{label}": n for (g, label), n in sorted(Counter((c.group, c.label) for c in crops).items())},
+        "annotations": [f"recipe/annotations/{name}" for name, _ in ANNOTATIONS],
+        "views": VIEWS,
+        "seed": SEED,
+        "l2": L2,
+        "weighting": "each (group, top or not) alike",
+        "seconds": round(time.time() - started, 1),
+        "bottlecheck": __version__,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", type=Path, required=True, help="the model whose judge gets the rescue gate")
@@ -88,26 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.time()
     import_tensorflow()
-    import keras
-
-    from bottlecheck.training.model import artifact_identity, export_tflite
     from bottlecheck.training.tops_model import with_rescue_gate
 
     crops = gate_crops()
     x, is_top = gate_features(crops, args.cache)
     gate = fit_rescue_gate(crops, x, is_top)
-    meta = json.loads((args.base / "metadata.json").read_text())
-    judge = keras.models.load_model(args.base / meta["stages"]["judge"]["files"]["keras"], compile=False)
-    judge = with_rescue_gate(judge, gate)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("finder.keras", "finder.tflite"):
-        shutil.copy2(args.base / name, args.out / name)
-    judge.save(args.out / "judge.keras")
-    export_tflite(judge, args.out / "judge.tflite")
-
-    out = copy.deepcopy(meta)
-    out.update(artifact_identity(meta["name"], args.version))
+    meta, out = write_with_gate(args.base, args.out, with_rescue_gate, gate, args.version)
     stage = out["stages"]["judge"]
     stage["output"] = (
         "(N, 4): the probabilities of closed, open, none as before (p(top) (1 - p(open | top)), "
@@ -121,18 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         "rule": "after the gate's second look, a candidate still under the decision's min_top_probability counts "
         "when the rescue gate's p(top) at crop_span is at least sure; its p(top) is then the rescue gate's",
     }
-    out["training"]["rescue_gate"] = {
-        "recipe": "recipe/train_rescue_gate.py",
-        "base": f"{meta['name']} {meta['version']}",
-        "crops": {f"{g}/{label}": n for (g, label), n in sorted(Counter((c.group, c.label) for c in crops).items())},
-        "annotations": [f"recipe/annotations/{name}" for name, _ in ANNOTATIONS],
-        "views": VIEWS,
-        "seed": SEED,
-        "l2": L2,
-        "weighting": "each (group, top or not) alike",
-        "seconds": round(time.time() - started, 1),
-        "bottlecheck": __version__,
-    }
+    out["training"]["rescue_gate"] = gate_record("recipe/train_rescue_gate.py", meta, crops, started)
     write_metadata(args.out, out)
     print(f"wrote {args.out} ({args.version}): rescue gate at {args.sure} on {len(crops)} marked crops")
 

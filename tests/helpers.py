@@ -21,8 +21,9 @@ needs_tensorflow = pytest.mark.skipif(
 )
 
 
-#: The bundled model's directory.
+#: The bundled model's directory, and the example photos beside it.
 MODEL = Path(__file__).resolve().parent.parent / "model"
+EXAMPLES = MODEL.parent / "examples"
 
 
 def bundled_model_with(directory: Path, judge: dict, decision: dict | None = None) -> Path:
@@ -38,6 +39,24 @@ def bundled_model_with(directory: Path, judge: dict, decision: dict | None = Non
     metadata["decision"].update(decision or {})
     (directory / "metadata.json").write_text(json.dumps(metadata))
     return directory
+
+
+def one_candidate_answer(classifier, row: np.ndarray) -> dict:
+    """The answer to the first example photo with one candidate whose judge row is ``row``, after the model's looks."""
+    photo = classifier.preprocess(str(EXAMPLES / "rendered_open_1.jpg"))
+    placed = [(100.0, 100.0, 30.0, 0.9)]
+    return classifier.answer_with(photo, placed, classifier.look_again([photo], [placed], [row]))
+
+
+def assert_counted(answer: dict, counted_at: float | None, p_open: float) -> None:
+    """``answer`` counts its one candidate at p(top) ``counted_at`` with the cap's own ``p_open`` (None: unknown)."""
+    if counted_at is None:
+        assert answer["status"] == "unknown" and answer["tops"] == []
+        return
+    (top,) = answer["tops"]
+    assert top["p_top"] == pytest.approx(counted_at)
+    assert top["p_open"] == pytest.approx(p_open)  # the cap's answer is untouched
+    assert answer["status"] == ("open" if p_open >= 0.5 else "closed")
 
 
 def bundled_fields() -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from bottlecheck import Classifier
 from bottlecheck.training.judge import LinearCap
-from tests.helpers import bundled_model_with, needs_tensorflow, run_tflite
+from tests.helpers import assert_counted, bundled_model_with, needs_tensorflow, one_candidate_answer, run_tflite
 
 MODEL = Path(__file__).resolve().parent.parent / "model"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rendered_open_1.jpg"
@@ -58,7 +58,9 @@ def test_the_rescue_gate_is_a_fourth_output_beside_the_judges_three_and_a_rebuil
 def _classifier(tmp_path: Path, rescue: dict | None) -> Classifier:
     """The bundled model without its second look (so that rows pass as given), with ``rescue`` as its rescue."""
     # p_open as the rows give it: no photo calibration either
-    copy = bundled_model_with(tmp_path / "model", {"second_look": None, "rescue": rescue, "photo_calibration": None})
+    copy = bundled_model_with(
+        tmp_path / "model", {"second_look": None, "rescue": rescue, "last_look": None, "photo_calibration": None}
+    )
     return Classifier.load(copy, engine="litert")
 
 
@@ -78,17 +80,7 @@ def _row(p_top: float, p_open: float, rescue: float) -> np.ndarray:
 )
 def test_a_turned_down_candidate_counts_only_when_the_rescue_gate_is_sure(tmp_path, p_top, rescue, counted_at):
     classifier = _classifier(tmp_path, {"column": 3, "sure": 0.95})
-    photo = classifier.preprocess(str(EXAMPLE))
-    placed = [(100.0, 100.0, 30.0, 0.9)]
-    rows = classifier.look_again([photo], [placed], [_row(p_top, 0.8, rescue)])
-    answer = classifier.answer_with(photo, placed, rows)
-    if counted_at is None:
-        assert answer["status"] == "unknown" and answer["tops"] == []
-    else:
-        (top,) = answer["tops"]
-        assert top["p_top"] == pytest.approx(counted_at)
-        assert top["p_open"] == pytest.approx(0.8)  # the cap's answer is untouched
-        assert answer["status"] == "open"
+    assert_counted(one_candidate_answer(classifier, _row(p_top, 0.8, rescue)), counted_at, 0.8)
 
 
 def test_a_model_without_a_rescue_gate_ignores_a_fourth_column(tmp_path):
@@ -103,7 +95,9 @@ def test_the_rescue_comes_after_the_gates_second_look_and_before_the_caps(tmp_pa
     """Order matters: the gate's doubt is looked at first (a candidate its looks count is not rescued, and
     its p(top) is their mean); a rescued top whose cap is unsure gets the cap's second look like any other."""
     look = {"spans": [1.6, 4.0], "band": 0.15, "min_top": 0.6, "top_floor": 0.35}
-    copy = bundled_model_with(tmp_path / "model", {"second_look": look, "rescue": {"column": 3, "sure": 0.95}})
+    copy = bundled_model_with(
+        tmp_path / "model", {"second_look": look, "rescue": {"column": 3, "sure": 0.95}, "last_look": None}
+    )
     classifier = Classifier.load(copy, engine="litert")
     photo = classifier.preprocess(str(EXAMPLE))
     placed = [(100.0, 100.0, 30.0, 0.9), (150.0, 100.0, 30.0, 0.9)]
@@ -134,7 +128,8 @@ def test_the_shipped_model_describes_its_rescue_gate_and_its_judge_gives_it():
     assert (classifier.rescue_column, classifier.rescue_sure) == (3, rescue["sure"])
     photo = classifier.preprocess(str(EXAMPLE))
     rows = classifier.judge_crops([classifier.crop(photo, x, y, side) for x, y, side, _ in classifier.find_tops(photo)])
-    assert rows and all(row.shape == (4,) and 0.0 <= row[3] <= 1.0 for row in rows)
+    # four columns and the last look's fifth (tops 3.5.0 on: tests/test_last_look.py)
+    assert rows and all(row.shape == (5,) and 0.0 <= row[3] <= 1.0 for row in rows)
     np.testing.assert_allclose([row[:3].sum() for row in rows], 1.0, atol=1e-5)
 
 

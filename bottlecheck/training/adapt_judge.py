@@ -61,7 +61,7 @@ from bottlecheck.training.judge import (
     judge_trunk_model,
 )
 from bottlecheck.training.split import MIN_CALIBRATION_PER_CLASS, describe_split, split_training_data
-from bottlecheck.training.tops_model import RESCUE_LAYER
+from bottlecheck.training.tops_model import LAST_LOOK_LAYER, RESCUE_LAYER
 
 #: Views of each crop while training (position, size, mirror jitter: the finder's errors).
 TRAIN_VIEWS = 8
@@ -199,8 +199,11 @@ def adapt_judge(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     metadata["stages"]["judge"].update(
         files={"tflite": "judge.tflite", "keras": "judge.keras"}, temperature=round(calibration["temperature"], 4)
     )
-    if RESCUE_LAYER not in {layer.name for layer in judge.layers}:  # a judge rebuilt without it: no fourth output
+    kept = {layer.name for layer in judge.layers}
+    if RESCUE_LAYER not in kept:  # a judge rebuilt without it: no fourth output
         metadata["stages"]["judge"].pop("rescue", None)
+    if LAST_LOOK_LAYER not in kept:  # nor a fifth (a last look needs the rescue gate beside it)
+        metadata["stages"]["judge"].pop("last_look", None)
     if not calibration.get("base_cap_kept"):  # the base's correction of its cap on unseen sources (tops 3.4.0)
         metadata["stages"]["judge"].pop("photo_calibration", None)  # is not the refit cap's: drop it
     identity = artifact_identity(artifact.name, config.version, base_version=artifact.version)

@@ -83,14 +83,18 @@ def build_gated_judge(base_judge, cap, cap_temperature: float, pooling: str = "m
     cap_layer.set_weights(
         [np.asarray(cap.kernel * scale, dtype=np.float32)[:, None], np.array([cap.bias * scale], dtype=np.float32)]
     )
-    if RESCUE_LAYER in names:  # a base with a rescue gate (tops 3.3.0 on) keeps it, as it keeps its gate
-        kernel, bias = base_judge.get_layer(RESCUE_LAYER).get_weights()
-        model = with_rescue_gate(model, LinearCap(kernel[:, 0].astype(np.float64), float(bias[0])))
+    # A base with a rescue gate (tops 3.3.0 on) or a last look (3.5.0 on) keeps them, as it keeps its gate.
+    for layer, add in ((RESCUE_LAYER, with_rescue_gate), (LAST_LOOK_LAYER, with_last_look)):
+        if layer in names:
+            kernel, bias = base_judge.get_layer(layer).get_weights()
+            model = add(model, LinearCap(kernel[:, 0].astype(np.float64), float(bias[0])))
     return model
 
 
 #: The layer of a judge's rescue gate (``with_rescue_gate``): its p(top) is the judge's fourth output.
 RESCUE_LAYER = "rescue_gate"
+#: The layer of a judge's last-look gate (``with_last_look``): its p(top) is the judge's fifth output.
+LAST_LOOK_LAYER = "last_look_gate"
 
 
 def with_rescue_gate(judge, gate):
@@ -102,14 +106,33 @@ def with_rescue_gate(judge, gate):
     apart, each keeps what it knew (the model card says what either alone lost). The same
     backbone pass feeds both: no second model, no extra cost beyond one 1280-wide dot product.
     """
+    return _with_gate_column(judge, gate, RESCUE_LAYER, "probabilities_and_rescue")
+
+
+def with_last_look(judge, gate):
+    """``judge`` (with a rescue gate) with a fifth output: a third gate's p(top), on the same pooled 1x1 head.
+
+    The decision rule reads it only in a photo where no candidate counts after the rescue gate
+    has had its say (``TopsClassifier.look_again``), so every photo the judge answered before is
+    answered as before. The third gate is learned from real tops against the not-tops someone
+    looked at, without the rule-made ones that teach a gate to refuse what the render gate
+    refused; alone it would answer close-ups with no top, so the rescue gate must agree too.
+    """
+    if RESCUE_LAYER not in {layer.name for layer in judge.layers}:
+        raise ValueError("a last look needs the judge's rescue gate: its p(top) is the last look's guard")
+    return _with_gate_column(judge, gate, LAST_LOOK_LAYER, "probabilities_rescue_and_last_look")
+
+
+def _with_gate_column(judge, gate, layer: str, output: str):
+    """``judge`` with one more column: sigmoid(``gate``) on its pooled 1x1 head, a Dense layer named ``layer``."""
     import keras
 
     layers = keras.layers
-    rescue = layers.Dense(1, activation="sigmoid", name=RESCUE_LAYER)
-    p_top = rescue(judge.get_layer("pool").output)
-    outputs = layers.Concatenate(name="probabilities_and_rescue", dtype="float32")([judge.output, p_top])
+    dense = layers.Dense(1, activation="sigmoid", name=layer)
+    p_top = dense(judge.get_layer("pool").output)
+    outputs = layers.Concatenate(name=output, dtype="float32")([judge.output, p_top])
     model = keras.Model(judge.input, outputs, name=judge.name)
-    rescue.set_weights([np.asarray(gate.kernel, dtype=np.float32)[:, None], np.array([gate.bias], dtype=np.float32)])
+    dense.set_weights([np.asarray(gate.kernel, dtype=np.float32)[:, None], np.array([gate.bias], dtype=np.float32)])
     return model
 
 

@@ -62,6 +62,12 @@ def _stage_facts(stage: dict[str, Any]) -> dict[str, Any]:
             if "rescue" in stage
             else {}
         ),
+        # The last look (3.5): which output column, how sure it and the rescue gate must be.
+        **(
+            {"last_look": {k: v for k, v in stage["last_look"].items() if k in ("column", "sure", "guard")}}
+            if "last_look" in stage
+            else {}
+        ),
         # The photo calibration (3.4): the temperature every reported p_open carries, and what it did.
         **(
             {
@@ -97,7 +103,9 @@ def info_lines(facts: dict[str, Any], stages: dict[str, Any]) -> list[str]:
 
 def _stage_line(stage: dict[str, Any]) -> str:
     details = ", ".join(
-        f"{k} {v}" for k, v in stage.items() if k not in ("files", "second_look", "rescue", "photo_calibration")
+        f"{k} {v}"
+        for k, v in stage.items()
+        if k not in ("files", "second_look", "rescue", "last_look", "photo_calibration")
     )
     if "second_look" in stage:
         look = stage["second_look"]
@@ -114,6 +122,12 @@ def _stage_line(stage: dict[str, Any]) -> str:
         details += (
             f"; then a candidate still under the line counts when the rescue gate (output {stage['rescue']['column']}) "
             f"gives p_top at least {stage['rescue']['sure']:g}"
+        )
+    if "last_look" in stage:
+        last = stage["last_look"]
+        details += (
+            f"; then, in a photo where still nothing counts, a candidate counts when the last look (output "
+            f"{last['column']}) gives p_top at least {last['sure']:g} and the rescue gate at least {last['guard']:g}"
         )
     if "photo_calibration" in stage:
         calibration = stage["photo_calibration"]

@@ -1,0 +1,188 @@
+"""The last look (tops 3.5.0): a third p(top), learned from real tops against checked not-tops, heard only in a
+photo where nothing counts after the rescue gate, and only where the rescue gate agrees enough. Built into the
+judge as a fifth output, kept by a rebuild, and read per photo, never across photos of one batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bottlecheck import Classifier
+from bottlecheck.training.judge import LinearCap
+from tests.helpers import assert_counted, bundled_model_with, needs_tensorflow, one_candidate_answer, run_tflite
+
+MODEL = Path(__file__).resolve().parent.parent / "model"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rendered_open_1.jpg"
+LAST_LOOK = {"column": 4, "sure": 0.95, "guard": 0.8}
+
+
+def _classifier(tmp_path: Path, last_look: dict | None = LAST_LOOK) -> Classifier:
+    """The bundled model without its second looks or photo calibration (rows pass as given), its rescue gate at
+    0.95 in column 3 and ``last_look`` as its last look."""
+    copy = bundled_model_with(
+        tmp_path / "model",
+        {
+            "second_look": None,
+            "photo_calibration": None,
+            "rescue": {"column": 3, "sure": 0.95},
+            "last_look": last_look,
+        },
+    )
+    return Classifier.load(copy, engine="litert")
+
+
+def _row(p_top: float, p_open: float, rescue: float, last: float) -> np.ndarray:
+    return np.array([p_top * (1 - p_open), p_top * p_open, 1 - p_top, rescue, last])
+
+
+@pytest.mark.parametrize(
+    ("last", "rescue", "counted_at"),
+    [
+        (0.97, 0.85, 0.97),  # nothing counts, both sure enough: counts at the last look's p(top)
+        (0.95, 0.80, 0.95),  # at both bars: at least means at least
+        (0.94, 0.90, None),  # the last look not sure enough
+        (0.99, 0.79, None),  # the rescue gate's guard not met: close-ups stay unknown
+    ],
+)
+def test_in_a_photo_where_nothing_counts_a_candidate_counts_when_the_last_look_and_the_guard_agree(
+    tmp_path, last, rescue, counted_at
+):
+    assert_counted(one_candidate_answer(_classifier(tmp_path), _row(0.2, 0.3, rescue, last)), counted_at, 0.3)
+
+
+def test_the_last_look_never_adds_a_top_to_a_photo_where_something_counts(tmp_path):
+    """A photo the first gate or the rescue gate answers is answered as before: the last look cannot make it open."""
+    classifier = _classifier(tmp_path)
+    photo = classifier.preprocess(str(EXAMPLE))
+    placed = [(100.0, 100.0, 30.0, 0.9), (160.0, 100.0, 30.0, 0.8)]
+    for counted in (_row(0.7, 0.1, 0.1, 0.1), _row(0.2, 0.1, 0.97, 0.1)):  # by the first gate; by the rescue gate
+        rows = classifier.look_again([photo], [placed], [counted, _row(0.2, 0.9, 0.9, 0.99)])
+        answer = classifier.answer_with(photo, placed, rows)
+        assert answer["status"] == "closed"
+        (top,) = answer["tops"]
+        assert top["p_open"] == pytest.approx(0.1)
+
+
+def test_each_photo_of_a_batch_gets_its_own_last_look(tmp_path):
+    """Rows come photo after photo: the photo with a counted top keeps its turned-down candidate out, the next
+    photo (nothing counted) gets its last look, and a photo with no candidate in between shifts nothing."""
+    classifier = _classifier(tmp_path)
+    photo = classifier.preprocess(str(EXAMPLE))
+    first = [(100.0, 100.0, 30.0, 0.9), (160.0, 100.0, 30.0, 0.8)]
+    empty: list = []
+    second = [(120.0, 120.0, 30.0, 0.7)]
+    rows = classifier.look_again(
+        [photo, photo, photo],
+        [first, empty, second],
+        [_row(0.7, 0.1, 0.1, 0.1), _row(0.2, 0.9, 0.9, 0.99), _row(0.2, 0.9, 0.9, 0.99)],
+    )
+    judged = iter(rows)
+    placements = (first, empty, second)
+    answers = [classifier.answer_with(photo, placed, [next(judged) for _ in placed]) for placed in placements]
+    assert [a["status"] for a in answers] == ["closed", "unknown", "open"]
+    assert len(answers[0]["tops"]) == 1 and answers[2]["tops"][0]["p_top"] == pytest.approx(0.99)
+
+
+def test_a_model_without_a_last_look_ignores_a_fifth_column(tmp_path):
+    assert_counted(one_candidate_answer(_classifier(tmp_path, None), _row(0.2, 0.9, 0.9, 0.99)), None, 0.9)
+
+
+def test_the_bundled_model_reads_its_last_look_from_the_judges_fifth_output():
+    stage = json.loads((MODEL / "metadata.json").read_text())["stages"]["judge"]
+    assert {k: stage["last_look"][k] for k in LAST_LOOK} == LAST_LOOK
+    assert stage["rescue"]["column"] == 3
+    classifier = Classifier.load(MODEL, engine="litert")
+    photo = classifier.preprocess(str(EXAMPLE))
+    (row,) = classifier.judge_crops([classifier.crop(photo, 100.0, 100.0, 30.0)])
+    assert row.shape == (5,) and 0.0 <= row[4] <= 1.0
+
+
+@needs_tensorflow
+def test_the_last_look_is_a_fifth_output_beside_the_rescue_gate_and_a_rebuild_keeps_both(tmp_path):
+    """Columns 0-3 pass through; column 4 is sigmoid(gate) on the pooled 1x1 head; the TFLite export answers the
+    same; a cap refit on top (``bottlecheck train``) keeps both gates; without a rescue gate there is no guard."""
+    from bottlecheck.tfquiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from bottlecheck.training.judge import judge_features_model, judge_head
+    from bottlecheck.training.model import export_tflite
+    from bottlecheck.training.tops_model import build_gated_judge, build_judge, with_last_look, with_rescue_gate
+
+    keras.utils.set_random_seed(6)
+    rng = np.random.default_rng(6)
+    judge = build_gated_judge(build_judge(judge_head(), 0.8), LinearCap(rng.normal(0, 0.05, 320), 0.3), 1.7)
+    with pytest.raises(ValueError, match="rescue gate"):
+        with_last_look(judge, LinearCap(np.zeros(1280), 0.0))
+    rescued = with_rescue_gate(judge, LinearCap(rng.normal(0, 0.05, 1280), -0.2))
+    gate = LinearCap(rng.normal(0, 0.05, 1280), 0.4)
+    looked = with_last_look(rescued, gate)
+    crops = rng.integers(0, 256, size=(6, 128, 128, 3)).astype(np.float32)
+
+    out = looked.predict(crops, verbose=0)
+    assert out.shape == (6, 5)
+    np.testing.assert_allclose(out[:, :4], rescued.predict(crops, verbose=0), atol=1e-5)
+    expected = 1 / (1 + np.exp(-gate.logits(judge_features_model().predict(crops, verbose=0))))
+    np.testing.assert_allclose(out[:, 4], expected, atol=1e-4)
+    assert np.ptp(out[:, 4]) > 0.01
+
+    export_tflite(looked, tmp_path / "judge.tflite")
+    np.testing.assert_allclose(run_tflite(tmp_path / "judge.tflite", crops), out, atol=1e-4)
+
+    refit = build_gated_judge(looked, LinearCap(rng.normal(0, 0.05, 320), -0.4), 1.0).predict(crops, verbose=0)
+    np.testing.assert_allclose(refit[:, 3:], out[:, 3:], atol=1e-5)  # both gates kept, in their columns
+    assert np.abs(refit[:, 1] - out[:, 1]).max() > 1e-3  # the cap is the new one
+
+
+def test_the_shipped_last_look_lets_no_group_or_kind_fall_below_the_rescue_gate_alone_on_either_draw():
+    """3.5.0's shipping rule, held to its recorded table: each group left out, on each draw of the views, the
+    last look is at or above the rescue gate alone (3.4.0) on every group and kind, and the mean rises."""
+    tables = json.loads((MODEL / "metadata.json").read_text())["metrics"]["groups_and_kinds"]["left_out"]["tables"]
+    draws = [name.rsplit(" ", 1)[-1] for name in tables if name.startswith("last look, views seed")]
+    assert len(draws) >= 2
+    for seed in draws:
+        rescue, last = tables[f"rescue gate, views seed {seed}"], tables[f"last look, views seed {seed}"]
+        for part in ("groups", "kinds"):
+            for name, cell in last[part].items():
+                assert cell["balanced_accuracy"] >= rescue[part][name]["balanced_accuracy"], (seed, name)
+                assert cell["unknown"] <= rescue[part][name]["unknown"], (seed, name)
+        assert last["mean_over_groups"] > rescue["mean_over_groups"], seed
+
+
+def test_the_recorded_last_look_rows_are_3_4_0_and_the_last_look_at_the_models_own_bars():
+    from recipe.record_tables import last_look_rows
+
+    report = {
+        "3.4.0 (seed 0)": {"n": 0},
+        "3.4.0's rescue gate at 0.8 where nothing counts (seed 0)": {"n": 1},
+        "last look 0.95, guard 0.5 (seed 0)": {"n": 2},
+        "last look 0.95, guard 0.8 (seed 0)": {"n": 3},
+        "3.4.0 (seed 1)": {"n": 4},
+        "last look 0.95, guard 0.8 (seed 1)": {"n": 5},
+    }
+    assert last_look_rows(report, LAST_LOOK) == {
+        "rescue gate, views seed 0": {"n": 0},
+        "rescue gate, views seed 1": {"n": 4},
+        "last look, views seed 0": {"n": 3},
+        "last look, views seed 1": {"n": 5},
+    }
+    with pytest.raises(SystemExit):
+        last_look_rows(report, {**LAST_LOOK, "guard": 0.9})
+
+
+def test_info_says_when_the_last_look_is_heard_and_how_sure_both_gates_must_be():
+    from click.testing import CliRunner
+
+    from bottlecheck.cli.main import main
+
+    result = CliRunner().invoke(main, ["info"], catch_exceptions=False)
+    assert result.exit_code == 0
+    expected = (
+        "then, in a photo where still nothing counts, a candidate counts when the last look (output 4) gives p_top "
+        "at least 0.95 and the rescue gate at least 0.8"
+    )
+    assert expected in result.output
