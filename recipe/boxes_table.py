@@ -50,7 +50,8 @@ def marks_by_photo(annotations=ANNOTATIONS, directory: Path = RECIPE / "annotati
         document = json.loads((directory / name).read_text())
         for rel, tops in sorted(document["images"].items()):
             tops = tops if isinstance(tops, list) else tops["tops"]
-            marks[str((folder / rel).resolve())] = (group_of(name, rel), tops)
+            path = str((folder / rel).resolve())
+            marks[path] = (group_of(name, rel), [*marks.get(path, ("", []))[1], *tops])  # a photo in two files
     return marks
 
 

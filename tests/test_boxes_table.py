@@ -123,3 +123,18 @@ def test_the_contact_sheet_shows_each_case_with_its_deciding_box_in_red_and_its_
     assert sheet.getpixel((80, 30)) == (255, 0, 0)
     assert sheet.getpixel((10, 15)) == (0, 255, 0)
     assert sheet.getpixel((128 + 64, 64))[0] < 80  # the crop: the photo's grey, no box drawn on it
+
+
+def test_a_photo_marked_in_two_annotation_files_keeps_the_marks_of_both(tmp_path):
+    """A later by-eye file (tops on candidates nobody marked) adds to a photo's rule-made marks, never replaces them."""
+    photo = "beercooler/closed/a.jpg"
+    for name, label in (("first.json", "none"), ("later.json", "closed")):
+        mark = {"x": len(name), "y": 2, "side": 9, "label": label}
+        (tmp_path / name).write_text(json.dumps({"images": {photo: [mark]}}))
+    files = (("first.json", tmp_path / "data"), ("later.json", tmp_path / "data"))
+
+    marks = boxes_table.marks_by_photo(annotations=files, directory=tmp_path)
+
+    group, found = marks[str((tmp_path / "data" / photo).resolve())]
+    assert group == "beercooler"
+    assert [m["label"] for m in found] == ["none", "closed"]
