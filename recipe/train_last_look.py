@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     from bottlecheck.training.tops_model import with_last_look
 
     crops = gate_crops()
-    unchecked, _ = rule_made(crops)
+    unchecked, _, _ = rule_made(crops)
     x, is_top = gate_features(crops, args.cache)
     gate = fit_rescue_gate(crops, x, is_top, ~np.repeat(unchecked, VIEWS))
     kept = [c for c, rule in zip(crops, unchecked, strict=True) if not rule]
