@@ -48,7 +48,6 @@ from bottlecheck import Classifier
 from bottlecheck.evaluation.metrics import log_loss
 from bottlecheck.tfquiet import import_tensorflow
 from bottlecheck.training.judge import (
-    JUDGE_LABELS,
     Crop,
     LinearCap,
     cap_features_model,
@@ -59,7 +58,7 @@ from bottlecheck.training.judge import (
 )
 
 from . import kinds_table
-from .crops import alike, cap_render_crops, marked, places_digest
+from .crops import alike, cap_render_crops, marked, marks_digest, places_digest
 from .real_photos import GROUPS, OLDER_GROUPS, Photo, labelled_photos
 from .train_rescue_gate import VIEWS, fit_rescue_gate, gate_crops, gate_features
 
@@ -339,18 +338,19 @@ def main(argv: list[str] | None = None) -> None:
 
 def counterfactual_features(cache: Path, tops: list) -> tuple:
     """The counterfactual tops' cap features (6 views each, cached), labels, target and donor groups."""
-    pairs = counterfactual_tops([c for c in tops if c.group != "caps-render"], cache / "counterfactual")
-    pair_file = cache / f"counterfactual-v6-n{len(pairs)}.npz"
+    real = [c for c in tops if c.group != "caps-render"]
+    pairs = counterfactual_tops(real, cache / "counterfactual")
+    # The composites depend on the real tops' places and labels (who donates to whom): so does the key.
+    pair_file = cache / f"counterfactual-v6-{marks_digest(real)}-n{len(pairs)}.npz"
     if not pair_file.exists():
         view = functools.partial(judge_view, low_res_share=0.0, hue_share=0.0)
-        x, y = compute_judge_features([c for c, _ in pairs], 6, 1, True, print, cap_features_model(), view)
-        np.savez(pair_file, x=x, y=y)
-    stored = np.load(pair_file)
-    pair_open = (stored["y"] == JUDGE_LABELS.index("open")).astype(int)
-    views = len(pair_open) // len(pairs)
+        x, _ = compute_judge_features([c for c, _ in pairs], 6, 1, True, print, cap_features_model(), view)
+        np.savez(pair_file, x=x)
+    x = np.load(pair_file)["x"]
+    views = len(x) // len(pairs)
     return (
-        stored["x"],
-        pair_open,
+        x,
+        np.repeat([c.label == "open" for c, _ in pairs], views).astype(int),
         np.repeat([c.group for c, _ in pairs], views),
         np.repeat([d for _, d in pairs], views),
     )
