@@ -167,3 +167,16 @@ def test_the_serving_section_compares_the_server_and_the_cli_per_core_they_used(
     assert "Per core it serves 40.0 requests/s" in line and "45.0 images/s per core" in line
     assert line.endswith("**0.89** of the CLI's per-core rate.")
     assert per_core_lines({"median": 90.0}, server) == []  # older results: no CPU recorded, no claim
+
+
+def test_benchmarks_md_is_what_the_report_writes_from_the_results_and_the_notes():
+    """``benchmarks/run`` rewrites BENCHMARKS.md from ``benchmarks/results`` and ``benchmarks/NOTES.md``: a note
+    written into BENCHMARKS.md by hand is lost at the next run (3.5.0's was, nearly), so it must be in NOTES.md."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "benchmarks/report.py", "benchmarks/results"]
+    report = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+    assert report.stdout == (root / "BENCHMARKS.md").read_text()
