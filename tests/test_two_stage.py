@@ -491,32 +491,42 @@ def test_train_on_a_gated_base_refits_the_cap_and_keeps_the_gate(tiny_model, tmp
     assert right >= 10, [(p.status, truth) for p, (_, truth) in zip(answers, fresh, strict=True)]
 
 
-def test_train_on_a_base_with_a_rescue_gate_moves_it_towards_the_users_tops(tiny_model, tmp_path):
+@pytest.mark.parametrize("last_look_pull", [None, 10.0], ids=["last-look-kept", "last-look-pulled"])
+def test_train_on_a_base_with_a_rescue_gate_moves_it_towards_the_users_tops(
+    tiny_model, tmp_path, monkeypatch, last_look_pull
+):
     """A base whose rescue gate is sure of nothing (p(top) 0.018 on any crop) learns from ten photos of each
     class that the tops there are tops: on fresh photos its p(top) rises on their tops and stays low on the
-    table beside them. The user's PET necks the render-trained gate turns down are counted this way."""
+    table beside them. The user's PET necks the render-trained gate turns down are counted this way. The
+    last look's gate (3.5.0) is kept as the base has it unless ``LAST_LOOK_PULL`` is set; then it learns alike."""
     import keras
 
     from bottlecheck import Classifier
     from bottlecheck.artifact import load_artifact, write_metadata
+    from bottlecheck.training import adapt_judge
     from bottlecheck.training.judge import LinearCap
     from bottlecheck.training.model import export_tflite
-    from bottlecheck.training.tops_model import with_rescue_gate
+    from bottlecheck.training.tops_model import with_last_look, with_rescue_gate
 
+    monkeypatch.setattr(adapt_judge, "LAST_LOOK_PULL", last_look_pull)
     blank, _ = _cap_that_knows_nothing(tiny_model, tmp_path / "blank")
     judge = with_rescue_gate(
         keras.models.load_model(blank / "judge.keras", compile=False), LinearCap(np.zeros(1280), -4.0)
     )
+    judge = with_last_look(judge, LinearCap(np.zeros(1280), -4.5))
     judge.save(blank / "judge.keras")
     export_tflite(judge, blank / "judge.tflite")
     metadata = load_artifact(blank).metadata
     metadata["stages"]["judge"]["rescue"] = {"column": 3, "sure": 0.95}
+    metadata["stages"]["judge"]["last_look"] = {"column": 4, "sure": 0.95, "guard": 0.8}
     write_metadata(blank, metadata)
     out, result = _trained_on_ten_of_each(blank, tmp_path, "r")
-    assert "rescue gate pulled towards the base's" in load_artifact(out).metadata["training"]["recipe"]
+    recipe = load_artifact(out).metadata["training"]["recipe"]
+    assert "rescue gate pulled towards the base's" in recipe
+    assert ("last look's gate pulled towards the base's" in recipe) == (last_look_pull is not None)
 
-    def rescue_p_top(model) -> tuple[float, float]:
-        """The rescue gate's mean p(top) on fresh photos' tops, and on the table below them."""
+    def gates_p_top(model) -> dict[int, tuple[float, float]]:
+        """Each real-photo gate's (column 3, 4) mean p(top) on fresh photos' tops, and on the table below them."""
         classifier = Classifier.load(model, engine="litert")
         on_tops, on_table = [], []
         for k in range(8):
@@ -526,10 +536,16 @@ def test_train_on_a_base_with_a_rescue_gate_moves_it_towards_the_users_tops(tiny
             path.write_bytes(data)
             photo = classifier.preprocess(str(path))
             for x, y, side, _label in tops:
-                on_tops.append(classifier.judge_crops([classifier.crop(photo, x, y, side)])[0][3])
-                on_table.append(classifier.judge_crops([classifier.crop(photo, rng.uniform(60, 420), 320, side)])[0][3])
-        return float(np.mean(on_tops)), float(np.mean(on_table))
+                on_tops.append(classifier.judge_crops([classifier.crop(photo, x, y, side)])[0])
+                on_table.append(classifier.judge_crops([classifier.crop(photo, rng.uniform(60, 420), 320, side)])[0])
+        return {c: (float(np.mean([r[c] for r in on_tops])), float(np.mean([r[c] for r in on_table]))) for c in (3, 4)}
 
-    (base_tops, base_table), (tops, table) = rescue_p_top(blank), rescue_p_top(out)
+    before, after = gates_p_top(blank), gates_p_top(out)
+    (base_tops, base_table), (tops, table) = before[3], after[3]
     assert base_tops < 0.05 and base_table < 0.05
     assert tops > 0.3 and tops > table + 0.2, (tops, table)
+    if last_look_pull is None:
+        np.testing.assert_allclose(after[4], before[4], atol=1e-5)  # kept as the base has it
+    else:
+        (tops, table) = after[4]
+        assert tops > 0.3 and tops > table + 0.2, (tops, table)

@@ -73,6 +73,8 @@ FINETUNE_MIN_PER_CLASS = 8
 ADAPT_CUT = 14
 #: How hard the user's tops pull the base's rescue gate (tops 3.3.0 on) away from where it is: None keeps it.
 RESCUE_PULL: float | None = 10.0
+#: How hard they pull the base's last-look gate (tops 3.5.0 on): None keeps it.
+LAST_LOOK_PULL: float | None = None
 
 
 def find_top_crops(
@@ -362,42 +364,49 @@ def _refit_cap(base_judge, train_crops, val_crops, seed: int, log):
     judge = build_gated_judge(base_judge, cap, float(calibration["temperature"]), pooling)
     calibration["cross_validation"] = choice.as_metadata()
     how = f"the cap judge's gate kept; its cap: {pull_name(choice.pull)} ({choice.describe()})"
-    rescue = _refit_rescue_gate(base_judge, train_crops, seed)
-    if rescue is not None:
-        kernel, bias = judge.get_layer(RESCUE_LAYER).get_weights()
-        judge.get_layer(RESCUE_LAYER).set_weights(
-            [rescue.kernel.reshape(kernel.shape).astype(kernel.dtype), np.array([rescue.bias], dtype=bias.dtype)]
+    for layer, (gate, pull) in _refit_real_gates(base_judge, train_crops, seed).items():
+        kernel, bias = judge.get_layer(layer).get_weights()
+        judge.get_layer(layer).set_weights(
+            [gate.kernel.reshape(kernel.shape).astype(kernel.dtype), np.array([gate.bias], dtype=bias.dtype)]
         )
-        how += f"; its rescue gate pulled towards the base's at L2 {RESCUE_PULL:g} by the user's tops and not-tops"
-        log(f"the rescue gate: refit on {len(train_crops)} crops, pulled towards the base's at L2 {RESCUE_PULL:g}")
+        what = "rescue gate" if layer == RESCUE_LAYER else "last look's gate"
+        how += f"; its {what} pulled towards the base's at L2 {pull:g} by the user's tops and not-tops"
+        log(f"the {what}: refit on {len(train_crops)} crops, pulled towards the base's at L2 {pull:g}")
     return judge, calibration, how
 
 
-def _refit_rescue_gate(base_judge, crops: Sequence[Crop], seed: int):
-    """The base's rescue gate moved towards the user's photos: their tops are tops, the patches beside them not.
+def _refit_real_gates(base_judge, crops: Sequence[Crop], seed: int) -> dict[str, tuple[Any, float]]:
+    """The base's real-photo gates moved towards the user's photos: their tops are tops, the patches beside them not.
 
     The first gate learned its tops from renders and turns down many real ones (a user's PET
     necks: the photo is then ``unknown`` whatever the cap learns); the rescue gate counts a
-    turned-down candidate it is sure of. Pulled towards the base's (which knows real
-    not-tops: bowls, labels, glasses) at :data:`RESCUE_PULL`, twenty photos teach it what a top
-    looks like here without unlearning those. None when the base has no rescue gate or
-    :data:`RESCUE_PULL` is None.
+    turned-down candidate it is sure of, and the last look (tops 3.5.0) one in a photo where
+    nothing else counts. Pulled towards the base's (which know real not-tops: bowls, labels,
+    glasses) at :data:`RESCUE_PULL` and :data:`LAST_LOOK_PULL`, twenty photos teach them what a
+    top looks like here without unlearning those. Each gate the base has and a pull is set for:
+    (its refit, the pull), by layer name; both read the same features.
     """
-    if RESCUE_PULL is None or RESCUE_LAYER not in {layer.name for layer in base_judge.layers}:
-        return None
+    names = {layer.name for layer in base_judge.layers}
+    asked = ((RESCUE_LAYER, RESCUE_PULL), (LAST_LOOK_LAYER, LAST_LOOK_PULL))
+    pulls: dict[str, float] = {layer: pull for layer, pull in asked if pull is not None and layer in names}
+    if not pulls:
+        return {}
     from bottlecheck.training.judge import LinearCap, fit_linear_cap, judge_features_model
 
     front = judge_features_model()
     copy_weights_by_name(base_judge, front)
-    kernel, bias = base_judge.get_layer(RESCUE_LAYER).get_weights()
-    prior = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
     features, labels = compute_judge_features(crops, TRAIN_VIEWS, seed + 7, True, lambda _line: None, front)
     is_top = (labels != JUDGE_LABELS.index("none")).astype(int)
     counts = np.bincount(is_top, minlength=2).astype(float)
     if counts.min() == 0:
-        return None
+        return {}
     weights = len(is_top) / (2 * counts[is_top])  # tops and not-tops weigh alike
-    return fit_linear_cap(features, is_top, weights, RESCUE_PULL, prior=prior)
+    refits = {}
+    for layer, pull in pulls.items():
+        kernel, bias = base_judge.get_layer(layer).get_weights()
+        prior = LinearCap(kernel[:, 0].astype(np.float64), float(bias[0]))
+        refits[layer] = (fit_linear_cap(features, is_top, weights, pull, prior=prior), pull)
+    return refits
 
 
 def _class_weights(labels: np.ndarray) -> np.ndarray:
