@@ -111,6 +111,10 @@ class TopsClassifier(Classifier):
         self.last_look_column = last_look.get("column")
         self.last_look_sure = float(last_look.get("sure", 1.0))
         self.last_look_guard = float(last_look.get("guard", 1.0))
+        # And there (tops 3.6.0 on) the finder's candidates under its min_score, down to this, get the last
+        # look too: only it can count them. None: only the candidates the finder proposed.
+        self.last_look_floor = last_look.get("min_score")
+        self.last_look_tops = int(last_look.get("max_tops", self.max_tops))  # the strongest so many of them
         # One more temperature on each counted top's p(open | top), after the looks (tops 3.4.0 on): the
         # cap is too sure on sources it never saw; monotone and fixed at 0.5, so only confidences move.
         self.open_temperature = float((judge_meta.get("photo_calibration") or {}).get("temperature", 1.0))
@@ -160,7 +164,13 @@ class TopsClassifier(Classifier):
             "judge": [self.judge_size, self.crop_span, self.judge_labels],
             "second_look": [self.second_spans, self.second_band, self.second_min_top, self.top_floor],
             "rescue": [self.rescue_column, self.rescue_sure],
-            "last_look": [self.last_look_column, self.last_look_sure, self.last_look_guard],
+            "last_look": [
+                self.last_look_column,
+                self.last_look_sure,
+                self.last_look_guard,
+                self.last_look_floor,
+                self.last_look_tops,
+            ],
             "photo_calibration": self.open_temperature,
             "decision": [self.min_top, self.decode_side],
         }
@@ -226,14 +236,66 @@ class TopsClassifier(Classifier):
 
     def analyse(self, photos: list[PreparedPhoto]) -> list[dict[str, Any]]:
         """Find and judge the tops of a batch of photos; one answer (a dict) per photo."""
-        found = [self.tops_in(photo, out) for photo, out in zip(photos, self.finder_maps(photos), strict=True)]
+        maps = self.finder_maps(photos)
+        found = [self.tops_in(photo, out) for photo, out in zip(photos, maps, strict=True)]
         crops = [
             self.crop(photo, x, y, side)
             for photo, placed in zip(photos, found, strict=True)
             for x, y, side, _ in placed
         ]
-        judged = iter(self.look_again(photos, found, self.judge_crops(crops)))
+        rows = self.look_again(photos, found, self.judge_crops(crops))
+        found, rows = self.look_below_floor(photos, maps, found, rows)
+        judged = iter(rows)
         return [self._answer(photo, placed, judged) for photo, placed in zip(photos, found, strict=True)]
+
+    def look_below_floor(
+        self, photos: list[PreparedPhoto], maps: list[np.ndarray], found: list[list], rows: list[np.ndarray]
+    ) -> tuple[list[list], list[np.ndarray]]:
+        """In each photo where no candidate counts after :meth:`look_again`, the last look at the finder's weaker ones.
+
+        A model whose last look has a ``min_score`` (tops 3.6.0 on) reads the finder's map of such a
+        photo again down to that score: the tops the finder scored under its floor (a lip seen end
+        on, a crown cut by the frame's edge, a cap in a dim fridge; the strongest ``max_tops`` of them,
+        since a photo with no bottle has many) are judged at ``crop_span``, and
+        each the last look's gate is at least ``last_look_sure`` of, with the rescue gate at least
+        ``last_look_guard``, counts at the last look's p(top), its p(open | top) looked at again as
+        any unsure top's. Only those are added, after the photo's own candidates; a photo where
+        something counts, or none of them passes, is answered as before
+        (``recipe/experiments/last_look.py --floors``). Returns ``found`` and ``rows`` so extended.
+        """
+        if self.last_look_floor is None or self.last_look_column is None or self.rescue_column is None:
+            return found, rows
+        floor, none_i = float(self.last_look_floor), self._none_i
+        counted = iter(1.0 - row[none_i] >= self.min_top for row in rows)
+        quiet = [i for i, placed in enumerate(found) if not any([next(counted) for _ in placed])]
+        below = {
+            i: [top for top in self.tops_in(photos[i], maps[i], min_score=floor) if top[3] < self.min_score][
+                : self.last_look_tops
+            ]
+            for i in quiet
+        }
+        crops = [self.crop(photos[i], x, y, side) for i, tops in below.items() for x, y, side, _ in tops]
+        if not crops:
+            return found, rows
+        judged = iter(self.judge_crops(crops))
+        last, guard = self.last_look_column, self.rescue_column
+        added: dict[int, list[tuple[tuple, np.ndarray]]] = {}
+        for i, tops in below.items():
+            for top in tops:
+                row = next(judged)
+                if row[last] >= self.last_look_sure and row[guard] >= self.last_look_guard:
+                    added.setdefault(i, []).append((top, self._row(self.p_open_given_top(row), float(row[last]), row)))
+        if not added:
+            return found, rows
+        starts = np.cumsum([0, *(len(placed) for placed in found)])
+        new_found, new_rows = [], []
+        for i, placed in enumerate(found):
+            extra = added.get(i, [])
+            tops = [top for top, _ in extra]
+            new_found.append([*placed, *tops])
+            new_rows += rows[starts[i] : starts[i + 1]]
+            new_rows += self._cap_looked_again(photos[i], tops, [row for _, row in extra])
+        return new_found, new_rows
 
     def look_again(
         self, photos: list[PreparedPhoto], found: list[list], probabilities: Sequence[np.ndarray]
@@ -300,6 +362,30 @@ class TopsClassifier(Classifier):
         for i in unsure:
             p_open = float(np.mean([self.p_open_given_top(row) for row in [rows[i], *looks[i]]]))
             rows[i] = self._row(p_open, 1.0 - float(rows[i][none_i]), rows[i])
+        return rows
+
+    def _cap_looked_again(self, photo: PreparedPhoto, tops: list, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """``rows`` of ``tops`` in ``photo`` with each unsure counted top's p(open | top) the mean of its looks.
+
+        The cap's second look of :meth:`look_again`, for tops found after it (:meth:`look_below_floor`).
+        """
+        if self.second_band <= 0 or not self.second_spans:
+            return rows
+        rows, none_i = list(rows), self._none_i
+        unsure = [
+            k
+            for k, row in enumerate(rows)
+            if 1.0 - row[none_i] >= max(self.min_top, self.second_min_top)
+            and abs(self.p_open_given_top(row) - self.threshold) < self.second_band
+        ]
+        crops = [
+            self.crop(photo, tops[k][0], tops[k][1], tops[k][2], span) for k in unsure for span in self.second_spans
+        ]
+        again = iter(self.judge_crops(crops) if crops else [])
+        for k in unsure:
+            looks = [next(again) for _ in self.second_spans]
+            p_open = float(np.mean([self.p_open_given_top(row) for row in [rows[k], *looks]]))
+            rows[k] = self._row(p_open, 1.0 - float(rows[k][none_i]), rows[k])
         return rows
 
     def _rescued(self, rows: list[np.ndarray]) -> list[np.ndarray]:

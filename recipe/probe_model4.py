@@ -75,7 +75,7 @@ class Bench:
         # Keyed by the model and the photos: another model's candidates and judge rows, or a changed list
         # (a verdict in annotations/), are computed afresh.
         key = "\n".join([base.artifact.checksum, *(str(p.path) for p in self.photos)])
-        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        self.digest = digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         arrays, meta = cache / f"bench-{digest}.npz", cache / f"bench-{digest}.json"
         if not arrays.exists():
             cap, head = cap_features_model(), judge_features_model()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The shipped model (3.5.0), end to end: renders, the finder and gate (2.2.0's stages), the cap
+# The shipped model (3.6.0), end to end: renders, the finder and gate (2.2.0's stages), the cap
 # judge and the decision rule's second looks (3.2.0), the rescue gate learned from the real photos'
 # marked tops (3.3.0), the photo calibration fitted on the real groups the cap never saw (3.4.0),
-# the last look in the photos where nothing else counts (3.5.0), the leave-one-group-out tables
+# the last look in the photos where nothing else counts (3.5.0), also at the finder's weaker
+# candidates there (3.6.0), the leave-one-group-out tables
 # they were chosen on, and the per-group, per-kind table on every labelled real photo, both
 # written into the model's metadata.
 #
@@ -14,8 +15,8 @@
 #                                                    # tables (~15 min)
 #
 # Needs: apt-get install blender; pip install -e '.[train,test]'; ../shared/data (REAL_DATA and
-# REAL_SOURCES override it). The model is written to WORK_DIR/model, version 3.5.0 (3.4.0 on the
-# way, in WORK_DIR/m340). Checked on
+# REAL_SOURCES override it). The model is written to WORK_DIR/model, version 3.6.0 (3.4.0 and
+# 3.5.0 on the way, in WORK_DIR/m340 and WORK_DIR/m350). Checked on
 # 2026-12-06 with --finder-from model (and with 2.2.0's files from git, the same): the same cap,
 # each beer source left out to the third decimal (office 0.756, check-ins 0.564, street 0.882), but
 # the photo temperature fits at 1.91 where 3.2.0 ships 1.68 and product-poster left out gives 0.792
@@ -38,7 +39,7 @@ finder_from=
 shared=${SHARED_DATA:-../shared/data}
 real=${REAL_DATA:-$shared/real}
 real_sources=${REAL_SOURCES:-$shared/real-sources}
-version=3.5.0
+version=3.6.0
 mkdir -p "$work"
 
 # 1. Background plates (scikit-image sample photos and procedural plates; no bottles); the
@@ -94,11 +95,14 @@ python -m recipe.fit_photo_calibration "$work/real-untempered.jsonl" --write "$w
 
 # 7. The last look, chosen with each group left out on two draws of its views (at 0.95 with the
 #    rescue gate's guard at 0.8 no group or kind falls on either), then fitted on every group's
-#    marked tops against the checked not-tops. Then every labelled real photo per repository group
-#    and per held-out kind with the model itself (in-distribution: its gates saw every group).
-python -m recipe.experiments.last_look --cache "$work/m4" --model "$work/m320" \
+#    marked tops against the checked not-tops (3.5.0); then it also reads the finder's candidates
+#    down to 0.05 (--floor: no group or kind falls on either draw; 3.6.0, only the metadata changes).
+#    Then every labelled real photo per repository group and per held-out kind with the model
+#    itself (in-distribution: its gates saw every group).
+python -m recipe.experiments.last_look --cache "$work/m4" --model "$work/m320" --floor 0.05 \
     --report "$work/last-look.json" | tee "$work/last-look.md"
-python -m recipe.train_last_look --base "$work/m340" --cache "$work/m4" --out "$work/model" --version "$version"
+python -m recipe.train_last_look --base "$work/m340" --cache "$work/m4" --out "$work/m350" --version 3.5.0
+python -m recipe.lower_last_look_floor --base "$work/m350" --out "$work/model" --version "$version"
 bottlecheck classify "$real_sources" "$real" --model "$work/model" -f jsonl -o "$work/real.jsonl" -q
 python -m recipe.kinds_table "$work/real.jsonl" --json "$work/kinds.json" | tee "$work/kinds.md"
 #    Where those answers come from: on a marked top, on a marked not-top, or on no mark (the card's

@@ -26,6 +26,9 @@ PROBE = (
     "python -m recipe.probe_model4 --caps WORK/caps --cache WORK/m4 --model WORK/m320 --report WORK/m4.json --variants"
 )
 LAST_LOOK = "python -m recipe.experiments.last_look --cache WORK/m4 --model WORK/m320 --report WORK/last-look.json"
+#: With the last look's floor (3.6.0 on): the same command with --floor.
+FLOOR = " --floor {floor:g}"
+FLOOR_TOPS = " --floor-tops {tops}"
 AS_SHIPPED = (
     "bottlecheck classify ../shared/data/real-sources ../shared/data/real --model WORK/model -f jsonl "
     "-o WORK/real.jsonl; python -m recipe.kinds_table WORK/real.jsonl --json WORK/kinds.json"
@@ -46,18 +49,31 @@ def left_out_rows(report: dict, sure: float, base: str) -> dict[str, dict]:
 
 
 def last_look_rows(report: dict, last_look: dict) -> dict[str, dict]:
-    """The rescue gate's rows as 3.4.0 ships it and the last look's at its ``sure`` and ``guard``, on each draw."""
+    """The rescue gate's rows as 3.4.0 ships it and the last look's at its ``sure`` and ``guard``, on each draw.
+
+    A last look with a ``min_score`` (3.6.0 on: it also reads the finder's candidates down to it) is recorded
+    from the report's rows at that floor (``last_look --floor``), beside the last look at the finder's own
+    floor (3.5.0's rule) as "last look at the finder's floor".
+    """
     rows = {}
     for name, table in report.items():
         found = re.fullmatch(r"3\.4\.0 \(seed (\d+)\)", name)
         if found:
             rows[f"rescue gate, views seed {found.group(1)}"] = table
+    setting = f"last look {last_look['sure']:g}, guard {last_look['guard']:g}"
+    floor = last_look.get("min_score")
     for name, table in report.items():
-        found = re.fullmatch(rf"last look {last_look['sure']:g}, guard {last_look['guard']:g} \(seed (\d+)\)", name)
+        found = re.fullmatch(rf"{setting} \(seed (\d+)\)", name)
+        if found:
+            shipped_as = "last look at the finder's floor" if floor is not None else "last look"
+            rows[f"{shipped_as}, views seed {found.group(1)}"] = table
+        tops = f", {last_look['max_tops']} tops" if "max_tops" in last_look else ""
+        found = floor is not None and re.fullmatch(rf"{setting}, floor {floor:g}{tops} \(seed (\d+)\)", name)
         if found:
             rows[f"last look, views seed {found.group(1)}"] = table
-    if not any(name.startswith("last look") for name in rows):
-        raise SystemExit(f"the last look's report has no rows at {last_look['sure']:g}, guard {last_look['guard']:g}")
+    if not any(name.startswith("last look,") for name in rows):
+        at = f"{setting}" + (f", floor {floor:g}" if floor is not None else "")
+        raise SystemExit(f"the last look's report has no rows at {at} (last_look --floor for a floor)")
     return rows
 
 
@@ -81,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{base} as shipped": tables[f"{base} as shipped"],
             **last_look_rows(json.loads(args.last_look.read_text()), last_look),
         }
-        command = f"{PROBE}; {LAST_LOOK}"
+        floor = last_look.get("min_score")
+        command = f"{PROBE}; {LAST_LOOK}" + (FLOOR.format(floor=floor) if floor is not None else "")
+        command += FLOOR_TOPS.format(tops=last_look["max_tops"]) if "max_tops" in last_look else ""
         answered_by = "a rescue gate and a last look"
     meta["metrics"]["groups_and_kinds"] = {
         "measure": "balanced accuracy of the photos' answers (unknown counts wrong where a top is in frame, "

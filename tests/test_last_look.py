@@ -17,6 +17,7 @@ from tests.helpers import assert_counted, bundled_model_with, needs_tensorflow, 
 MODEL = Path(__file__).resolve().parent.parent / "model"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "rendered_open_1.jpg"
 LAST_LOOK = {"column": 4, "sure": 0.95, "guard": 0.8}
+FLOORED = {**LAST_LOOK, "min_score": 0.05}
 
 
 def _classifier(tmp_path: Path, last_look: dict | None = LAST_LOOK) -> Classifier:
@@ -172,6 +173,19 @@ def test_the_recorded_last_look_rows_are_3_4_0_and_the_last_look_at_the_models_o
     }
     with pytest.raises(SystemExit):
         last_look_rows(report, {**LAST_LOOK, "guard": 0.9})
+    # With a floor (3.6.0) its rows are the last look's and the rule at the finder's own floor sits beside them.
+    floored = {**report, "last look 0.95, guard 0.8, floor 0.05 (seed 0)": {"n": 6}}
+    floored["last look 0.95, guard 0.8, floor 0.05, 2 tops (seed 0)"] = {"n": 7}
+    assert last_look_rows(floored, {**FLOORED, "max_tops": 2})["last look, views seed 0"] == {"n": 7}
+    assert last_look_rows(floored, FLOORED) == {
+        "rescue gate, views seed 0": {"n": 0},
+        "rescue gate, views seed 1": {"n": 4},
+        "last look at the finder's floor, views seed 0": {"n": 3},
+        "last look at the finder's floor, views seed 1": {"n": 5},
+        "last look, views seed 0": {"n": 6},
+    }
+    with pytest.raises(SystemExit, match="--floor"):
+        last_look_rows(report, FLOORED)
 
 
 def test_info_says_when_the_last_look_is_heard_and_how_sure_both_gates_must_be():
@@ -183,6 +197,100 @@ def test_info_says_when_the_last_look_is_heard_and_how_sure_both_gates_must_be()
     assert result.exit_code == 0
     expected = (
         "then, in a photo where still nothing counts, a candidate counts when the last look (output 4) gives p_top "
-        "at least 0.95 and the rescue gate at least 0.8"
+        "at least 0.95 and the rescue gate at least 0.8, the finder's candidates down to score 0.05 among them"
     )
     assert expected in result.output
+
+
+def _below_floor_answer(classifier: Classifier, scores: list[float], row: np.ndarray, monkeypatch) -> dict:
+    """The answer to the example photo whose finder map holds peaks of ``scores`` (and nothing else) and whose judge
+    reads every crop as ``row``: the candidates the finder's floor keeps first, then the look below the floor."""
+    photo = classifier.preprocess(str(EXAMPLE))
+    heat = classifier.finder_maps([photo])[0].copy()
+    heat[..., 0], heat[..., 1], heat[..., 2:] = 0.0, np.log(24.0), 0.0
+    for k, score in enumerate(scores):
+        heat[2 + 4 * k, 4, 0] = score  # cells far enough apart that no box hides another
+    monkeypatch.setattr(classifier, "judge_crops", lambda crops: [row.copy() for _ in crops])
+    found = [classifier.tops_in(photo, heat)]
+    rows = classifier.look_again([photo], found, classifier.judge_crops([np.zeros(1)] * len(found[0])))
+    found, rows = classifier.look_below_floor([photo], [heat], found, rows)
+    return classifier.answer_with(photo, found[0], rows)
+
+
+@pytest.mark.parametrize(
+    ("score", "last", "rescue", "counted_at"),
+    [
+        (0.10, 0.97, 0.85, 0.97),  # under the finder's floor (0.2), over the look's (0.05): counts as a last look
+        (0.05, 0.95, 0.80, 0.95),  # at each bar: at least means at least
+        (0.04, 0.99, 0.99, None),  # under the look's floor: never cut
+        (0.10, 0.94, 0.99, None),  # the last look not sure enough
+        (0.10, 0.99, 0.79, None),  # the guard not met
+    ],
+)
+def test_where_nothing_counts_the_last_look_also_reads_the_finders_candidates_under_its_floor(
+    tmp_path, monkeypatch, score, last, rescue, counted_at
+):
+    classifier = _classifier(tmp_path, FLOORED)
+    answer = _below_floor_answer(classifier, [score], _row(0.9, 0.3, rescue, last), monkeypatch)
+    # The first gate's p(top) 0.9 counts for nothing below the floor: only the last look can count such a top.
+    assert_counted(answer, counted_at, 0.3)
+    if counted_at is None:
+        assert answer["confidence"] == 1.0  # an unknown answer's confidence sees no candidate it never counted
+
+
+def test_the_look_below_the_floor_leaves_a_photo_where_something_counts_and_a_model_without_it_alone(
+    tmp_path, monkeypatch
+):
+    """One candidate over the finder's floor counts: the weak one is not looked at, however sure the gates. A model
+    whose last look has no floor (3.5.0) never reads under the finder's floor."""
+    classifier = _classifier(tmp_path, FLOORED)
+    answer = _below_floor_answer(classifier, [0.5, 0.1], _row(0.9, 0.3, 0.99, 0.99), monkeypatch)
+    assert len(answer["tops"]) == 1 and answer["tops"][0]["score"] == pytest.approx(0.5)
+    # At most max_tops of them a photo, the strongest: each is a judge pass, and a photo with no bottle has many.
+    two = _classifier(tmp_path / "two", {**FLOORED, "max_tops": 2})
+    answer = _below_floor_answer(two, [0.08, 0.15, 0.1], _row(0.9, 0.3, 0.99, 0.99), monkeypatch)
+    assert sorted(top["score"] for top in answer["tops"]) == pytest.approx([0.1, 0.15])
+    plain = _classifier(tmp_path / "plain", LAST_LOOK)
+    assert plain.last_look_floor is None
+    assert_counted(_below_floor_answer(plain, [0.1], _row(0.9, 0.3, 0.99, 0.99), monkeypatch), None, 0.3)
+
+
+def test_the_shipped_floor_lets_no_group_or_kind_fall_below_the_last_look_at_the_finders_floor_on_either_draw():
+    """3.6.0's shipping rule, held to its recorded table: each group left out, on each draw of the views, the last
+    look down to the shipped floor is at or above 3.5.0's rule on every group and kind, and the mean rises."""
+    stage = json.loads((MODEL / "metadata.json").read_text())["stages"]["judge"]
+    assert stage["last_look"]["min_score"] == FLOORED["min_score"] and stage["last_look"]["max_tops"] == 2
+    tables = json.loads((MODEL / "metadata.json").read_text())["metrics"]["groups_and_kinds"]["left_out"]["tables"]
+    draws = [name.rsplit(" ", 1)[-1] for name in tables if name.startswith("last look at the finder's floor, views")]
+    assert len(draws) >= 2
+    for seed in draws:
+        before = tables[f"last look at the finder's floor, views seed {seed}"]
+        after = tables[f"last look, views seed {seed}"]
+        for part in ("groups", "kinds"):
+            for name, cell in after[part].items():
+                assert cell["balanced_accuracy"] >= before[part][name]["balanced_accuracy"], (seed, name)
+                assert cell["unknown"] <= before[part][name]["unknown"], (seed, name)
+        assert after["mean_over_groups"] > before["mean_over_groups"], seed
+
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "real-sources").is_dir(), reason="needs ../shared/data")
+@pytest.mark.parametrize(
+    ("photo", "status"),
+    [
+        ("real/open/glass94.jpg", "open"),  # a lip seen end on: the finder scores it 0.10
+        ("real-sources/beer-checkins/closed/heineken-0.0__w640.jpg", "closed"),  # a crown cut by the frame: 0.08
+    ],
+)
+def test_the_bundled_model_answers_a_real_top_the_finder_scores_under_its_floor(photo, status):
+    """Two real photos 3.5.0 left unknown (session 24's sheets of them): the top is plain, the finder scores it
+    under 0.2, and the last look down to 0.05 counts it and reads it right. Without the floor: unknown."""
+    classifier = Classifier.load(MODEL, engine="litert")
+    (answer,) = classifier.analyse([classifier.preprocess(str(SHARED / photo))])
+    assert answer["status"] == status
+    assert all(top["score"] < classifier.min_score for top in answer["tops"]) and answer["tops"]
+    classifier.last_look_floor = None  # 3.5.0's rule
+    (before,) = classifier.analyse([classifier.preprocess(str(SHARED / photo))])
+    assert before["status"] == "unknown"

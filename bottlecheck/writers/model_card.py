@@ -62,9 +62,14 @@ def _stage_facts(stage: dict[str, Any]) -> dict[str, Any]:
             if "rescue" in stage
             else {}
         ),
-        # The last look (3.5): which output column, how sure it and the rescue gate must be.
+        # The last look (3.5): which output column, how sure it and the rescue gate must be, and (3.6) the
+        # finder's score it reads down to.
         **(
-            {"last_look": {k: v for k, v in stage["last_look"].items() if k in ("column", "sure", "guard")}}
+            {
+                "last_look": {
+                    k: v for k, v in stage["last_look"].items() if k in ("column", "sure", "guard", "min_score")
+                }
+            }
             if "last_look" in stage
             else {}
         ),
@@ -129,6 +134,8 @@ def _stage_line(stage: dict[str, Any]) -> str:
             f"; then, in a photo where still nothing counts, a candidate counts when the last look (output "
             f"{last['column']}) gives p_top at least {last['sure']:g} and the rescue gate at least {last['guard']:g}"
         )
+        if last.get("min_score") is not None:
+            details += f", the finder's candidates down to score {last['min_score']:g} among them"
     if "photo_calibration" in stage:
         calibration = stage["photo_calibration"]
         ece = calibration.get("ece_answered_photos", {})

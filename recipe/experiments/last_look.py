@@ -24,12 +24,21 @@ only the last look; 3.4.0's replay leaves them out. Both gates are fitted with e
 group left out, on two draws of the views (seeds 0
 and 1), and the photos answered as ``TopsClassifier`` would (the probe's replay; the 3.4.0 rows
 equal ``probe_model4 --variants``' rescue rows at 0.95). Seconds, from the probe's cache.
+
+``--floor F`` (3.6.0, session 24) also looks below the finder's floor: in a photo where nothing
+counts after 3.5.0's rule, the finder's candidates scored from F up to its floor (0.2) get the
+last look too, at each setting (``TopsClassifier.look_below_floor``); ``--floor-tops K`` only
+the strongest K of them a photo (each costs a judge pass). Their candidates come from
+a copy of the model whose finder keeps them (its own bench, in ``CACHE/floor-F``: the bench's
+key is the model's weights, not its floor), 7 minutes on 2 cores the first time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -75,15 +84,88 @@ def rule_made(crops: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.array([p in marked for p in places]) for marked in (unchecked, relabelled, added))  # type: ignore[return-value]
 
 
+def left_out_gate(bench: Bench, crops, group, x, is_top, keep) -> np.ndarray:
+    """Each bench candidate's p(top) from a gate fitted on the marked crops kept, its own group left out."""
+    p_top = np.zeros(len(bench.group))
+    for g in GROUPS:
+        gate = fit_rescue_gate(crops, x, is_top, keep & (group != g))
+        rows = bench.group == g
+        p_top[rows] = sigmoid(gate.logits(bench.arrays["head"][rows]))
+    return p_top
+
+
+def floor_bench(model: Path, cache: Path, floor: float) -> tuple[Bench, np.ndarray, float, float]:
+    """The probe's bench of ``model`` with its finder's floor lowered to ``floor``; each candidate's finder score.
+
+    Returns the bench, the scores (in its candidates' order), the floor and the model's own floor.
+    """
+    folder = cache / f"floor-{floor:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as copy:
+        for item in model.iterdir():
+            shutil.copy2(item, copy)
+        meta = json.loads((Path(copy) / "metadata.json").read_text())
+        own = float(meta["stages"]["finder"]["min_score"])
+        meta["stages"]["finder"]["min_score"] = floor
+        (Path(copy) / "metadata.json").write_text(json.dumps(meta))
+        lowered = Classifier.load(copy, engine="litert")
+        bench = Bench(lowered, folder)
+        scores_file = folder / f"scores-{bench.digest}.npy"
+        if not scores_file.exists():
+            scores = [s for p in bench.photos for *_, s in lowered.find_tops(lowered.preprocess(str(p.path)))]  # type: ignore[attr-defined]
+            np.save(scores_file, np.array(scores))
+    scores = np.load(scores_file)
+    if len(scores) != len(bench.group):
+        raise SystemExit(f"{scores_file}: {len(scores)} scores for {len(bench.group)} candidates")
+    return bench, scores, floor, own
+
+
+def floor_rows(
+    below, crops, group, x, is_top, as_trained, unchecked, added, seed: int, tops: int | None = None
+) -> dict[str, dict]:
+    """3.5.0's rule on the lowered bench's candidates above the model's floor, then the last look below it.
+
+    With ``tops``, only the strongest so many of a photo's candidates under the floor are looked at.
+    """
+    bench, scores, floor, own = below
+    above = scores >= own
+    photo_of = np.repeat(np.arange(len(bench.starts)), bench.counts)
+    rank = np.zeros(len(scores), dtype=int)  # each candidate's place among its photo's under the floor
+    for start, count in zip(bench.starts, bench.counts, strict=True):
+        under = np.flatnonzero(~above[start : start + count]) + start
+        rank[under] = np.arange(len(under))
+
+    def nothing(p_top: np.ndarray) -> np.ndarray:
+        return np.bincount(photo_of, weights=p_top >= 0.5, minlength=len(bench.starts))[photo_of] == 0
+
+    rescue = left_out_gate(bench, crops, group, x, as_trained, ~np.repeat(added, VIEWS))
+    last = left_out_gate(bench, crops, group, x, is_top, ~np.repeat(unchecked, VIEWS))
+    shipped = np.where(above, rescued(gate_looked_again(bench.p_top_shipped), rescue, SURE), 0.0)
+    p350 = np.where(nothing(shipped) & above & (last >= 0.95) & (rescue >= 0.8), last, shipped)
+    still = nothing(p350) & ~above & (scores >= floor) & (rank < (tops or len(scores)))
+    out = {}
+    for sure, guard in SETTINGS:
+        looked = still & (last >= sure) & (rescue >= guard)
+        p_top = np.where(looked, last, p350)
+        answers = bench.answers(p_top, cap_looked_again(bench.p_open_shipped, p_top))
+        name = f"last look {sure}, guard {guard}, floor {floor:g}{f', {tops} tops' if tops else ''} (seed {seed})"
+        out[name] = kinds_table.table(bench.photos, answers)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="recipe.probe_model4's cache")
     parser.add_argument("--model", type=Path, required=True, help="model 3.2.0 (its finder, gate and cap)")
     parser.add_argument("--report", type=Path)
+    parser.add_argument("--floor", type=float, help="also the last look at the finder's candidates down to this score")
+    parser.add_argument("--floor-tops", type=int, help="at most this many of them a photo, the strongest (default all)")
     args = parser.parse_args(argv)
     import_tensorflow()
 
-    bench = Bench(Classifier.load(args.model, engine="litert"), args.cache)
+    model = Classifier.load(args.model, engine="litert")
+    bench = Bench(model, args.cache)
+    below = floor_bench(args.model, args.cache, args.floor) if args.floor is not None else None
     crops = gate_crops()
     unchecked, relabelled, added = rule_made(crops)
     group = np.repeat([c.group for c in crops], VIEWS)
@@ -91,12 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     photo_of = np.repeat(np.arange(len(bench.starts)), bench.counts)
 
     def left_out(x: np.ndarray, is_top: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        p_top = np.zeros(len(bench.group))
-        for g in GROUPS:
-            gate = fit_rescue_gate(crops, x, is_top, keep & (group != g))
-            rows = bench.group == g
-            p_top[rows] = sigmoid(gate.logits(bench.arrays["head"][rows]))
-        return p_top
+        return left_out_gate(bench, crops, group, x, is_top, keep)
 
     def table(p_top: np.ndarray) -> dict:
         return kinds_table.table(bench.photos, bench.answers(p_top, cap_looked_again(bench.p_open_shipped, p_top)))
@@ -119,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
         for sure, guard in SETTINGS:
             looked = nothing_counts & (last >= sure) & (rescue >= guard)
             results[f"last look {sure}, guard {guard} (seed {seed})"] = table(np.where(looked, last, shipped))
+        if below is not None:
+            rows = floor_rows(below, crops, group, x, is_top, as_trained, unchecked, added, seed, args.floor_tops)
+            results.update(rows)
 
     print(
         f"{unchecked.sum()} unchecked rule-made nones of {len(crops)} marks; {relabelled.sum()} made tops by eye; "
