@@ -70,6 +70,7 @@ class Pass:
     finder_view: float = 0.0  # of the decode stage: shrinking the decoded photo for the finder
     tops: int = 0
     judged_again: int = 0
+    counted_below_floor: int = 0  # tops the last look counted under the finder's floor (3.6.0)
     finder_input: str = ""
 
 
@@ -123,8 +124,11 @@ def staged_pass(c: TopsClassifier, paths: list[Path], batch: int) -> Pass:
 
             start = clock()
             looked = c.look_again(photos, found, judged)
+            again = sum(not np.array_equal(a, b) for a, b in zip(judged, looked, strict=True))
+            found, looked = c.look_below_floor(photos, maps, found, looked)  # 3.6.0: where nothing counts
             result.seconds["second_look"] += clock() - start
-            result.judged_again += sum(not np.array_equal(a, b) for a, b in zip(judged, looked, strict=True))
+            result.judged_again += again
+            result.counted_below_floor += len(looked) - len(judged)
 
             rows = iter(looked)
             answers = [
@@ -268,6 +272,7 @@ def main() -> None:
             "band": c.second_band,
             "top_floor": c.top_floor,
             "candidates_judged_again": last.judged_again,
+            "counted_below_the_finders_floor": last.counted_below_floor,
         },
         "one_look_images_per_second": round(n / (total - median["second_look"]), 1),
         "one_thread_images_per_second": round(n / total, 1),

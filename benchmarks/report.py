@@ -365,6 +365,11 @@ def stages_section(data: dict) -> list[str]:
             f"{spans}, band {look['band']:g}{floor}); without it one thread would do "
             f"{data['one_look_images_per_second']} photos/s.",
         ]
+        if "counted_below_the_finders_floor" in look:  # 3.6.0: the column holds the look under the floor too
+            lines[-1] += (
+                f" The column also holds the last look under the finder's floor, in the photos where nothing "
+                f"counts: it counted {look['counted_below_the_finders_floor']} more tops."
+            )
     if "finder_view_ms_per_photo" in data:
         lines += [
             "",
