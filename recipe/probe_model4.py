@@ -66,16 +66,25 @@ RECIPE = Path(__file__).resolve().parent
 SPANS = (2.5, 1.6, 4.0)
 
 
+def bench_key(base: Classifier, photos: list) -> str:
+    """The name of a bench's cache files: the model's weights, how its finder proposes candidates, the photos.
+
+    Another model's candidates and judge rows, the same weights with another finder floor or size
+    (``last_look --floor``'s copy of 3.2.0 read 3.2.0's bench back when only the weights counted),
+    or a changed list of photos (a verdict in annotations/) are computed afresh.
+    """
+    finder = base.answer_settings()["finder"]
+    key = "\n".join([base.artifact.checksum, json.dumps(finder), *(str(p.path) for p in photos)])
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
 class Bench:
     """Each labelled photo's candidates with the cap's features at three spans, the head's at 2.5 and 3.2.0's rows."""
 
     def __init__(self, base: Classifier, cache: Path) -> None:
 
         self.photos = labelled_photos()
-        # Keyed by the model and the photos: another model's candidates and judge rows, or a changed list
-        # (a verdict in annotations/), are computed afresh.
-        key = "\n".join([base.artifact.checksum, *(str(p.path) for p in self.photos)])
-        self.digest = digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        self.digest = digest = bench_key(base, self.photos)
         arrays, meta = cache / f"bench-{digest}.npz", cache / f"bench-{digest}.json"
         if not arrays.exists():
             cap, head = cap_features_model(), judge_features_model()

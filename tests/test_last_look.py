@@ -294,3 +294,27 @@ def test_the_bundled_model_answers_a_real_top_the_finder_scores_under_its_floor(
     classifier.last_look_floor = None  # 3.5.0's rule
     (before,) = classifier.analyse([classifier.preprocess(str(SHARED / photo))])
     assert before["status"] == "unknown"
+
+
+def test_the_probes_bench_is_cached_under_the_finders_floor_and_size_as_well_as_the_weights(tmp_path):
+    """``last_look --floor`` benches a copy of 3.2.0 with a lower finder floor: same weights, other candidates. Keyed
+    by the weights alone it read the first bench back; each setting of the finder must name its own."""
+    import shutil
+
+    from recipe.probe_model4 import bench_key
+
+    def copy_with(name: str, **finder) -> Classifier:
+        shutil.copytree(MODEL, tmp_path / name)
+        metadata = json.loads((tmp_path / name / "metadata.json").read_text())
+        metadata["stages"]["finder"].update(finder)
+        (tmp_path / name / "metadata.json").write_text(json.dumps(metadata))
+        return Classifier.load(tmp_path / name, engine="litert")
+
+    from recipe.real_photos import Photo
+
+    photos = [Photo(Path(name), "folder", "group", "open") for name in ("a.jpg", "b.jpg")]
+    same = bench_key(copy_with("same"), photos)
+    assert bench_key(Classifier.load(MODEL, engine="litert"), photos) == same
+    assert bench_key(copy_with("lower", min_score=0.05), photos) != same
+    assert bench_key(copy_with("fewer", max_tops=4), photos) != same
+    assert bench_key(copy_with("same again"), photos[:1]) != same

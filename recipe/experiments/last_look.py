@@ -29,8 +29,8 @@ equal ``probe_model4 --variants``' rescue rows at 0.95). Seconds, from the probe
 counts after 3.5.0's rule, the finder's candidates scored from F up to its floor (0.2) get the
 last look too, at each setting (``TopsClassifier.look_below_floor``); ``--floor-tops K`` only
 the strongest K of them a photo (each costs a judge pass). Their candidates come from
-a copy of the model whose finder keeps them (its own bench, in ``CACHE/floor-F``: the bench's
-key is the model's weights, not its floor), 7 minutes on 2 cores the first time.
+a copy of the model whose finder keeps them (its own bench, in ``CACHE/floor-F``), 7 minutes on
+2 cores the first time.
 """
 
 from __future__ import annotations
