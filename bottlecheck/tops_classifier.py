@@ -261,7 +261,7 @@ class TopsClassifier(Classifier):
         ``last_look_guard``, counts at the last look's p(top), its p(open | top) looked at again as
         any unsure top's. Only those are added, after the photo's own candidates; a photo where
         something counts, or none of them passes, is answered as before
-        (``recipe/experiments/last_look.py --floors``). Returns ``found`` and ``rows`` so extended.
+        (``recipe/experiments/last_look.py --floor``). Returns ``found`` and ``rows`` so extended.
         """
         if self.last_look_floor is None or self.last_look_column is None or self.rescue_column is None:
             return found, rows
@@ -287,14 +287,14 @@ class TopsClassifier(Classifier):
                     added.setdefault(i, []).append((top, self._row(self.p_open_given_top(row), float(row[last]), row)))
         if not added:
             return found, rows
+        places = [(photos[i], top) for i, extra in added.items() for top, _ in extra]
+        looked = iter(self._cap_looked_again(places, [row for extra in added.values() for _, row in extra]))
         starts = np.cumsum([0, *(len(placed) for placed in found)])
         new_found, new_rows = [], []
         for i, placed in enumerate(found):
             extra = added.get(i, [])
-            tops = [top for top, _ in extra]
-            new_found.append([*placed, *tops])
-            new_rows += rows[starts[i] : starts[i + 1]]
-            new_rows += self._cap_looked_again(photos[i], tops, [row for _, row in extra])
+            new_found.append([*placed, *(top for top, _ in extra)])
+            new_rows += [*rows[starts[i] : starts[i + 1]], *(next(looked) for _ in extra)]
         return new_found, new_rows
 
     def look_again(
@@ -333,59 +333,46 @@ class TopsClassifier(Classifier):
         none_i = self._none_i
         places = [(photo, top) for photo, placed in zip(photos, found, strict=True) for top in placed]
         looks: dict[int, list[np.ndarray]] = {}  # a candidate's rows at second_spans, once cut
-
-        def judge_again(indices: list[int]) -> None:
-            crops = []
-            for i in indices:
-                photo, (x, y, side, _) = places[i]
-                crops += [self.crop(photo, x, y, side, span) for span in self.second_spans]
-            again = iter(self.judge_crops(crops))
-            for i in indices:
-                looks[i] = [next(again) for _ in self.second_spans]
-
         if self.top_floor is not None:
             doubted = [i for i, row in enumerate(rows) if self.top_floor <= 1.0 - row[none_i] < self.min_top]
-            judge_again(doubted)
+            self._judge_again(places, doubted, looks)
             for i in doubted:
                 p_none = float(np.mean([row[none_i] for row in [rows[i], *looks[i]]]))
                 rows[i] = self._row(self.p_open_given_top(rows[i]), 1.0 - p_none, rows[i])
-        rows = self._last_looked(found, self._rescued(rows))
-        if self.second_band <= 0:
+        return self._cap_looked_again(places, self._last_looked(found, self._rescued(rows)), looks)
+
+    def _judge_again(self, places: list[tuple], indices: list[int], looks: dict[int, list[np.ndarray]]) -> None:
+        """Judge each candidate of ``places`` at ``indices`` at every second-look span, into ``looks``."""
+        crops = []
+        for i in indices:
+            photo, (x, y, side, _) = places[i]
+            crops += [self.crop(photo, x, y, side, span) for span in self.second_spans]
+        again = iter(self.judge_crops(crops))
+        for i in indices:
+            looks[i] = [next(again) for _ in self.second_spans]
+
+    def _cap_looked_again(
+        self, places: list[tuple], rows: list[np.ndarray], looks: dict[int, list[np.ndarray]] | None = None
+    ) -> list[np.ndarray]:
+        """``rows`` (one per (photo, top) of ``places``) with each unsure counted top's p(open | top) its looks' mean.
+
+        The cap's second look: :meth:`look_again`'s last step, and the same for the tops
+        :meth:`look_below_floor` adds after it. ``looks`` holds the rows already cut at the spans (the
+        gate's doubt's), so that no candidate is cut twice.
+        """
+        if self.second_band <= 0 or not self.second_spans:
             return rows
+        rows, none_i, looks = list(rows), self._none_i, {} if looks is None else looks
         unsure = [
             i
             for i, row in enumerate(rows)
             if 1.0 - row[none_i] >= max(self.min_top, self.second_min_top)
             and abs(self.p_open_given_top(row) - self.threshold) < self.second_band
         ]
-        judge_again([i for i in unsure if i not in looks])
+        self._judge_again(places, [i for i in unsure if i not in looks], looks)
         for i in unsure:
             p_open = float(np.mean([self.p_open_given_top(row) for row in [rows[i], *looks[i]]]))
             rows[i] = self._row(p_open, 1.0 - float(rows[i][none_i]), rows[i])
-        return rows
-
-    def _cap_looked_again(self, photo: PreparedPhoto, tops: list, rows: list[np.ndarray]) -> list[np.ndarray]:
-        """``rows`` of ``tops`` in ``photo`` with each unsure counted top's p(open | top) the mean of its looks.
-
-        The cap's second look of :meth:`look_again`, for tops found after it (:meth:`look_below_floor`).
-        """
-        if self.second_band <= 0 or not self.second_spans:
-            return rows
-        rows, none_i = list(rows), self._none_i
-        unsure = [
-            k
-            for k, row in enumerate(rows)
-            if 1.0 - row[none_i] >= max(self.min_top, self.second_min_top)
-            and abs(self.p_open_given_top(row) - self.threshold) < self.second_band
-        ]
-        crops = [
-            self.crop(photo, tops[k][0], tops[k][1], tops[k][2], span) for k in unsure for span in self.second_spans
-        ]
-        again = iter(self.judge_crops(crops) if crops else [])
-        for k in unsure:
-            looks = [next(again) for _ in self.second_spans]
-            p_open = float(np.mean([self.p_open_given_top(row) for row in [rows[k], *looks]]))
-            rows[k] = self._row(p_open, 1.0 - float(rows[k][none_i]), rows[k])
         return rows
 
     def _rescued(self, rows: list[np.ndarray]) -> list[np.ndarray]:
