@@ -197,7 +197,8 @@ def test_info_says_when_the_last_look_is_heard_and_how_sure_both_gates_must_be()
     assert result.exit_code == 0
     expected = (
         "then, in a photo where still nothing counts, a candidate counts when the last look (output 4) gives p_top "
-        "at least 0.95 and the rescue gate at least 0.8, the finder's candidates down to score 0.05 among them"
+        "at least 0.95 and the rescue gate at least 0.8, the finder's candidates down to score 0.05 among them "
+        "(the strongest 2 a photo)"
     )
     assert expected in result.output
 

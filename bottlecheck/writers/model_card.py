@@ -67,7 +67,9 @@ def _stage_facts(stage: dict[str, Any]) -> dict[str, Any]:
         **(
             {
                 "last_look": {
-                    k: v for k, v in stage["last_look"].items() if k in ("column", "sure", "guard", "min_score")
+                    k: v
+                    for k, v in stage["last_look"].items()
+                    if k in ("column", "sure", "guard", "min_score", "max_tops")
                 }
             }
             if "last_look" in stage
@@ -136,6 +138,8 @@ def _stage_line(stage: dict[str, Any]) -> str:
         )
         if last.get("min_score") is not None:
             details += f", the finder's candidates down to score {last['min_score']:g} among them"
+            if last.get("max_tops") is not None:
+                details += f" (the strongest {last['max_tops']} a photo)"
     if "photo_calibration" in stage:
         calibration = stage["photo_calibration"]
         ece = calibration.get("ece_answered_photos", {})
