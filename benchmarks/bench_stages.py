@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import random
 import statistics
 import sys
 import tempfile
@@ -27,37 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, machine, photo_like, summary, write_results  # noqa: E402
+from benchmarks.common import REAL, machine, phone_sized, photo_like, summary, write_results  # noqa: E402
 from bottlecheck.classifier import Classifier  # noqa: E402
 from bottlecheck.imaging import letterbox  # noqa: E402
 from bottlecheck.tops_classifier import TopsClassifier  # noqa: E402
 from bottlecheck.writers.rows import open_sink  # noqa: E402
-
-REAL = ROOT.parent / "shared" / "data" / "real"
-
-
-def phone_sized(source: Path, folder: Path, count: int) -> list[Path]:
-    """Real bottle photos padded and resized to 1080x1920 JPEGs (quality 90), made once."""
-    folder.mkdir(parents=True, exist_ok=True)
-    photos = sorted(
-        p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png") and "other" not in p.parts
-    )
-    out = []
-    random.Random(0).shuffle(photos)  # open and closed mixed
-    for k, path in enumerate(photos[:count]):
-        target = folder / f"{k:04d}.jpg"
-        if not target.exists():
-            image = ImageOps.exif_transpose(Image.open(path)).convert("RGBA").convert("RGB")
-            image = ImageOps.pad(image, (1080, 1920), color=(200, 200, 200))
-            buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=90)
-            target.write_bytes(buffer.getvalue())
-        out.append(target)
-    return out
-
 
 STAGES = ("decode", "finder", "crops", "judge", "second_look", "writing")
 

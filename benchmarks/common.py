@@ -6,15 +6,18 @@ import io
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT.parent / "shared" / "data" / "real"
+REAL_SOURCES = ROOT.parent / "shared" / "data" / "real-sources"
 
 
 def photo_like(width: int, height: int, seed: int) -> bytes:
@@ -33,6 +36,26 @@ def photo_like(width: int, height: int, seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+def phone_sized(source: Path, folder: Path, count: int) -> list[Path]:
+    """Real bottle photos padded and resized to 1080x1920 JPEGs (quality 90), made once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = sorted(
+        p for p in source.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png") and "other" not in p.parts
+    )
+    out = []
+    random.Random(0).shuffle(photos)  # open and closed mixed
+    for k, path in enumerate(photos[:count]):
+        target = folder / f"{k:04d}.jpg"
+        if not target.exists():
+            image = ImageOps.exif_transpose(Image.open(path)).convert("RGBA").convert("RGB")
+            image = ImageOps.pad(image, (1080, 1920), color=(200, 200, 200))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=90)
+            target.write_bytes(buffer.getvalue())
+        out.append(target)
+    return out
 
 
 def make_photos(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:

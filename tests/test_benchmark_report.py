@@ -180,3 +180,15 @@ def test_benchmarks_md_is_what_the_report_writes_from_the_results_and_the_notes(
     command = [sys.executable, "benchmarks/report.py", "benchmarks/results"]
     report = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
     assert report.stdout == (root / "BENCHMARKS.md").read_text()
+
+
+def test_section_one_gives_issue_39s_own_measure_when_the_run_took_it():
+    """The few photos through each whole command, start included: both times and their ratio, or nothing."""
+    from benchmarks.report import whole_commands_lines
+
+    seconds = {"median": 1.2, "min": 1.1, "max": 1.3, "runs": 3}
+    whole = {"photos": 120, "bottlecheck_seconds": seconds, "baseline_seconds": {**seconds, "median": 21.0}}
+    text = "\n".join(whole_commands_lines(whole))
+    assert "120 of the phone photos" in text and "1.20 s (1.10-1.30)" in text and "21.00 s" in text
+    assert "**17.5x**" in text
+    assert whole_commands_lines(None) == []
