@@ -120,9 +120,8 @@ ANNOTATIONS = (
     ("trashnet-tops.json", DATA / "unlabelled" / "trashnet-glass"),
     ("real-sources-tops.json", DATA / "real-sources"),
     ("real-sources-more-tops.json", DATA / "real-sources"),
-    # Last, so that the crops before them keep their views' draws (a view's jitter comes from one stream).
+    # Last, so that the crops before it keep their views' draws (a view's jitter comes from one stream).
     ("real-sources-unknown-tops.json", DATA / "real-sources"),
-    ("real-sources-unknown-tops-more.json", DATA / "real-sources"),
 )
 
 

@@ -22,9 +22,8 @@ them) and the verdicts kept in ``annotations/real-sources-more-review.json``, wh
 applies: a mark that is no top (a bowl, a label, a loose cap) becomes ``none``, an unclear one
 is dropped. The nones nobody had looked at were checked by eye where they decide most, in the
 photos model 3.4.0 answers ``unknown`` (``annotations/real-sources-nones-review.json``: 38 of
-416 are tops, capped or bare, and take what they show), and again where 3.6.0 answers ``unknown``
-with no marked top (``annotations/real-sources-unknown-review.json``: 32 more). The older three
-folders keep their by-eye marks (``real-sources-tops.json``).
+416 are tops, capped or bare, and take what they show). The older three folders keep their
+by-eye marks (``real-sources-tops.json``).
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ OLDER = ("beer-office", "beer-checkins", "street-restaurants")
 #: The by-eye verdicts: on the open and closed marks (every one), then on the nones in photos answered unknown.
 REVIEWS = tuple(
     Path(__file__).resolve().parent / "annotations" / name
-    for name in ("real-sources-more-review.json", "real-sources-nones-review.json", "real-sources-unknown-review.json")
+    for name in ("real-sources-more-review.json", "real-sources-nones-review.json")
 )
 TILE, COLUMNS, ROWS = 112, 8, 6
 
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         "about": "Tops in the nine newer folders of ../shared/data/real-sources, marked by rule from the source's "
         "boxes and model 3.2.0's finder candidates and gate (recipe/mark_real_tops.py: its docstring gives the rules), "
         "then every open or closed mark checked by eye (real-sources-more-review.json), and the nones in photos "
-        "answered unknown by 3.4.0 (real-sources-nones-review.json) and by 3.6.0 (real-sources-unknown-review.json). "
+        "answered unknown by 3.4.0 (real-sources-nones-review.json). "
         "label open/closed: a top with its photo's label (a none the nones review found a top: what it shows); none: a "
         "candidate the gate turned down, on no box; unsure: "
         "a boxed top in an open photo with several tops (not trained on).",
