@@ -136,6 +136,17 @@ def test_the_recipe_rebuilds_the_shipped_model_and_names_its_version():
     assert "recipe.model1" not in script and (ROOT / "recipe" / "model1" / "recipe.sh").is_file()
 
 
+def test_the_recipe_measures_the_last_look_with_the_shipped_floor_and_how_many_it_reads():
+    """``record_tables`` records the last-look report's rows at the model's own ``min_score`` and
+    ``max_tops``: a recipe that asks ``last_look`` for other rows stops at its last step (session 25
+    found the script without ``--floor-tops``)."""
+    script = (ROOT / "recipe" / "recipe.sh").read_text()
+    last_look = json.loads((ROOT / "model" / "metadata.json").read_text())["stages"]["judge"]["last_look"]
+    (command,) = re.findall(r"python -m recipe\.experiments\.last_look[^\n]*(?:\\\n[^\n]*)*", script)
+    assert f"--floor {last_look['min_score']:g} " in command + " "
+    assert f"--floor-tops {last_look['max_tops']} " in command + " "
+
+
 def test_a_release_is_consistent_version_changelog_and_production_image():
     """The package's version has a dated changelog section, and production runs that version's image
     (docs/development.md, "Releasing": the steps that keep the three in step)."""
