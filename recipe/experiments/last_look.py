@@ -120,12 +120,14 @@ def floor_bench(model: Path, cache: Path, floor: float) -> tuple[Bench, np.ndarr
     return bench, scores, floor, own
 
 
-def floor_rows(
-    below, crops, group, x, is_top, as_trained, unchecked, added, seed: int, tops: int | None = None
-) -> dict[str, dict]:
-    """3.5.0's rule on the lowered bench's candidates above the model's floor, then the last look below it.
+def before_the_floor(
+    below, crops, group, x, is_top, as_trained, unchecked, added, tops: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """3.5.0's rule on the lowered bench's candidates above the model's floor, gates fitted with each group left out.
 
-    With ``tops``, only the strongest so many of a photo's candidates under the floor are looked at.
+    Returns each candidate's p(top) after it, which candidates under the floor the last look may
+    still see (in a photo where nothing counts; with ``tops``, only the strongest so many a photo),
+    and the last-look and rescue gates' p(top).
     """
     bench, scores, floor, own = below
     above = scores >= own
@@ -143,6 +145,18 @@ def floor_rows(
     shipped = np.where(above, rescued(gate_looked_again(bench.p_top_shipped), rescue, SURE), 0.0)
     p350 = np.where(nothing(shipped) & above & (last >= 0.95) & (rescue >= 0.8), last, shipped)
     still = nothing(p350) & ~above & (scores >= floor) & (rank < (tops or len(scores)))
+    return p350, still, last, rescue
+
+
+def floor_rows(
+    below, crops, group, x, is_top, as_trained, unchecked, added, seed: int, tops: int | None = None
+) -> dict[str, dict]:
+    """3.5.0's rule on the lowered bench's candidates above the model's floor, then the last look below it.
+
+    With ``tops``, only the strongest so many of a photo's candidates under the floor are looked at.
+    """
+    bench, _, floor, _ = below
+    p350, still, last, rescue = before_the_floor(below, crops, group, x, is_top, as_trained, unchecked, added, tops)
     out = {}
     for sure, guard in SETTINGS:
         looked = still & (last >= sure) & (rescue >= guard)
