@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bottlecheck.evaluation.metrics import logit
 from bottlecheck.tfquiet import import_tensorflow
 
 from .. import kinds_table
@@ -40,11 +41,6 @@ from .last_look import before_the_floor, floor_bench, rule_made
 #: 2.2.0's judge temperature, which 3.x's gate keeps.
 TEMPERATURE_2_2_0 = 0.8675
 SHARES = (0.25, 0.5)
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def readings(bench, cap_x, cap_open, cap_group, judge_head: tuple[np.ndarray, np.ndarray]) -> dict[str, dict]:
